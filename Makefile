@@ -1,0 +1,61 @@
+# The two commands in README.md are the contract: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export DATA_DIR ?= $(CURDIR)/var
+export PORT ?= 8000
+export SANDBOX_PORT ?= 8001
+export DEBUG ?= true
+export PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
+export VOLTERAS_API_URL ?= http://127.0.0.1:$(SANDBOX_PORT)
+export SANDBOX_BASE_URL ?= $(VOLTERAS_API_URL)
+export SANDBOX_CLIENT_ID ?= sandbox-client
+export SANDBOX_CLIENT_SECRET ?= sandbox-secret
+export VOLTERAS_CLIENT_ID ?= $(SANDBOX_CLIENT_ID)
+export VOLTERAS_CLIENT_SECRET ?= $(SANDBOX_CLIENT_SECRET)
+export SANDBOX_WEBHOOK_SECRET ?= whsec_c2FuZGJveC13ZWJob29rLXNlY3JldC0xMjM0NQ==
+export VOLTERAS_WEBHOOK_SECRET ?= $(SANDBOX_WEBHOOK_SECRET)
+export SANDBOX_WEBHOOK_URL ?= $(PORTAL_BASE_URL)/webhooks/volteras/
+export SANDBOX_SPEED ?= 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test venv dev-venv lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+dev-venv: $(VENV)/.installed-dev
+
+run: venv
+	@mkdir -p $(DATA_DIR)
+	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py migrate --database sandbox --no-input -v 0
+	$(PY) manage.py seed_demo
+	@echo "Portal:  $(PORTAL_BASE_URL)/   Sandbox: $(VOLTERAS_API_URL)/   (Ctrl-C stops all)"
+	$(VENV)/bin/honcho start -f Procfile
+
+lint: dev-venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+test: lint
+	@echo "=== pytest on SQLite ==="
+	env -u DATABASE_URL $(VENV)/bin/pytest
+	@echo "=== pytest on PostgreSQL ==="
+	$(PY) tests/pg_cluster.py -- $(VENV)/bin/pytest
+
+bench: dev-venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

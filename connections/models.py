@@ -1,0 +1,485 @@
+"""The portal's domain: fleets and who may see them, uploads of VINs, and each
+VIN's life from validation to its final connection state.
+
+Every state change of a VIN goes through `VinEntry.observe()`, which decides
+whether the observation moves the state, records a timeline event and bumps
+the upload's version (what the live table's poll compares) together.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class Region(models.TextChoices):
+    EUROPE = "EUROPE", "Europe"
+    NORTH_AMERICA = "NORTH_AMERICA", "North America"
+
+
+class FleetQuerySet(models.QuerySet["Fleet"]):
+    def visible_to(self, user) -> FleetQuerySet:
+        """The one place that decides which fleets a user may see."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user_is_support(user):
+            return self.all()
+        return self.filter(memberships__user=user).distinct()
+
+
+def user_is_support(user) -> bool:
+    """Support staff and admins read every fleet and use troubleshooting tools."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    cached = getattr(user, "_is_support", None)
+    if cached is None:
+        cached = user.groups.filter(name=SUPPORT_GROUP).exists()
+        user._is_support = cached
+    return cached
+
+
+SUPPORT_GROUP = "Support"
+
+
+class Fleet(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    default_country_code = models.CharField(
+        max_length=2, default="GB", help_text="ISO 3166-1 alpha-2, used when a row has none."
+    )
+    default_region = models.CharField(
+        max_length=20, choices=Region.choices, default=Region.EUROPE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FleetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("fleet_detail", args=[self.slug])
+
+    def headline_counts(self) -> dict[str, int]:
+        entries = VinEntry.objects.filter(fleet=self, superseded=False)
+        counts = entries.aggregate(
+            connected=models.Count("pk", filter=Q(status=VinStatus.CONNECTED)),
+            in_progress=models.Count("pk", filter=Q(status__in=VinStatus.in_progress())),
+            needs_action=models.Count(
+                "pk", filter=Q(status__in=VinStatus.needs_action(), dismissed=False)
+            ),
+        )
+        counts["active_links"] = self.active_consent_link_count()
+        return counts
+
+    def active_consent_link_count(self) -> int:
+        from django.apps import apps
+
+        try:
+            ConsentLink = apps.get_model("connections", "ConsentLink")
+        except LookupError:
+            return 0
+        return ConsentLink.objects.filter(fleet=self).active().count()
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MANAGER = "manager", "Fleet manager"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    fleet = models.ForeignKey(Fleet, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MANAGER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "fleet"], name="membership_unique_user_fleet")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.fleet} ({self.get_role_display()})"
+
+
+class VinStatus(models.TextChoices):
+    # Before submission (never sent to Volteras).
+    READY = "READY", "Ready"
+    INVALID = "INVALID", "Invalid"
+    SKIPPED = "SKIPPED", "Skipped"
+    # Confirmed, not yet accepted by Volteras.
+    SUBMITTING = "SUBMITTING", "Submitting"
+    # The contract's per-VIN statuses.
+    PROCESSING = "PROCESSING", "Processing"
+    PENDING = "PENDING", "Pending"
+    CONNECTED = "CONNECTED", "Connected"
+    CONNECTION_REQUIRED = "CONNECTION_REQUIRED", "Connection required"
+    INCOMPATIBLE = "INCOMPATIBLE", "Incompatible"
+    ERROR = "ERROR", "Error"
+    # Connected, then disconnected.
+    DISCONNECTED = "DISCONNECTED", "Disconnected"
+
+    @classmethod
+    def final(cls) -> set[str]:
+        return {
+            cls.CONNECTED,
+            cls.CONNECTION_REQUIRED,
+            cls.INCOMPATIBLE,
+            cls.ERROR,
+            cls.DISCONNECTED,
+            cls.INVALID,
+            cls.SKIPPED,
+        }
+
+    @classmethod
+    def in_progress(cls) -> set[str]:
+        return {cls.SUBMITTING, cls.PROCESSING, cls.PENDING}
+
+    @classmethod
+    def needs_action(cls) -> set[str]:
+        return {cls.CONNECTION_REQUIRED, cls.ERROR, cls.INCOMPATIBLE, cls.DISCONNECTED}
+
+    @classmethod
+    def slow_moving(cls) -> set[str]:
+        """States that may last days: the live table stops fast polling on them."""
+        return {cls.PENDING}
+
+    @classmethod
+    def from_api(cls, value: str) -> str:
+        """Volteras' status, kept as is when unknown (stored, shown, never crashed on)."""
+        return value if value in cls.values else cls.ERROR
+
+
+class ActionCategory(models.TextChoices):
+    CUSTOMER_ACTION = "CUSTOMER_ACTION", "Customer action"
+    CONTACT_SUPPORT = "CONTACT_SUPPORT", "Contact support"
+    UNDER_REVIEW = "UNDER_REVIEW", "Under review"
+
+
+class Source(models.TextChoices):
+    VALIDATION = "validation", "Validation"
+    SUBMISSION = "submission", "Submission"
+    POLL = "poll", "Poll"
+    WEBHOOK = "webhook", "Webhook"
+    RECONCILIATION = "reconciliation", "Found by reconciliation"
+    MANUAL = "manual", "Manual"
+
+
+class Upload(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Awaiting confirmation"
+        CHECKING = "checking", "Checking eligibility"
+        SUBMITTED = "submitted", "Submitted"
+
+    fleet = models.ForeignKey(Fleet, on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    source_name = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # Bumped in the same transaction as any change to its entries: the live
+    # table's poll compares it and answers without rendering when unchanged.
+    version = models.PositiveBigIntegerField(default=0)
+    include_existing = models.BooleanField(
+        default=False, help_text="Send VINs already connected or in progress in this fleet."
+    )
+    eligibility_id = models.CharField(max_length=64, blank=True)
+    eligibility = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["fleet", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Upload {self.pk} to {self.fleet}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("upload_detail", args=[self.pk])
+
+    def bump(self) -> None:
+        Upload.objects.filter(pk=self.pk).update(version=F("version") + 1)
+
+    def status_counts(self) -> dict[str, int]:
+        rows = self.entries.values_list("status").annotate(n=models.Count("pk")).order_by()
+        return dict(rows)
+
+    def is_settled(self) -> bool:
+        return not self.entries.exclude(status__in=VinStatus.final()).exists()
+
+
+class VinEntry(models.Model):
+    class Validity(models.TextChoices):
+        VALID = "valid", "Valid"
+        WARNING = "warning", "Valid with a warning"
+        INVALID = "invalid", "Invalid"
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="entries")
+    fleet = models.ForeignKey(Fleet, on_delete=models.CASCADE, related_name="entries")
+    line_number = models.PositiveIntegerField()
+    raw_vin = models.CharField(max_length=64, blank=True)
+    vin = models.CharField(max_length=64, db_index=True)
+    make = models.CharField(max_length=40, blank=True)
+    make_inferred = models.BooleanField(default=False)
+    country_code = models.CharField(max_length=2, blank=True)
+    region = models.CharField(max_length=20, choices=Region.choices, blank=True)
+    registration_plate = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=80, blank=True)
+    model_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+
+    validity = models.CharField(max_length=10, choices=Validity.choices)
+    problems = models.JSONField(default=list, blank=True)
+
+    status = models.CharField(max_length=24, choices=VinStatus.choices, db_index=True)
+    error_codes = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    action_category = models.CharField(max_length=24, blank=True)
+    can_retry = models.BooleanField(null=True)
+    vehicle_id = models.CharField(max_length=64, blank=True, db_index=True)
+    vehicle_input_id = models.CharField(max_length=64, blank=True)
+    was_already_connected = models.BooleanField(null=True)
+    batch = models.ForeignKey(
+        "ConnectBatch", on_delete=models.SET_NULL, null=True, blank=True, related_name="entries"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    # When a VIN still in progress after its group completed is checked again.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0)
+    # Replaced by a later upload of the same VIN in this fleet.
+    superseded = models.BooleanField(default=False)
+    dismissed = models.BooleanField(default=False)
+    escalated = models.BooleanField(default=False)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["line_number"]
+        verbose_name_plural = "VIN entries"
+        indexes = [
+            models.Index(fields=["upload", "line_number"]),
+            models.Index(fields=["upload", "status"]),
+            models.Index(fields=["fleet", "vin"]),
+            models.Index(fields=["status", "next_check_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.vin or f"line {self.line_number}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in VinStatus.final()
+
+    @property
+    def is_stale(self) -> bool:
+        return self.status in VinStatus.in_progress() and self.age > timedelta(
+            days=settings.STALE_AFTER_DAYS
+        )
+
+    @property
+    def age(self) -> timedelta:
+        return timezone.now() - self.status_changed_at
+
+    def observe(
+        self,
+        status: str,
+        source: str,
+        *,
+        error_codes: list[str] | None = None,
+        message: str = "",
+        action_category: str = "",
+        can_retry: bool | None = None,
+        vehicle_id: str = "",
+        request_id: str = "",
+        detail: str = "",
+        actor=None,
+        data: dict[str, Any] | None = None,
+        bump: bool = True,
+    ) -> bool:
+        """Apply one observation of this VIN's state; return whether it moved.
+
+        An observation that says nothing new writes nothing. A disconnected
+        vehicle stays disconnected until the API itself says it is connected
+        again (a late poll of an old attempt cannot resurrect it).
+        """
+        error_codes = list(error_codes or [])
+        if (
+            self.status == VinStatus.DISCONNECTED
+            and status in VinStatus.in_progress()
+            and source == Source.POLL
+        ):
+            return False
+        changed = (
+            status != self.status
+            or error_codes != self.error_codes
+            or (vehicle_id and vehicle_id != self.vehicle_id)
+            or (message and message != self.message)
+        )
+        if not changed:
+            return False
+        previous = self.status
+        now = timezone.now()
+        if status != previous:
+            self.status_changed_at = now
+        self.status = status
+        self.error_codes = error_codes
+        self.message = message
+        self.action_category = action_category
+        self.can_retry = can_retry
+        if vehicle_id:
+            self.vehicle_id = vehicle_id
+        if status in VinStatus.final():
+            self.next_check_at = None
+        with transaction.atomic():
+            self.save()
+            VinEvent.objects.create(
+                entry=self,
+                at=now,
+                source=source,
+                status_from=previous,
+                status_to=status,
+                error_codes=error_codes,
+                detail=detail or message,
+                request_id=request_id,
+                actor=actor,
+                data=data or {},
+            )
+            if bump:
+                self.upload.bump()
+        return True
+
+    def record(self, source: str, detail: str, *, actor=None, request_id: str = "", **data):
+        """A timeline event that does not change the state (an action, a note)."""
+        return VinEvent.objects.create(
+            entry=self,
+            source=source,
+            status_from=self.status,
+            status_to=self.status,
+            detail=detail,
+            actor=actor,
+            request_id=request_id,
+            data=data,
+        )
+
+
+class VinEvent(models.Model):
+    entry = models.ForeignKey(VinEntry, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    status_from = models.CharField(max_length=24, blank=True)
+    status_to = models.CharField(max_length=24, blank=True)
+    error_codes = models.JSONField(default=list, blank=True)
+    detail = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["entry", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.entry} {self.status_from}→{self.status_to} ({self.source})"
+
+
+class ConnectBatch(models.Model):
+    """Up to 100 VINs sent in one `POST /v1/vehicles/connect`: the durable
+    record of that work, claimed with a lease so two workers never send it."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SUBMITTING = "submitting", "Submitting"
+        # The POST may or may not have reached Volteras: reconcile, then resend.
+        AMBIGUOUS = "ambiguous", "Outcome unknown"
+        POLLING = "polling", "Polling"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="batches")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    group_id = models.CharField(max_length=64, blank=True, db_index=True)
+    group_status = models.CharField(max_length=20, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    polls = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(blank=True)
+    last_request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["upload", "number"]
+        verbose_name_plural = "connect batches"
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "number"], name="batch_unique_number")
+        ]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"Batch {self.number} of upload {self.upload_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state not in {self.State.DONE, self.State.FAILED}
+
+
+class Vehicle(models.Model):
+    """Volteras' view of a vehicle, as last read from `GET /v1/vehicles/{id}`."""
+
+    volteras_id = models.CharField(max_length=64, unique=True)
+    vin = models.CharField(max_length=64, blank=True, db_index=True)
+    make = models.CharField(max_length=40, blank=True)
+    connection_status = models.CharField(max_length=40, blank=True)
+    connection_error_code = models.CharField(max_length=64, blank=True)
+    account_id = models.CharField(max_length=64, blank=True, db_index=True)
+    disconnected = models.BooleanField(default=False)
+    raw = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["vin"]
+
+    def __str__(self) -> str:
+        return self.vin or self.volteras_id
+
+
+class WorkerHeartbeat(models.Model):
+    worker_id = models.CharField(max_length=100, unique=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.worker_id
+
+    @classmethod
+    def beat(cls, worker_id: str, hostname: str = "") -> None:
+        cls.objects.update_or_create(
+            worker_id=worker_id, defaults={"hostname": hostname, "seen_at": timezone.now()}
+        )
+
+    @classmethod
+    def latest_age(cls) -> timedelta | None:
+        latest = cls.objects.aggregate(m=models.Max("seen_at"))["m"]
+        return None if latest is None else timezone.now() - latest

@@ -1,0 +1,3 @@
+"""Feature routes; the foundation's own live in fleet_portal/urls.py."""
+
+urlpatterns: list = []

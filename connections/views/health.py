@@ -1,0 +1,43 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from connections.models import WorkerHeartbeat
+from connections.volteras.health import volteras_reachable
+
+# A worker beats every few seconds; three missed sweeps mean it is gone.
+WORKER_STALE_AFTER = timedelta(seconds=max(60, settings.WORKER_SWEEP_SECONDS * 6))
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Load balancers and on-call read this: 200 when healthy, 503 otherwise."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database_ok, database_error = True, ""
+    except Exception as exc:  # any driver error means "not reachable"
+        database_ok, database_error = False, exc.__class__.__name__
+
+    age = WorkerHeartbeat.latest_age() if database_ok else None
+    worker_ok = age is not None and age <= WORKER_STALE_AFTER
+    volteras_ok, volteras_detail = volteras_reachable()
+
+    healthy = database_ok and worker_ok and volteras_ok
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "database": {"ok": database_ok, "error": database_error},
+        "worker": {
+            "ok": worker_ok,
+            "heartbeat_age_seconds": None if age is None else round(age.total_seconds(), 1),
+        },
+        "volteras": {"ok": volteras_ok, "detail": volteras_detail},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
