@@ -483,3 +483,17 @@ class WorkerHeartbeat(models.Model):
     def latest_age(cls) -> timedelta | None:
         latest = cls.objects.aggregate(m=models.Max("seen_at"))["m"]
         return None if latest is None else timezone.now() - latest
+
+
+class ApiToken(models.Model):
+    """The Volteras access token, shared by every portal process and worker so
+    ten workers do not each fetch their own. One row per API base URL."""
+
+    api_url = models.CharField(max_length=255, unique=True)
+    access_token = models.TextField(blank=True)
+    refresh_token = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.api_url
