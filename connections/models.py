@@ -54,9 +54,7 @@ class Fleet(models.Model):
     default_country_code = models.CharField(
         max_length=2, default="GB", help_text="ISO 3166-1 alpha-2, used when a row has none."
     )
-    default_region = models.CharField(
-        max_length=20, choices=Region.choices, default=Region.EUROPE
-    )
+    default_region = models.CharField(max_length=20, choices=Region.choices, default=Region.EUROPE)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = FleetQuerySet.as_manager()

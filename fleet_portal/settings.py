@@ -184,9 +184,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}"),
-    "sandbox": env_database(
-        "SANDBOX_DATABASE_URL", f"sqlite:///{DATA_DIR / 'sandbox.sqlite3'}"
-    ),
+    "sandbox": env_database("SANDBOX_DATABASE_URL", f"sqlite:///{DATA_DIR / 'sandbox.sqlite3'}"),
 }
 DATABASE_ROUTERS = ["sandbox.routers.SandboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

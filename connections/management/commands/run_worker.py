@@ -1,0 +1,68 @@
+"""The background worker: django-tasks-db's queue loop, plus a heartbeat and the
+periodic sweep that re-drives overdue work (see connections.tasks)."""
+
+import logging
+import os
+import socket
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+from django_tasks_db.management.commands.db_worker import Worker
+
+from connections.models import WorkerHeartbeat
+from connections.tasks import sweep
+
+logger = logging.getLogger("connections.worker")
+
+
+def sweep_forever(worker_id: str, stop: threading.Event, interval: float) -> None:
+    hostname = socket.gethostname()
+    while not stop.is_set():
+        try:
+            WorkerHeartbeat.beat(worker_id, hostname)
+            redriven = sweep()
+            if any(n > 0 for n in redriven.values()):
+                logger.info("sweep re-drove %s", redriven)
+        except Exception:
+            logger.exception("sweep failed; trying again in %.1fs", interval)
+        finally:
+            close_old_connections()
+        stop.wait(interval)
+
+
+class Command(BaseCommand):
+    help = "Run a background worker (several may run, on several machines)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--queue", action="append", dest="queues", default=None)
+        parser.add_argument("--interval", type=float, default=0.5)
+        parser.add_argument("--worker-id", default=None)
+
+    def handle(self, *args, **options) -> None:
+        worker_id = options["worker_id"] or f"{socket.gethostname()}-{os.getpid()}"
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=sweep_forever,
+            args=(worker_id, stop, settings.WORKER_SWEEP_SECONDS),
+            name="sweep",
+            daemon=True,
+        )
+        thread.start()
+        worker = Worker(
+            queue_names=options["queues"] or ["default"],
+            interval=options["interval"],
+            batch=False,
+            backend_name="default",
+            startup_delay=True,
+            max_tasks=None,
+            worker_id=worker_id,
+            excluded_queue_names=[],
+        )
+        worker.configure_signals()
+        logger.info("worker %s started", worker_id)
+        try:
+            worker.run()
+        finally:
+            stop.set()

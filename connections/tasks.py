@@ -1,0 +1,88 @@
+"""Background work.
+
+Durable state lives in rows (batches, VIN entries, webhook events), never only
+in the queue: a task is a trigger that carries an id, claims its row, does one
+step and schedules the next. `sweep()` runs every few seconds in each worker
+and re-drives whatever is due, so a lost task or a dead worker delays work but
+never loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from .models import WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+# A task row whose worker has not beaten for this long is orphaned.
+ORPHAN_AFTER = timedelta(seconds=max(60, settings.WORKER_SWEEP_SECONDS * 6))
+# A task that took its worker down this many times is not tried again.
+MAX_TASK_RUNS = 3
+
+SWEEPERS: list[Callable[[], int]] = []
+
+
+def sweeper(func: Callable[[], int]) -> Callable[[], int]:
+    """Register a function the periodic sweep calls; it returns how much it re-drove."""
+    SWEEPERS.append(func)
+    return func
+
+
+def sweep() -> dict[str, int]:
+    done = {}
+    for func in SWEEPERS:
+        try:
+            done[func.__name__] = func()
+        except Exception:
+            # One failing sweeper must not stop the others (or the worker).
+            logger.exception("sweeper %s failed", func.__name__)
+            done[func.__name__] = -1
+    return done
+
+
+@sweeper
+def recover_orphaned_tasks() -> int:
+    """django-tasks-db leaves a task RUNNING forever when its worker dies; put
+    it back in the queue (our tasks are safe to run twice), or fail it when it
+    has already taken down workers before."""
+    cutoff = timezone.now() - ORPHAN_AFTER
+    alive = set(
+        WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).values_list("worker_id", flat=True)
+    )
+    recovered = 0
+    for row in DBTaskResult.objects.filter(
+        status=TaskResultStatus.RUNNING, started_at__lt=cutoff
+    ).only("id", "worker_ids"):
+        if row.worker_ids and row.worker_ids[-1] in alive:
+            continue
+        with transaction.atomic():
+            locked = (
+                DBTaskResult.objects.select_for_update()
+                .filter(pk=row.pk, status=TaskResultStatus.RUNNING)
+                .first()
+            )
+            if locked is None:
+                continue
+            if len(locked.worker_ids) >= MAX_TASK_RUNS:
+                locked.status = TaskResultStatus.FAILED
+                locked.finished_at = timezone.now()
+                locked.exception_class_path = "connections.tasks.WorkerDied"
+                locked.traceback = f"Its worker died {len(locked.worker_ids)} times."
+                locked.save()
+                logger.error("task %s failed: its workers died %s times", locked.pk, MAX_TASK_RUNS)
+            else:
+                locked.status = TaskResultStatus.READY
+                locked.run_after = timezone.now()
+                locked.save(update_fields=["status", "run_after"])
+                logger.warning("task %s requeued: worker %s died", locked.pk, locked.worker_ids)
+            recovered += 1
+    return recovered

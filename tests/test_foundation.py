@@ -1,0 +1,294 @@
+"""Settings, roles and visibility, login, dashboard, admin, seed_demo, /healthz."""
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from connections.models import Fleet, Membership, Upload, VinEntry, VinStatus, WorkerHeartbeat
+from tests.permissions import assert_access
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_django(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG"))}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True,
+        text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-key-0123456789",
+    "ALLOWED_HOSTS": "fleet.example.com",
+    "PORTAL_BASE_URL": "https://fleet.example.com",
+    "VOLTERAS_API_URL": "https://api.volteras.com",
+    "VOLTERAS_CLIENT_ID": "id",
+    "VOLTERAS_CLIENT_SECRET": "secret",
+    "VOLTERAS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+}
+
+
+class TestSettings:
+    def test_check_deploy_is_clean_in_production(self, tmp_path):
+        result = run_django(["check", "--deploy"], {**PRODUCTION_ENV, "DATA_DIR": str(tmp_path)})
+        assert result.returncode == 0, result.stderr
+        assert "no issues" in result.stdout, result.stdout + result.stderr
+
+    def test_secret_key_is_required_without_debug(self, tmp_path):
+        env = {**PRODUCTION_ENV, "SECRET_KEY": "", "DATA_DIR": str(tmp_path)}
+        result = run_django(["check"], env)
+        assert result.returncode != 0
+        assert "ImproperlyConfigured: SECRET_KEY is required" in result.stderr
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("DEBUG", "maybe"),
+            ("VOLTERAS_API_URL", "ftp://nowhere"),
+            ("PORTAL_BASE_URL", "not a url"),
+            ("UPLOAD_MAX_ROWS", "lots"),
+            ("DATABASE_URL", "nosuchdb://x"),
+            ("SANDBOX_SPEED", "-1"),
+        ],
+    )
+    def test_bad_values_name_the_variable(self, tmp_path, name, value):
+        env = {**PRODUCTION_ENV, "DATA_DIR": str(tmp_path), name: value}
+        result = run_django(["check"], env)
+        assert result.returncode != 0
+        assert "ImproperlyConfigured" in result.stderr
+        assert name in result.stderr.strip().splitlines()[-1]
+
+    def test_missing_volteras_settings_warn(self, tmp_path):
+        env = {
+            "DEBUG": "true",
+            "DATA_DIR": str(tmp_path),
+            "VOLTERAS_CLIENT_ID": "",
+            "VOLTERAS_CLIENT_SECRET": "",
+            "VOLTERAS_WEBHOOK_SECRET": "",
+        }
+        result = run_django(["check"], env)
+        assert result.returncode == 0
+        assert "connections.W001" in result.stderr + result.stdout
+        assert "VOLTERAS_CLIENT_ID" in result.stderr + result.stdout
+
+
+class TestVisibility:
+    def test_manager_sees_only_own_fleets(self, manager, fleet, other_fleet):
+        assert list(Fleet.objects.visible_to(manager)) == [fleet]
+
+    def test_support_and_admin_see_all(self, support, admin_user, fleet, other_fleet):
+        assert set(Fleet.objects.visible_to(support)) == {fleet, other_fleet}
+        assert set(Fleet.objects.visible_to(admin_user)) == {fleet, other_fleet}
+
+    def test_inactive_user_sees_nothing(self, manager):
+        manager.is_active = False
+        assert not Fleet.objects.visible_to(manager).exists()
+
+    def test_manager_of_two_fleets(self, manager, fleet, other_fleet):
+        Membership.objects.create(user=manager, fleet=other_fleet)
+        assert Fleet.objects.visible_to(manager).count() == 2
+
+
+class TestPages:
+    def test_dashboard_matrix(self, client, users):
+        assert_access(client, reverse("dashboard"), users, outsider=200)
+
+    def test_fleet_detail_matrix(self, client, users, fleet):
+        assert_access(client, reverse("fleet_detail", args=[fleet.slug]), users)
+
+    def test_unknown_fleet_is_404(self, client, admin_user):
+        client.force_login(admin_user)
+        assert client.get("/fleets/no-such-fleet/").status_code == 404
+
+    def test_dashboard_counts(self, client, manager, fleet, other_fleet):
+        upload = Upload.objects.create(fleet=fleet, created_by=manager)
+        for i, status in enumerate(
+            [VinStatus.CONNECTED, VinStatus.CONNECTED, VinStatus.PENDING, VinStatus.ERROR]
+        ):
+            VinEntry.objects.create(
+                upload=upload, fleet=fleet, line_number=i + 2, vin=f"VIN{i}", status=status,
+                validity="valid",
+            )  # fmt: skip
+        client.force_login(manager)
+        page = client.get("/")
+        assert page.status_code == 200
+        rows = page.context["rows"]
+        assert [f for f, _ in rows] == [fleet]
+        counts = rows[0][1]
+        assert (counts["connected"], counts["in_progress"], counts["needs_action"]) == (2, 1, 1)
+        assert "Other Fleet" not in page.content.decode()
+
+    def test_zero_state_explains_what_to_do(self, client, db):
+        lonely = User.objects.create_user("lonely", password="x")
+        client.force_login(lonely)
+        body = client.get("/").content.decode()
+        assert "not a member of any fleet" in body
+
+    def test_navigation_by_role(self, client, manager, support, admin_user):
+        client.force_login(manager)
+        body = client.get("/").content.decode()
+        assert 'href="/admin/"' not in body
+        client.force_login(admin_user)
+        assert 'href="/admin/"' in client.get("/").content.decode()
+
+
+class TestLogin:
+    def test_login_page_and_login(self, client, manager):
+        assert client.get("/accounts/login/").status_code == 200
+        response = client.post(
+            "/accounts/login/", {"username": "manager", "password": "correct-horse-battery-staple"}
+        )
+        assert response.status_code == 302
+        assert response["Location"] == "/"
+        assert client.get("/").status_code == 200
+
+    def test_wrong_password_is_refused(self, client, manager):
+        response = client.post("/accounts/login/", {"username": "manager", "password": "nope"})
+        assert response.status_code == 200
+        assert "correct username and password" in response.content.decode()
+
+    def test_logout_is_a_csrf_protected_post(self, manager):
+        from django.test import Client
+
+        strict = Client(enforce_csrf_checks=True)
+        strict.force_login(manager)
+        assert strict.post("/accounts/logout/").status_code == 403
+        assert strict.get("/").status_code == 200
+
+    def test_session_cookie_is_hardened(self, settings):
+        assert settings.SESSION_COOKIE_HTTPONLY
+        assert settings.SESSION_COOKIE_SAMESITE == "Lax"
+
+
+class TestAdmin:
+    def test_every_model_is_registered(self):
+        ours = apps.get_app_config("connections").get_models()
+        missing = [m.__name__ for m in ours if not admin.site.is_registered(m)]
+        assert missing == []
+
+    def test_admin_pages_load_for_admin(self, client, admin_user, fleet):
+        client.force_login(admin_user)
+        for model in apps.get_app_config("connections").get_models():
+            meta = model._meta
+            url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+            assert client.get(url).status_code == 200, url
+        assert client.get(f"/admin/connections/fleet/{fleet.pk}/change/").status_code == 200
+
+    def test_support_and_managers_have_no_admin(self, client, support, manager):
+        for user in (support, manager):
+            client.force_login(user)
+            response = client.get("/admin/")
+            assert response.status_code == 302
+            assert "/admin/login/" in response["Location"]
+
+
+class TestSeedDemo:
+    def test_idempotent_with_roles(self, db, settings, tmp_path, monkeypatch, capsys):
+        settings.DATA_DIR = tmp_path
+        monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+        call_command("seed_demo")
+        first = capsys.readouterr().out
+        password = (tmp_path / "demo-password.txt").read_text().strip()
+        assert password in first
+        call_command("seed_demo")
+        assert capsys.readouterr().out.count(password) == 4
+        assert Fleet.objects.count() == 2
+        assert User.objects.count() == 4
+        demo = Fleet.objects.get(name="Demo Fleet")
+        manager = User.objects.get(username="manager")
+        assert list(Fleet.objects.visible_to(manager)) == [demo]
+        assert Fleet.objects.visible_to(User.objects.get(username="support")).count() == 2
+        assert User.objects.get(username="admin").is_superuser
+        assert not User.objects.get(username="support").is_staff
+        assert manager.check_password(password)
+
+    def test_demo_password_from_environment(self, db, settings, tmp_path, monkeypatch):
+        settings.DATA_DIR = tmp_path
+        monkeypatch.setenv("DEMO_PASSWORD", "chosen-pass-123")
+        call_command("seed_demo")
+        assert User.objects.get(username="outsider").check_password("chosen-pass-123")
+
+
+class _Answer401(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_volteras(settings):
+    """A loopback server that answers like an API without a token."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer401)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.VOLTERAS_API_URL = f"http://127.0.0.1:{server.server_port}"
+    cache.clear()
+    yield
+    server.shutdown()
+    cache.clear()
+
+
+class TestHealthz:
+    def test_healthy(self, client, db, fake_volteras):
+        WorkerHeartbeat.beat("w1")
+        response = client.get("/healthz")
+        body = json.loads(response.content)
+        assert response.status_code == 200, body
+        assert body["database"]["ok"] and body["worker"]["ok"] and body["volteras"]["ok"]
+        assert body["worker"]["heartbeat_age_seconds"] < 5
+
+    def test_no_worker_is_unhealthy(self, client, db, fake_volteras):
+        response = client.get("/healthz")
+        assert response.status_code == 503
+        assert json.loads(response.content)["worker"] == {
+            "ok": False,
+            "heartbeat_age_seconds": None,
+        }
+
+    def test_stale_worker_is_unhealthy(self, client, db, fake_volteras):
+        WorkerHeartbeat.objects.create(worker_id="old", seen_at=timezone.now() - timedelta(hours=1))
+        assert client.get("/healthz").status_code == 503
+
+    def test_volteras_unreachable(self, client, db, settings):
+        WorkerHeartbeat.beat("w1")
+        with socket_closed_port() as port:
+            settings.VOLTERAS_API_URL = f"http://127.0.0.1:{port}"
+            cache.clear()
+            response = client.get("/healthz")
+        cache.clear()
+        assert response.status_code == 503
+        assert json.loads(response.content)["volteras"]["ok"] is False
+
+
+class socket_closed_port:
+    """A loopback port nothing listens on."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        return None
