@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
     try:
         subprocess.run(
             [str(bindir / "initdb"), "-D", data_dir, "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--no-sync", "-c", "fsync=off"],
+             "-E", "UTF8", "--no-sync"],
             check=True, stdout=subprocess.DEVNULL, **demote,
         )  # fmt: skip
         with open(log_path, "w") as log:
