@@ -1,0 +1,131 @@
+"""The Volteras access token, shared through the database.
+
+Every portal process and worker reads the same `ApiToken` row (one per API
+URL), so ten workers make one token request, not ten. Renewal happens under a
+row lock (`select_for_update` on PostgreSQL; on SQLite the write transaction
+itself serialises), and whoever gets the lock second finds the fresh token the
+first one stored and uses it instead of fetching another.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from connections.models import ApiToken
+
+from .errors import AuthenticationError, NotPermitted, UnexpectedResponse, ValidationError
+from .http import VolterasHttp
+
+logger = logging.getLogger("connections.volteras")
+
+TOKEN_PATH = "/v1/oauth2/token"
+
+# Renew this long before expiry (capped at a tenth of the lifetime, so a
+# short-lived token is still used for most of its life).
+RENEW_MARGIN = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str
+    expires_at: datetime
+    issued_at: datetime
+
+    def is_fresh(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        margin = min(RENEW_MARGIN, (self.expires_at - self.issued_at) / 10)
+        return bool(self.access_token) and now < self.expires_at - margin
+
+
+def _token_of(row: ApiToken) -> Token | None:
+    if not row.access_token or row.expires_at is None:
+        return None
+    return Token(row.access_token, row.expires_at, row.updated_at or row.expires_at)
+
+
+class TokenStore:
+    """Hands out a valid bearer token for one API URL and set of credentials."""
+
+    def __init__(self, http: VolterasHttp, api_url: str, client_id: str, client_secret: str):
+        self.http = http
+        self.api_url = api_url.rstrip("/")
+        self._credentials = (client_id, client_secret)
+        # Per-process copy of the row, so most calls cost no query.
+        self._memo: Token | None = None
+
+    def get(self) -> str:
+        if self._memo is not None and self._memo.is_fresh():
+            return self._memo.access_token
+        row = ApiToken.objects.filter(api_url=self.api_url).first()
+        token = _token_of(row) if row else None
+        if token is not None and token.is_fresh():
+            self._memo = token
+            return token.access_token
+        return self.renew()
+
+    def renew(self, rejected: str | None = None) -> str:
+        """Get a new token unless another process already did.
+
+        `rejected` is a token Volteras just answered 401 to: a stored token
+        equal to it is renewed even if its clock says it is still valid.
+        """
+        ApiToken.objects.get_or_create(api_url=self.api_url)
+        with transaction.atomic():
+            row = ApiToken.objects.select_for_update().get(api_url=self.api_url)
+            current = _token_of(row)
+            if current is not None and current.is_fresh() and current.access_token != rejected:
+                self._memo = current
+                return current.access_token
+
+            answer = None
+            if row.refresh_token:
+                try:
+                    answer = self._grant(
+                        {"grant_type": "refresh_token", "refresh_token": row.refresh_token}
+                    )
+                except (AuthenticationError, ValidationError, NotPermitted) as exc:
+                    logger.info(
+                        "volteras refresh token refused (%s); using client credentials",
+                        exc.code or exc.status,
+                    )
+            if answer is None:
+                answer = self._grant({"grant_type": "client_credentials"})
+
+            access_token, refresh_token, expires_in = answer
+            now = timezone.now()
+            row.access_token = access_token
+            row.refresh_token = refresh_token
+            row.expires_at = now + timedelta(seconds=expires_in)
+            row.save()
+            self._memo = Token(access_token, row.expires_at, row.updated_at)
+            return access_token
+
+    def forget(self) -> None:
+        """Drop the in-process copy (the row stays for other processes)."""
+        self._memo = None
+
+    def _grant(self, form: dict[str, str]) -> tuple[str, str, int]:
+        # Asking for a token twice is harmless, so a timed-out token request
+        # is retried like a read.
+        response = self.http.request(
+            "POST", TOKEN_PATH, data=form, auth=self._credentials, idempotent=True
+        )
+        try:
+            body = response.json()
+            access_token = body["access_token"]
+            expires_in = int(body["expires_in"])
+            refresh_token = body.get("refresh_token") or ""
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UnexpectedResponse(
+                f"token answer without access_token/expires_in ({exc.__class__.__name__})",
+                status=response.status_code,
+            ) from exc
+        if not isinstance(access_token, str) or not access_token or expires_in <= 0:
+            raise UnexpectedResponse("token answer with an empty token or no lifetime")
+        logger.info("volteras token obtained via %s, valid %ds", form["grant_type"], expires_in)
+        return access_token, refresh_token, expires_in
