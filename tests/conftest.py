@@ -57,3 +57,16 @@ def admin_user(db) -> User:
 @pytest.fixture
 def users(manager, outsider, support, admin_user) -> dict[str, User]:
     return {"manager": manager, "outsider": outsider, "support": support, "admin": admin_user}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """`postgres_only` tests need real row locks; the SQLite run (an in-memory
+    shared-cache database) leaves them to the PostgreSQL run of `make test`."""
+    from django.conf import settings
+
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        return
+    deselected = [item for item in items if item.get_closest_marker("postgres_only")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres_only")]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
@@ -14,6 +16,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import time_machine
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -811,3 +814,52 @@ def test_get_client_is_built_from_settings_and_reused():
     assert client.tokens.api_url == "https://one.example"
     with override_settings(VOLTERAS_API_URL="https://two.example"):
         assert get_client().base_url == "https://two.example"
+
+
+@pytest.mark.postgres_only
+def test_concurrent_renewals_fetch_one_token(transactional_db):
+    """Two processes' worth of clients renewing at once: the second waits for
+    the first's row lock (or SQLite's write lock) and reuses its token."""
+    first_fetching = threading.Event()
+    second_started = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/oauth2/token" and not first_fetching.is_set():
+            first_fetching.set()
+            # Hold the first renewal open until the second is on its way, plus a
+            # moment for it to reach the lock.
+            assert second_started.wait(timeout=10)
+            time.sleep(0.3)
+        return fake(request)
+
+    fake = FakeVolteras(answer(200, VEHICLE))
+    clients = [
+        VolterasClient(API, "client-id", "client-secret", transport=httpx.MockTransport(handler))
+        for _ in range(2)
+    ]
+    tokens: list[str] = []
+    failures: list[BaseException] = []
+
+    def run(client: VolterasClient, before=None) -> None:
+        try:
+            if before is not None:
+                assert first_fetching.wait(timeout=10)
+                before.set()
+            tokens.append(client.tokens.get())
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(clients[0],)),
+        threading.Thread(target=run, args=(clients[1], second_started)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failures == []
+    assert tokens == ["access-1", "access-1"]
+    assert len(fake.token_requests) == 1
