@@ -158,3 +158,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
     # Never show the token itself.
     fields = ["api_url", "expires_at", "updated_at"]
     readonly_fields = ["api_url", "expires_at", "updated_at"]
+
+
+from . import admin_consent  # noqa: E402,F401

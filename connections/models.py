@@ -495,3 +495,6 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return self.api_url
+
+
+from .models_consent import ConnectedAccount, ConsentLink, ConsentLinkEvent, LinkStatus  # noqa: E402,F401
