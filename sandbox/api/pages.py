@@ -1,0 +1,77 @@
+"""Cursor pages (`maxPageSize`, `pageToken` -> `nextPageToken`) and numbered pages."""
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from sandbox.api.responses import ApiError
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+def _int_param(request: HttpRequest, name: str, default: int, minimum: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(
+            "REQUEST_VALIDATION_ERROR", f"{name} must be a whole number.", {"field": name}
+        ) from None
+    if value < minimum:
+        raise ApiError(
+            "REQUEST_VALIDATION_ERROR", f"{name} must be at least {minimum}.", {"field": name}
+        )
+    return value
+
+
+def cursor_page(
+    request: HttpRequest, queryset: QuerySet, filters: dict[str, Any]
+) -> tuple[list[Any], str | None, int]:
+    """One page of `queryset` (ordered by `pk_seq` or `pk`), its next token and the total.
+
+    The token remembers a digest of the filters so a changed filter between
+    pages is refused, as Volteras does.
+    """
+    size = _int_param(request, "maxPageSize", DEFAULT_PAGE_SIZE, 1)
+    if size > MAX_PAGE_SIZE:
+        raise ApiError(
+            "PAGE_SIZE_TOO_LARGE",
+            f"maxPageSize may be at most {MAX_PAGE_SIZE}.",
+            {"maxPageSize": MAX_PAGE_SIZE},
+        )
+    digest = hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+    order = queryset.model._meta.pk.name
+    total = queryset.count()
+    token = request.GET.get("pageToken")
+    if token:
+        try:
+            cursor = json.loads(base64.urlsafe_b64decode(token.encode()))
+            after, token_digest = cursor["after"], cursor["filters"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(
+                "REQUEST_VALIDATION_ERROR", "pageToken is not valid.", {"field": "pageToken"}
+            ) from None
+        if token_digest != digest:
+            raise ApiError("PAGINATED_QUERY_FILTER_CHANGED", "The filters changed between pages.")
+        queryset = queryset.filter(**{f"{order}__gt": after})
+    rows = list(queryset.order_by(order)[: size + 1])
+    next_token = None
+    if len(rows) > size:
+        rows = rows[:size]
+        cursor = {"after": getattr(rows[-1], order), "filters": digest}
+        next_token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode()
+    return rows, next_token, total
+
+
+def numbered_page(request: HttpRequest, items: list[Any]) -> list[Any]:
+    """`maxPageSize` and `currentPage` (from 0) over an already ordered list."""
+    size = _int_param(request, "maxPageSize", 100, 1)
+    page = _int_param(request, "currentPage", 0, 0)
+    return items[page * size : (page + 1) * size]

@@ -1,0 +1,162 @@
+"""Pytest plugin: the offline Volteras sandbox as a real subprocess.
+
+`sandbox_server` (session) starts `manage.py run_sandbox` on a free loopback
+port with its own temporary database, SANDBOX_SPEED=0 and known credentials;
+`sandbox` (function) resets its data and faults before each test.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.contract import response_hook
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-secret-0123456789"
+WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3Itc2FuZGJveA=="
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SandboxServer:
+    url: str
+    client_id: str
+    client_secret: str
+    webhook_secret: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def _post(self, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = httpx.post(f"{self.url}{path}", json=payload or {}, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def control(self, **options: Any) -> dict[str, Any]:
+        """Change runtime knobs (webhook_url, speed, vehicle_limit, token_ttl, faults, ...)."""
+        return self._post("/_sandbox/control", options)
+
+    def state(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/_sandbox/control", timeout=10).json()
+
+    def reset(self) -> dict[str, Any]:
+        """Wipe all sandbox data and put every knob back to its start value."""
+        return self._post("/_sandbox/reset")
+
+    def connect_pending(self) -> list[str]:
+        """Connect every PENDING vehicle now (not the PR0C11 ones); returns their ids."""
+        return self._post("/_sandbox/connect-pending")["connected"]
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """The webhook log: one entry per message with its attempts, oldest first."""
+        response = httpx.get(f"{self.url}/_sandbox/webhooks.json", timeout=10)
+        return response.json()["deliveries"]
+
+    def token(self) -> str:
+        response = httpx.post(
+            f"{self.url}/v1/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(self.client_id, self.client_secret),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_until_up(server: SandboxServer) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{server.url}/_sandbox/control", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.process.kill()
+    raise RuntimeError(f"the sandbox did not start; its log:\n{server.log()}")
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
+    workdir = Path(tempfile.mkdtemp(prefix="sandbox-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "PYTHONUNBUFFERED": "1",
+        "DATA_DIR": str(workdir),
+        "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
+        "SANDBOX_DATABASE_URL": f"sqlite:///{workdir / 'sandbox.sqlite3'}",
+        "SANDBOX_SPEED": "0",
+        "SANDBOX_CLIENT_ID": CLIENT_ID,
+        "SANDBOX_CLIENT_SECRET": CLIENT_SECRET,
+        "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "SANDBOX_WEBHOOK_URL": "",
+        "SANDBOX_BASE_URL": url,
+    }
+    log_path = workdir / "sandbox.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_sandbox", "--addr", f"127.0.0.1:{port}"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = SandboxServer(url, CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET, log_path, process)
+    _wait_until_up(server)
+    yield server
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if request.session.testsfailed:
+        sys.stderr.write(f"\n----- sandbox log ({log_path}) -----\n{server.log()[-20000:]}\n")
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    sandbox_server.reset()
+    return sandbox_server
+
+
+@pytest.fixture
+def sandbox_api(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+    """An authenticated client whose every /v1/ exchange is checked against the contract."""
+    with httpx.Client(
+        base_url=sandbox.url,
+        headers={"Authorization": f"Bearer {sandbox.token()}"},
+        event_hooks={"response": [response_hook]},
+        timeout=10,
+    ) as client:
+        yield client
+
+
+def error_code(response: httpx.Response) -> str:
+    """The `error` field of an error envelope (for readable asserts)."""
+    return json.loads(response.content)["error"]
