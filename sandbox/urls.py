@@ -26,6 +26,7 @@ _patterns = [
     path("_sandbox/control", views.control_view, name="control"),
     path("_sandbox/reset", views.reset, name="reset"),
     path("_sandbox/connect-pending", views.connect_pending, name="connect_pending"),
+    path("_sandbox/expire-links", views.expire_links, name="expire_links"),
     path("_sandbox/webhooks", views.webhook_log, name="webhooks"),
     path("_sandbox/webhooks.json", views.webhook_log_json, name="webhooks_json"),
     path("", views.home),

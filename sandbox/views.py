@@ -75,6 +75,15 @@ def connect_pending(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"connected": ids})
 
 
+@csrf_exempt
+@login_not_required
+@require_POST
+def expire_links(request: HttpRequest) -> JsonResponse:
+    """Make every unused consent link expire now (links live at least an hour)."""
+    expired = ConsentLink.objects.filter(used_at__isnull=True).update(expires_at=timezone.now())
+    return JsonResponse({"expired": expired})
+
+
 @login_not_required
 @require_GET
 def webhook_log(request: HttpRequest) -> HttpResponse:

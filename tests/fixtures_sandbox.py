@@ -64,6 +64,10 @@ class SandboxServer:
         """Connect every PENDING vehicle now (not the PR0C11 ones); returns their ids."""
         return self._post("/_sandbox/connect-pending")["connected"]
 
+    def expire_links(self) -> int:
+        """Make every unused consent link expire now; returns how many."""
+        return self._post("/_sandbox/expire-links")["expired"]
+
     def deliveries(self) -> list[dict[str, Any]]:
         """The webhook log: one entry per message with its attempts, oldest first."""
         response = httpx.get(f"{self.url}/_sandbox/webhooks.json", timeout=10)
