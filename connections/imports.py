@@ -360,6 +360,11 @@ class _CsvRecords:
     def __iter__(self) -> Iterator[_Record]:
         while (item := self._next_line()) is not None:
             start, line = item[0], _strip_newline(item[1])
+            if "\0" in line:
+                # Python's csv reads NUL as data; it only gets here from a binary or broken file.
+                cells = _lenient_cells(line.replace("\0", ""), self._delimiter)
+                yield start, cells, _NUL_PROBLEM
+                continue
             try:
                 yield start, self._parse(line), ""
                 continue
@@ -396,6 +401,12 @@ def _lenient_cells(line: str, delimiter: str) -> list[str] | None:
         return next(csv.reader([_strip_newline(line)], delimiter=delimiter), [])
     except csv.Error:
         return None
+
+
+_NUL_PROBLEM = (
+    "the line contains a NUL character, which text files do not have. "
+    "Save the file again as CSV from your spreadsheet."
+)
 
 
 def _quoting_problem(exc: csv.Error) -> str:
