@@ -160,6 +160,18 @@ class VinStatus(models.TextChoices):
         return value if value in cls.values else cls.ERROR
 
 
+STATUS_BADGES = {
+    VinStatus.CONNECTED: "ok",
+    VinStatus.SUBMITTING: "progress",
+    VinStatus.PROCESSING: "progress",
+    VinStatus.PENDING: "progress",
+    VinStatus.CONNECTION_REQUIRED: "warn",
+    VinStatus.ERROR: "bad",
+    VinStatus.INCOMPATIBLE: "bad",
+    VinStatus.INVALID: "bad",
+}
+
+
 class ActionCategory(models.TextChoices):
     CUSTOMER_ACTION = "CUSTOMER_ACTION", "Customer action"
     CONTACT_SUPPORT = "CONTACT_SUPPORT", "Contact support"
@@ -246,12 +258,17 @@ class VinEntry(models.Model):
 
     status = models.CharField(max_length=24, choices=VinStatus.choices, db_index=True)
     error_codes = models.JSONField(default=list, blank=True)
+    # The first of error_codes, for filtering and counting on any database.
+    error_code = models.CharField(max_length=64, blank=True, db_index=True)
     message = models.TextField(blank=True)
     action_category = models.CharField(max_length=24, blank=True)
     can_retry = models.BooleanField(null=True)
     vehicle_id = models.CharField(max_length=64, blank=True, db_index=True)
     vehicle_input_id = models.CharField(max_length=64, blank=True)
     was_already_connected = models.BooleanField(null=True)
+    # The answer of the optional eligibility pre-check, before submission.
+    eligibility = models.CharField(max_length=40, blank=True)
+    eligibility_message = models.CharField(max_length=300, blank=True)
     batch = models.ForeignKey(
         "ConnectBatch", on_delete=models.SET_NULL, null=True, blank=True, related_name="entries"
     )
@@ -274,10 +291,21 @@ class VinEntry(models.Model):
             models.Index(fields=["upload", "status"]),
             models.Index(fields=["fleet", "vin"]),
             models.Index(fields=["status", "next_check_at"]),
+            models.Index(fields=["upload", "error_code"]),
         ]
 
     def __str__(self) -> str:
         return self.vin or f"line {self.line_number}"
+
+    @property
+    def badge(self) -> str:
+        return STATUS_BADGES.get(self.status, "off")
+
+    @property
+    def explanation(self):
+        from .explanations import explain
+
+        return explain(self.error_code) if self.error_code else None
 
     @property
     def is_final(self) -> bool:
@@ -292,6 +320,25 @@ class VinEntry(models.Model):
     @property
     def age(self) -> timedelta:
         return timezone.now() - self.status_changed_at
+
+    def retry_refusal(self) -> str | None:
+        """Why this VIN cannot be sent again now, or None when a retry makes sense."""
+        if self.status in {VinStatus.ERROR, VinStatus.DISCONNECTED}:
+            if self.status == VinStatus.ERROR and self.can_retry is False:
+                return (
+                    "Volteras says sending this VIN again cannot help until the cause is "
+                    "fixed: follow the next step shown for its error."
+                )
+            return None
+        if self.status == VinStatus.CONNECTION_REQUIRED:
+            return "The owner must complete a consent flow first: send them a consent link."
+        if self.status == VinStatus.INCOMPATIBLE:
+            return "Volteras cannot connect this vehicle: sending it again cannot help."
+        if self.status in VinStatus.in_progress():
+            return "This VIN is still being connected; wait for its result."
+        if self.status == VinStatus.CONNECTED:
+            return "This VIN is already connected."
+        return "This VIN was never sent: fix it and upload it again."
 
     def observe(
         self,
@@ -336,6 +383,7 @@ class VinEntry(models.Model):
             self.status_changed_at = now
         self.status = status
         self.error_codes = error_codes
+        self.error_code = error_codes[0][:64] if error_codes else ""
         self.message = message
         self.action_category = action_category
         self.can_retry = can_retry
@@ -498,3 +546,4 @@ class ApiToken(models.Model):
 
 
 from .models_consent import ConnectedAccount, ConsentLink, ConsentLinkEvent, LinkStatus  # noqa: E402,F401
+from .models_webhooks import ReconciliationRun, RefusedDelivery, UnmatchedVehicle, WebhookEvent  # noqa: E402,F401

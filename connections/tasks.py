@@ -16,10 +16,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_tasks import TaskResultStatus
+from django_tasks import TaskResultStatus, task
 from django_tasks_db.models import DBTaskResult
 
-from .models import WorkerHeartbeat
+from .models import ConnectBatch, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +86,73 @@ def recover_orphaned_tasks() -> int:
                 logger.warning("task %s requeued: worker %s died", locked.pk, locked.worker_ids)
             recovered += 1
     return recovered
+
+
+@task()
+def send_batch(batch_id: int) -> str:
+    from .submission import send_batch as send
+
+    return send(batch_id)
+
+
+@task()
+def poll_batch(batch_id: int) -> str:
+    from .submission import poll_batch as poll
+
+    return poll(batch_id)
+
+
+@sweeper
+def redrive_batches() -> int:
+    from .submission import redrive_batches as redrive
+
+    return redrive()
+
+
+@sweeper
+def recheck_waiting_entries() -> int:
+    from .submission import recheck_waiting_entries as recheck
+
+    return recheck()
+
+
+def drain(max_rounds: int = 200, *, include_future: bool = True) -> int:
+    """Run queued tasks in this process until none is left (tests, `make` demos).
+
+    With `include_future`, tasks scheduled for later run now too, so a test
+    walks a batch through send → poll → done without waiting on the clock.
+    """
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    worker = Worker(
+        queue_names=["*"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="drain",
+        excluded_queue_names=[],
+    )
+    ran = 0
+    for _ in range(max_rounds):
+        ready = DBTaskResult.objects.filter(status=TaskResultStatus.READY)
+        if include_future:
+            ready.update(run_after=timezone.now() - timedelta(seconds=1))
+            ConnectBatch.objects.filter(next_attempt_at__gt=timezone.now()).update(
+                next_attempt_at=timezone.now()
+            )
+        row = ready.order_by("run_after", "enqueued_at").first()
+        if row is None:
+            return ran
+        row.claim(worker.worker_id)
+        worker.run_task(row)
+        ran += 1
+    return ran
+
+
+@task()
+def check_eligibility(upload_id: int) -> str:
+    from .eligibility import run
+
+    return run(upload_id)

@@ -1,0 +1,123 @@
+"""The optional eligibility pre-check of a draft upload's VINs.
+
+Advisory only: it tells the manager which VINs Volteras expects to be able to
+connect before anything is sent. Checks go out 500 VINs at a time; their
+results are read until no VIN is still being checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import volteras
+from .models import Upload, VinEntry, VinStatus
+
+logger = logging.getLogger(__name__)
+
+CHUNK = volteras.MAX_ELIGIBILITY_VINS
+STILL_CHECKING = {"PENDING", "SUBMITTED"}
+POLL_SECONDS = 2.0
+MAX_POLLS = 90
+LABELS = {
+    "ELIGIBLE": "Eligible",
+    "INELIGIBLE": "Not eligible",
+    "INELIGIBLE_PENDING_FAILURE_REASON": "Not eligible (reason to follow)",
+    "NOT_SUPPORTED": "Check not supported for this make",
+    "VALIDATION_ERROR": "Rejected by the check",
+    "FAILED": "Check failed",
+    "PENDING": "Being checked",
+    "SUBMITTED": "Being checked",
+}
+
+
+def start(upload: Upload) -> bool:
+    """Move a draft upload to CHECKING and queue the check; False if not a draft."""
+    from .tasks import check_eligibility
+
+    with transaction.atomic():
+        moved = Upload.objects.filter(pk=upload.pk, state=Upload.State.DRAFT).update(
+            state=Upload.State.CHECKING, eligibility={"checks": [], "polls": 0, "error": ""}
+        )
+        if moved:
+            upload.entries.filter(status=VinStatus.READY).update(
+                eligibility="PENDING", eligibility_message=""
+            )
+            upload.bump()
+            transaction.on_commit(lambda: check_eligibility.enqueue(upload.pk))
+    return bool(moved)
+
+
+def _finish(upload_id: int, error: str = "") -> None:
+    upload = Upload.objects.get(pk=upload_id)
+    state = dict(upload.eligibility)
+    state["error"] = error
+    if error:
+        upload.entries.filter(eligibility="PENDING").update(eligibility="")
+    Upload.objects.filter(pk=upload_id, state=Upload.State.CHECKING).update(
+        state=Upload.State.DRAFT, eligibility=state
+    )
+    upload.bump()
+
+
+def run(upload_id: int) -> str:
+    """One step of the check: send (once), then read results; reschedules itself."""
+    from .tasks import check_eligibility
+
+    upload = Upload.objects.filter(pk=upload_id, state=Upload.State.CHECKING).first()
+    if upload is None:
+        return "not checking"
+    client = volteras.get_client()
+    state = dict(upload.eligibility)
+    entries = upload.entries.filter(status=VinStatus.READY).order_by("line_number")
+    try:
+        if not state.get("checks"):
+            vins = list(entries.values_list("vin", "make", "country_code"))
+            checks = []
+            for start_at in range(0, len(vins), CHUNK):
+                chunk = vins[start_at : start_at + CHUNK]
+                check = client.check_eligibility(
+                    [
+                        volteras.EligibilityInput(vin, country_code=country or None, make=make)
+                        for vin, make, country in chunk
+                    ]
+                )
+                checks.append(check.id)
+            state["checks"] = checks
+            Upload.objects.filter(pk=upload_id).update(eligibility=state)
+        results = [r for check_id in state["checks"] for r in client.eligibility_results(check_id)]
+    except volteras.VolterasError as exc:
+        logger.warning("eligibility check of upload %s failed: %s", upload_id, exc)
+        _finish(upload_id, f"The eligibility check failed ({exc.message}). Try again later.")
+        return "failed"
+
+    by_vin = {r.vin.upper(): r for r in results}
+    waiting = False
+    changed = []
+    for entry in entries.only("pk", "vin", "eligibility", "eligibility_message"):
+        result = by_vin.get(entry.vin)
+        if result is None:
+            waiting = True
+            continue
+        status = str(result.status)
+        waiting = waiting or status in STILL_CHECKING
+        message = (result.error_message or "")[:300]
+        if (entry.eligibility, entry.eligibility_message) != (status, message):
+            entry.eligibility, entry.eligibility_message = status, message
+            changed.append(entry)
+    VinEntry.objects.bulk_update(changed, ["eligibility", "eligibility_message"], batch_size=500)
+    if changed:
+        upload.bump()
+    polls = state.get("polls", 0) + 1
+    if waiting and polls < MAX_POLLS:
+        state["polls"] = polls
+        Upload.objects.filter(pk=upload_id).update(eligibility=state)
+        check_eligibility.using(run_after=timezone.now() + timedelta(seconds=POLL_SECONDS)).enqueue(
+            upload_id
+        )
+        return "waiting"
+    _finish(upload_id, "Some VINs were still being checked; try again later." if waiting else "")
+    return "done"

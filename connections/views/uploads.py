@@ -1,0 +1,323 @@
+"""Upload VINs, preview their validation, submit them, and watch them live."""
+
+from __future__ import annotations
+
+import csv
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from connections import eligibility, submission
+from connections.eligibility import LABELS as ELIGIBILITY_LABELS
+from connections.forms import EntryFilterForm, UploadForm
+from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
+from connections.models import Fleet, Upload, VinEntry, VinStatus
+from connections.views.fleets import visible_fleet
+
+PAGE_SIZE = 100
+FAST_POLL_SECONDS = 2
+SLOW_POLL_SECONDS = 30
+EXPORT_COLUMNS = [
+    "vin",
+    "make",
+    "country_code",
+    "registration_plate",
+    "status",
+    "error_codes",
+    "message",
+    "action_category",
+    "can_retry",
+    "vehicle_id",
+    "updated_at",
+]
+# What the export calls the portal's own pre-submission states.
+EXPORT_STATUS = {VinStatus.READY: "READY", VinStatus.SKIPPED: "SKIPPED"}
+
+
+def visible_upload(request: HttpRequest, upload_id: int) -> Upload:
+    """An upload of a fleet the user may see, or 404."""
+    return get_object_or_404(
+        Upload.objects.select_related("fleet").filter(
+            fleet__in=Fleet.objects.visible_to(request.user)
+        ),
+        pk=upload_id,
+    )
+
+
+def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        source = data["file"] or data["text"]
+        name = data["file"].name if data["file"] else ""
+        try:
+            upload = submission.create_upload(
+                fleet,
+                request.user,
+                read_upload(source, filename=name),
+                source_name=name,
+                include_existing=data["include_existing"],
+            )
+        except ImportProblem as problem:
+            form.add_error(None, str(problem))
+        else:
+            if not upload.entries.exists():
+                upload.delete()
+                form.add_error(None, "No VINs were found in what you gave. Check the file.")
+            else:
+                return redirect(upload)
+    return render(request, "connections/upload_new.html", {"fleet": fleet, "form": form})
+
+
+def _summary(upload: Upload) -> dict:
+    counts = upload.status_counts()
+    total = sum(counts.values())
+    final = sum(n for status, n in counts.items() if status in VinStatus.final())
+    ordered = [
+        (VinStatus(s) if s in VinStatus.values else s, counts[s], _badge(s))
+        for s in VinStatus.values
+        if counts.get(s)
+    ]
+    segments = [
+        (css, round(100 * n / total, 2))
+        for css, n in (
+            ("ok", counts.get(VinStatus.CONNECTED, 0)),
+            ("warn", counts.get(VinStatus.CONNECTION_REQUIRED, 0)),
+            (
+                "bad",
+                sum(
+                    counts.get(s, 0)
+                    for s in (VinStatus.ERROR, VinStatus.INCOMPATIBLE, VinStatus.DISCONNECTED)
+                ),
+            ),
+            ("progress", sum(counts.get(s, 0) for s in VinStatus.in_progress())),
+        )
+        if total and n
+    ]
+    waiting = {s for s, n in counts.items() if n and s not in VinStatus.final()}
+    return {
+        "counts": ordered,
+        "total": total,
+        "final": final,
+        "percent": round(100 * final / total) if total else 100,
+        "segments": segments,
+        "settled": not waiting,
+        "slow": bool(waiting) and waiting <= VinStatus.slow_moving(),
+        "sendable": counts.get(VinStatus.READY, 0),
+        "invalid": counts.get(VinStatus.INVALID, 0),
+    }
+
+
+def _badge(status: str) -> str:
+    from connections.models import STATUS_BADGES
+
+    return STATUS_BADGES.get(status, "off")
+
+
+def _table_context(request: HttpRequest, upload: Upload) -> dict:
+    entries = upload.entries.all()
+    present = upload.entries.values_list("status", "error_code", "make").distinct()
+    statuses, errors, makes = set(), set(), set()
+    for status, error, make in present.order_by():
+        statuses.add(status)
+        errors.add(error)
+        makes.add(make)
+    form = EntryFilterForm(
+        request.GET,
+        statuses=[s for s in VinStatus.values if s in statuses],
+        errors=sorted(e for e in errors if e),
+        makes=sorted(m for m in makes if m),
+    )
+    filtered = form.apply(entries)
+    page = Paginator(filtered, PAGE_SIZE).get_page(request.GET.get("page"))
+    params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
+    summary = _summary(upload)
+    return {
+        "upload": upload,
+        "fleet": upload.fleet,
+        "form": form,
+        "page": page,
+        "summary": summary,
+        "query": urlencode(params),
+        "sort": form.cleaned_data.get("sort") if form.is_valid() else "",
+        "poll_seconds": SLOW_POLL_SECONDS if summary["slow"] else FAST_POLL_SECONDS,
+        "submitted": upload.state == Upload.State.SUBMITTED,
+        "checking": upload.state == Upload.State.CHECKING,
+        "polling": (
+            upload.state == Upload.State.CHECKING
+            or (upload.state == Upload.State.SUBMITTED and not summary["settled"])
+        ),
+        "show_eligibility": upload.state != Upload.State.SUBMITTED
+        and upload.entries.exclude(eligibility="").exists(),
+        "eligibility_labels": ELIGIBILITY_LABELS,
+    }
+
+
+def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
+    upload = visible_upload(request, upload_id)
+    return render(request, "connections/upload_detail.html", _table_context(request, upload))
+
+
+def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """The live table's poll: a version check first, rows only when changed."""
+    upload = visible_upload(request, upload_id)
+    if request.GET.get("v") == str(upload.version) and request.htmx:
+        return HttpResponse(status=204)
+    context = _table_context(request, upload)
+    response = render(request, "connections/upload_detail.html#live", context)
+    if not context["polling"]:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@require_POST
+def upload_submit(request: HttpRequest, upload_id: int) -> HttpResponse:
+    upload = visible_upload(request, upload_id)
+    if upload.state == Upload.State.CHECKING:
+        messages.error(request, "Wait for the eligibility check to finish, then send.")
+        return redirect(upload)
+    batches = submission.submit(upload, request.user)
+    if batches:
+        sendable = upload.entries.exclude(batch=None).count()
+        messages.success(
+            request,
+            f"{sendable} VINs are on their way to Volteras in {batches} "
+            f"batch{'es' if batches > 1 else ''}. This table updates itself.",
+        )
+    elif upload.state == Upload.State.SUBMITTED:
+        messages.info(request, "This upload was already submitted.")
+    else:
+        messages.error(request, "There are no valid VINs to send. Fix the file and upload again.")
+    return redirect(upload)
+
+
+@require_POST
+def upload_check_eligibility(request: HttpRequest, upload_id: int) -> HttpResponse:
+    upload = visible_upload(request, upload_id)
+    if eligibility.start(upload):
+        messages.info(request, "Checking eligibility with Volteras; the table updates itself.")
+    else:
+        messages.error(request, "Only an upload that has not been sent can be checked.")
+    return redirect(upload)
+
+
+@require_POST
+def entry_remove(request: HttpRequest, upload_id: int, entry_id: int) -> HttpResponse:
+    upload = visible_upload(request, upload_id)
+    entry = get_object_or_404(upload.entries, pk=entry_id)
+    if upload.state != Upload.State.DRAFT:
+        messages.error(request, "Rows can only be removed before the upload is submitted.")
+    else:
+        entry.delete()
+        upload.bump()
+        messages.success(request, f"Line {entry.line_number} ({entry.vin}) was removed.")
+    return _back(request, upload)
+
+
+@require_POST
+def entry_retry(request: HttpRequest, upload_id: int, entry_id: int) -> HttpResponse:
+    upload = visible_upload(request, upload_id)
+    entry = get_object_or_404(upload.entries, pk=entry_id)
+    refusal = entry.retry_refusal()
+    if refusal:
+        messages.error(request, f"{entry.vin} was not retried: {refusal}")
+    else:
+        submission.retry_entries(upload, [entry], request.user)
+        messages.success(request, f"{entry.vin} is being sent again.")
+    return _back(request, upload)
+
+
+def _back(request: HttpRequest, upload: Upload) -> HttpResponseRedirect:
+    query = request.POST.get("return_query", "")
+    return redirect(upload.get_absolute_url() + (f"?{query}" if query else ""))
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _export_rows(entries):
+    writer = csv.writer(_Echo())
+    yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
+    for entry in entries.iterator(chunk_size=2000):
+        status = EXPORT_STATUS.get(entry.status, entry.status)
+        yield writer.writerow(
+            [
+                csv_safe(entry.vin),
+                csv_safe(entry.make),
+                csv_safe(entry.country_code),
+                csv_safe(entry.registration_plate),
+                status,
+                csv_safe(";".join(entry.error_codes)),
+                csv_safe(entry.message or "; ".join(entry.problems)),
+                csv_safe(entry.action_category),
+                "" if entry.can_retry is None else str(entry.can_retry).lower(),
+                csv_safe(entry.vehicle_id),
+                entry.updated_at.isoformat(),
+            ]
+        )
+
+
+def upload_export(request: HttpRequest, upload_id: int) -> StreamingHttpResponse:
+    upload = visible_upload(request, upload_id)
+    entries = upload.entries.order_by("line_number", "pk")
+    response = StreamingHttpResponse(_export_rows(entries), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="upload-{upload.pk}.csv"'
+    return response
+
+
+def upload_invalid_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
+    upload = visible_upload(request, upload_id)
+    entries = upload.entries.filter(validity=VinEntry.Validity.INVALID).order_by("line_number")
+    body = invalid_rows_csv(entries.iterator(chunk_size=2000)).encode("utf-8-sig")
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="upload-{upload.pk}-to-fix.csv"'
+    return response
+
+
+def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
+    entry = get_object_or_404(
+        VinEntry.objects.select_related("upload", "fleet", "batch").filter(
+            fleet__in=Fleet.objects.visible_to(request.user)
+        ),
+        pk=entry_id,
+    )
+    events = entry.events.select_related("actor").order_by("at", "pk")
+    others = (
+        VinEntry.objects.filter(fleet=entry.fleet, vin=entry.vin)
+        .exclude(pk=entry.pk)
+        .select_related("upload")
+        .order_by("-pk")[:20]
+    )
+    return render(
+        request,
+        "connections/entry_detail.html",
+        {"entry": entry, "events": events, "others": others, "fleet": entry.fleet},
+    )
+
+
+def upload_list_counts(uploads):
+    """Per-upload status counts for a list of uploads, in one query."""
+    rows = (
+        VinEntry.objects.filter(upload__in=uploads)
+        .values_list("upload_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for upload_id, status, n in rows:
+        counts.setdefault(upload_id, {})[status] = n
+    return counts

@@ -1,0 +1,279 @@
+"""Upload, validation preview, submission into batches, the live table, export."""
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from connections import submission
+from connections.imports import read_upload
+from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
+from tests.permissions import assert_access
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CSV = ROOT / "docs" / "demo-vins.csv"
+
+
+def make_vin(serial: int) -> str:
+    """A valid North American Ford VIN (real check digit) for any serial."""
+    from connections.vins import check_digit
+
+    body = f"1FA6P8TH0J5{serial:06d}"
+    return body[:8] + check_digit(body) + body[9:]
+
+
+def upload_text(client, fleet, text: str, **extra):
+    return client.post(
+        reverse("upload_new", args=[fleet.slug]), {"text": text, **extra}, follow=False
+    )
+
+
+@pytest.fixture
+def demo_upload(client, manager, fleet) -> Upload:
+    client.force_login(manager)
+    with DEMO_CSV.open("rb") as handle:
+        response = client.post(
+            reverse("upload_new", args=[fleet.slug]),
+            {"file": SimpleUploadedFile("demo-vins.csv", handle.read(), "text/csv")},
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Upload.objects.get()
+
+
+class TestUploadForm:
+    def test_page_matrix(self, client, users, fleet):
+        assert_access(client, reverse("upload_new", args=[fleet.slug]), users)
+
+    def test_outsider_cannot_post_to_another_fleet(self, client, outsider, fleet):
+        client.force_login(outsider)
+        assert upload_text(client, fleet, make_vin(1)).status_code == 404
+        assert not Upload.objects.exists()
+
+    def test_csv_upload_redirects_to_preview(self, demo_upload):
+        assert demo_upload.state == Upload.State.DRAFT
+        assert demo_upload.source_name == "demo-vins.csv"
+        assert demo_upload.entries.count() > 20
+
+    def test_pasted_text(self, client, manager, fleet):
+        client.force_login(manager)
+        response = upload_text(client, fleet, f"{make_vin(1)}\n{make_vin(2)},Ford,US\n")
+        upload = Upload.objects.get()
+        assert response["Location"] == f"/uploads/{upload.pk}/"
+        assert list(upload.entries.values_list("status", flat=True)) == ["READY", "READY"]
+
+    def test_nothing_given(self, client, manager, fleet):
+        client.force_login(manager)
+        response = upload_text(client, fleet, "   ")
+        assert response.status_code == 200
+        assert "Choose a file or paste some VINs" in response.content.decode()
+
+    def test_file_without_vin_column_is_explained(self, client, manager, fleet):
+        client.force_login(manager)
+        data = SimpleUploadedFile("x.csv", b"name,colour\nvan,red\n", "text/csv")
+        response = client.post(reverse("upload_new", args=[fleet.slug]), {"file": data})
+        assert response.status_code == 200
+        assert "VIN" in response.content.decode()
+        assert not Upload.objects.exists()
+
+    def test_row_limit(self, client, manager, fleet, settings):
+        settings.UPLOAD_MAX_ROWS = 3
+        client.force_login(manager)
+        response = upload_text(client, fleet, "\n".join(make_vin(i) for i in range(5)))
+        assert response.status_code == 200
+        assert "more than 3 rows" in response.content.decode()
+        assert not Upload.objects.exists()
+
+    def test_size_limit(self, client, manager, fleet, settings):
+        settings.UPLOAD_MAX_BYTES = 100
+        client.force_login(manager)
+        data = SimpleUploadedFile("big.csv", b"vin\n" + b"1FA6P8TH4J5100001\n" * 20)
+        response = client.post(reverse("upload_new", args=[fleet.slug]), {"file": data})
+        assert response.status_code == 200
+        assert "the limit is" in response.content.decode()
+
+
+class TestPreview:
+    def test_matrix(self, client, users, fleet, manager):
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        assert_access(client, reverse("upload_detail", args=[upload.pk]), users)
+        assert_access(client, reverse("upload_export", args=[upload.pk]), users)
+        assert_access(client, reverse("upload_invalid_csv", args=[upload.pk]), users)
+
+    def test_rows_are_classified_with_reasons(self, client, demo_upload):
+        entries = {e.line_number: e for e in demo_upload.entries.all()}
+        # line 24 repeats line 2's VIN
+        assert entries[24].status == VinStatus.SKIPPED
+        assert "duplicate of line 2" in entries[24].problems[0]
+        # an O in the VIN
+        assert entries[23].status == VinStatus.INVALID
+        # the magic sandbox VINs are sendable
+        magic = [e for e in entries.values() if e.vin.startswith(("PERR0R11", "1NC0MP11"))]
+        assert magic and all(e.status == VinStatus.READY for e in magic)
+        body = client.get(demo_upload.get_absolute_url()).content.decode()
+        assert "Nothing has been sent yet" in body
+        assert "duplicate of line 2" in body
+
+    def test_filters_and_search(self, client, demo_upload):
+        url = demo_upload.get_absolute_url()
+        invalid = client.get(url, {"status": "INVALID"}).context["page"]
+        assert invalid.paginator.count == demo_upload.entries.filter(status="INVALID").count()
+        found = client.get(url, {"q": "wvgzzz-e29mp012345"}).context["page"]
+        assert {e.vin for e in found} == {"WVGZZZE29MP012345"}
+        by_plate = client.get(url, {"q": "LD71"}).context["page"]
+        assert [e.make for e in by_plate] == ["BMW"]
+        ordered = client.get(url, {"sort": "-vin"}).context["page"]
+        vins = [e.vin for e in ordered]
+        assert vins == sorted(vins, reverse=True)
+
+    def test_remove_row_before_submission(self, client, demo_upload):
+        entry = demo_upload.entries.first()
+        response = client.post(reverse("entry_remove", args=[demo_upload.pk, entry.pk]))
+        assert response.status_code == 302
+        assert not VinEntry.objects.filter(pk=entry.pk).exists()
+
+    def test_invalid_rows_download(self, client, demo_upload):
+        response = client.get(reverse("upload_invalid_csv", args=[demo_upload.pk]))
+        rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+        invalid = demo_upload.entries.filter(status="INVALID").count()
+        assert invalid >= 2
+        assert len(rows) == invalid + 1
+        assert "problem" in [c.lower() for c in rows[0]]
+
+
+class TestSubmit:
+    def test_batches_of_100(self, client, manager, fleet, django_capture_on_commit_callbacks):
+        client.force_login(manager)
+        n = 250
+        upload_text(client, fleet, "\n".join(make_vin(i) for i in range(n)))
+        upload = Upload.objects.get()
+        from django_tasks_db.models import DBTaskResult
+
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("upload_submit", args=[upload.pk]))
+        assert response.status_code == 302
+        batches = list(ConnectBatch.objects.filter(upload=upload).order_by("number"))
+        assert len(batches) == math.ceil(n / 100)
+        assert [b.entries.count() for b in batches] == [100, 100, 50]
+        assert upload.entries.filter(status=VinStatus.SUBMITTING).count() == n
+        assert DBTaskResult.objects.filter(task_path__endswith="send_batch").count() == 3
+        upload.refresh_from_db()
+        assert upload.state == Upload.State.SUBMITTED
+        # A second confirmation (double click, second tab) sends nothing more.
+        client.post(reverse("upload_submit", args=[upload.pk]))
+        assert ConnectBatch.objects.filter(upload=upload).count() == 3
+
+    def test_submit_needs_post_and_visibility(self, client, users, fleet, manager):
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        url = reverse("upload_submit", args=[upload.pk])
+        client.force_login(users["outsider"])
+        assert client.post(url).status_code == 404
+        client.force_login(manager)
+        assert client.get(url).status_code == 405
+        assert not ConnectBatch.objects.exists()
+
+    def test_existing_vins_are_skipped_unless_asked(self, client, manager, fleet):
+        first = submission.create_upload(fleet, manager, read_upload(make_vin(7)))
+        submission.submit(first, manager)
+        again = submission.create_upload(fleet, manager, read_upload(make_vin(7)))
+        assert again.entries.get().status == VinStatus.SKIPPED
+        forced = submission.create_upload(
+            fleet, manager, read_upload(make_vin(7)), include_existing=True
+        )
+        assert forced.entries.get().status == VinStatus.READY
+        submission.submit(forced, manager)
+        assert VinEntry.objects.get(upload=first).superseded
+
+
+class TestLiveTable:
+    def test_unchanged_poll_answers_204(self, client, manager, fleet):
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        upload.refresh_from_db()
+        url = reverse("upload_rows", args=[upload.pk])
+        same = client.get(url, {"v": upload.version}, headers={"HX-Request": "true"})
+        assert same.status_code == 204
+        assert same.content == b""
+        changed = client.get(url, {"v": upload.version - 1}, headers={"HX-Request": "true"})
+        assert changed.status_code == 200
+        assert 'id="live"' in changed.content.decode()
+        assert "every 2s" in changed.content.decode()
+
+    def test_settled_upload_stops_polling(self, client, manager, fleet):
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        entry = upload.entries.get()
+        entry.observe(VinStatus.CONNECTED, "poll", vehicle_id="veh-1")
+        response = client.get(
+            reverse("upload_rows", args=[upload.pk]), {"v": 0}, headers={"HX-Request": "true"}
+        )
+        assert response.status_code == 286
+        assert "hx-trigger" not in response.content.decode()
+
+    def test_only_pending_left_polls_slowly(self, client, manager, fleet):
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        upload.entries.get().observe(VinStatus.PENDING, "poll")
+        body = client.get(upload.get_absolute_url()).content.decode()
+        assert "every 30s" in body
+        assert "Only pending VINs remain" in body
+
+    def test_rows_matrix(self, client, users, fleet, manager):
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        # A draft that is not being checked has nothing to poll for: 286 stops htmx.
+        url = reverse("upload_rows", args=[upload.pk])
+        assert_access(client, url, users, member=286, support=286, admin=286)
+
+
+class TestExport:
+    def test_columns_and_injection(self, client, manager, fleet):
+        client.force_login(manager)
+        text = f"vin,make,country,plate\n{make_vin(3)},Ford,US,=HYPERLINK(1)\n"
+        upload = submission.create_upload(fleet, manager, read_upload(text, filename="x.csv"))
+        entry = upload.entries.get()
+        submission.submit(upload, manager)
+        entry.refresh_from_db()
+        entry.observe(
+            VinStatus.ERROR, "poll", error_codes=["OEM_VEHICLE_OFFLINE", "X"],
+            message="-offline", action_category="CUSTOMER_ACTION", can_retry=True,
+        )  # fmt: skip
+        response = client.get(reverse("upload_export", args=[upload.pk]))
+        text = b"".join(response.streaming_content).decode("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == [
+            "vin", "make", "country_code", "registration_plate", "status", "error_codes",
+            "message", "action_category", "can_retry", "vehicle_id", "updated_at",
+        ]  # fmt: skip
+        row = dict(zip(rows[0], rows[1], strict=True))
+        assert row["status"] == "ERROR"
+        assert row["error_codes"] == "OEM_VEHICLE_OFFLINE;X"
+        assert row["registration_plate"].startswith("'=")
+        assert row["message"].startswith("'-")
+        assert row["can_retry"] == "true"
+
+    def test_statuses_in_export(self, client, manager, fleet):
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(4)}\nNOTAVIN\n"))
+        submission.submit(upload, manager)
+        response = client.get(reverse("upload_export", args=[upload.pk]))
+        text = b"".join(response.streaming_content).decode("utf-8-sig")
+        statuses = sorted(r["status"] for r in csv.DictReader(io.StringIO(text)))
+        assert statuses == ["INVALID", "SUBMITTING"]
+
+
+class TestEntryPage:
+    def test_matrix_and_timeline(self, client, users, fleet, manager):
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        entry = upload.entries.get()
+        url = reverse("entry_detail", args=[entry.pk])
+        assert_access(client, url, users)
+        client.force_login(manager)
+        body = client.get(url).content.decode()
+        assert "Confirmed and queued for Volteras" in body
