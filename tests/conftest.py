@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 
 from connections.models import SUPPORT_GROUP, Fleet, Membership
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["tests.fixtures_sandbox"]
 
 PASSWORD = "correct-horse-battery-staple"
 
