@@ -43,6 +43,7 @@ from connections.volteras import (
 )
 from connections.volteras.errors import parse_retry_after
 from connections.volteras.http import VolterasHttp
+from tests.contract import validate_request
 
 API = "https://api.example.test"
 VIN = "WVWZZZ1JZXW000001"
@@ -112,6 +113,15 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
+def conforming_request(request: httpx.Request) -> None:
+    """Event hook: every request the client sends must be one the contract accepts.
+    (The answers here are deliberately odd; the sandbox tests check real ones.)"""
+    path = request.url.raw_path.decode().partition("?")[0]
+    validate_request(
+        request.method, path, request.headers, request.content, request.url.query.decode()
+    )
+
+
 @pytest.fixture
 def make_client(db, sleeps):
     clients: list[VolterasClient] = []
@@ -126,6 +136,7 @@ def make_client(db, sleeps):
             timeout=2.0,
             sleep=sleeps,
             transport=httpx.MockTransport(fake),
+            event_hooks={"request": [conforming_request]},
             **options,
         )
         clients.append(client)

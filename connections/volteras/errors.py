@@ -54,7 +54,8 @@ class AuthenticationError(VolterasError):
 
 class ValidationError(VolterasError):
     """The request was malformed in Volteras' eyes; sending it again will not help.
-    Includes the paging codes (PAGE_SIZE_TOO_LARGE, QUERY_PAGE_TOKEN_EXPIRED, ...)."""
+    Includes the paging codes (PAGE_SIZE_TOO_LARGE, QUERY_PAGE_TOKEN_EXPIRED, ...)
+    and UNSUPPORTED_OEM (a make not offered in the region asked for)."""
 
 
 class NotFound(VolterasError):
@@ -62,8 +63,8 @@ class NotFound(VolterasError):
 
 
 class NotPermitted(VolterasError):
-    """The organisation may not do this: NOT_PERMITTED, DEVICE_LIMIT_REACHED
-    (a plan limit, resolved by Volteras support, not by retrying) and UNSUPPORTED_OEM."""
+    """The organisation may not do this: NOT_PERMITTED, or DEVICE_LIMIT_REACHED
+    (a plan limit, resolved with Volteras support, never by retrying)."""
 
 
 class RateLimited(VolterasError):
@@ -106,10 +107,11 @@ CODE_FAMILIES: dict[str, type[VolterasError]] = {
     "PAGE_SIZE_TOO_LARGE": ValidationError,
     "QUERY_PAGE_TOKEN_EXPIRED": ValidationError,
     "PAGINATED_QUERY_FILTER_CHANGED": ValidationError,
+    # The make/region asked for is not offered: fixed by changing the request.
+    "UNSUPPORTED_OEM": ValidationError,
     "RESOURCE_NOT_FOUND": NotFound,
     "NOT_PERMITTED": NotPermitted,
     "DEVICE_LIMIT_REACHED": NotPermitted,
-    "UNSUPPORTED_OEM": NotPermitted,
     "SERVER_ERROR": ServerError,
     "INTERNAL_RATE_LIMITED": RateLimited,
 }
