@@ -6,4 +6,5 @@ class ConnectionsConfig(AppConfig):
     verbose_name = "Fleet connections"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        # Imported for their side effects: system checks, webhook tasks and sweepers.
+        from . import checks, reconcile, webhooks  # noqa: F401

@@ -1,0 +1,245 @@
+"""Webhook deliveries from Volteras (through Svix), refused deliveries, vehicles
+a webhook named that match no VIN entry, and reconciliation runs.
+
+A verified delivery is stored as a `WebhookEvent` row before it is answered:
+the row, not the task queue, is what guarantees it is processed. Processing
+claims the row with a lease, so a worker killed mid-step only delays it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+# How long a claimed event belongs to its worker before another may take it.
+EVENT_LEASE = timedelta(minutes=2)
+# Transient failures (network, 5xx, 429) are retried this many times in all.
+MAX_EVENT_ATTEMPTS = 8
+
+
+class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
+    def due(self, now=None) -> WebhookEventQuerySet:
+        """Events a worker may claim now: waiting and due, or abandoned mid-processing."""
+        now = now or timezone.now()
+        return self.filter(
+            Q(state=WebhookEvent.State.RECEIVED, next_attempt_at__lte=now)
+            | Q(state=WebhookEvent.State.PROCESSING, lease_until__lt=now)
+        )
+
+
+class WebhookEvent(models.Model):
+    class State(models.TextChoices):
+        RECEIVED = "received", "Waiting to be processed"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        IGNORED = "ignored", "Not acted on"
+
+    svix_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=100, blank=True, db_index=True)
+    vehicle_id = models.CharField(max_length=64, blank=True, db_index=True)
+    body = models.TextField()
+    # The Svix headers and where it came from; the signature itself is not kept.
+    headers = models.JSONField(default=dict, blank=True)
+    source_address = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When a task was last enqueued for it: the sweep re-enqueues only old ones.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    result = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    # What processing learnt from `GET /v1/vehicles/{id}`.
+    vin = models.CharField(max_length=64, blank=True, db_index=True)
+    api_status = models.CharField(max_length=40, blank=True)
+    entries_matched = models.PositiveIntegerField(default=0)
+    entries_changed = models.PositiveIntegerField(default=0)
+
+    duplicates = models.PositiveIntegerField(default=0)
+    last_duplicate_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["vehicle_id", "received_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'event'} {self.svix_id}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("webhook_event", args=[self.pk])
+
+    @property
+    def payload(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @property
+    def pretty_body(self) -> str:
+        payload = self.payload
+        if payload is None:
+            return self.body
+        return json.dumps(payload, indent=2, sort_keys=True)
+
+    @property
+    def is_unmatched(self) -> bool:
+        return self.state == self.State.PROCESSED and self.entries_matched == 0
+
+    @classmethod
+    def claim(cls, event_id: int) -> WebhookEvent | None:
+        """Take the event for this worker, or None when it is not due or is
+        someone else's. One conditional UPDATE, so two workers cannot both win."""
+        now = timezone.now()
+        owner = uuid.uuid4().hex
+        won = (
+            cls.objects.due(now)
+            .filter(pk=event_id)
+            .update(
+                state=cls.State.PROCESSING,
+                lease_until=now + EVENT_LEASE,
+                lease_owner=owner,
+                attempts=F("attempts") + 1,
+            )
+        )
+        if not won:
+            return None
+        return cls.objects.get(pk=event_id)
+
+    def finish(self, state: str, *, result: str = "", error: str = "", **fields: Any) -> bool:
+        """Record the outcome if this worker still holds the lease; False if it lost it."""
+        updates = {
+            "state": state,
+            "result": result,
+            "error": error,
+            "lease_until": None,
+            "lease_owner": "",
+            **fields,
+        }
+        if state in {self.State.PROCESSED, self.State.FAILED, self.State.IGNORED}:
+            updates["processed_at"] = timezone.now()
+        done = WebhookEvent.objects.filter(
+            pk=self.pk, state=self.State.PROCESSING, lease_owner=self.lease_owner
+        ).update(**updates)
+        if done:
+            for name, value in updates.items():
+                setattr(self, name, value)
+        return bool(done)
+
+    def process_again(self) -> None:
+        """Support's "process again": back to waiting, due now, with a fresh count."""
+        WebhookEvent.objects.filter(pk=self.pk).update(
+            state=self.State.RECEIVED,
+            next_attempt_at=timezone.now(),
+            attempts=0,
+            lease_until=None,
+            lease_owner="",
+            error="",
+        )
+        self.refresh_from_db()
+
+    def count_duplicate(self) -> None:
+        WebhookEvent.objects.filter(pk=self.pk).update(
+            duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now()
+        )
+
+
+class RefusedDelivery(models.Model):
+    """A POST to the webhook URL that was not accepted. Its body is never
+    trusted or kept: only what support needs to spot a misconfiguration or an
+    attack."""
+
+    class Reason(models.TextChoices):
+        NOT_CONFIGURED = "not_configured", "Webhook secret not configured"
+        MISSING_HEADERS = "missing_headers", "Svix headers missing"
+        BAD_SIGNATURE = "bad_signature", "Signature does not match"
+        STALE = "stale", "Timestamp outside tolerance"
+        TOO_LARGE = "too_large", "Body too large"
+        NOT_JSON = "not_json", "Body is not a JSON object"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    source_address = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    detail = models.CharField(max_length=255, blank=True)
+    # As claimed by the sender: unverified, shown only to help match a Svix log.
+    claimed_svix_id = models.CharField(max_length=255, blank=True)
+    body_size = models.PositiveIntegerField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = "refused deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} from {self.source_address or '?'}"
+
+
+class UnmatchedVehicle(models.Model):
+    """A vehicle a webhook named that matches no VIN entry in any fleet, kept
+    for support with what the API said about it. Removed once it matches."""
+
+    volteras_id = models.CharField(max_length=64, unique=True)
+    vin = models.CharField(max_length=64, blank=True, db_index=True)
+    api_status = models.CharField(max_length=40, blank=True)
+    api_answer = models.JSONField(default=dict, blank=True)
+    not_found = models.BooleanField(default=False, help_text="The API answered 404.")
+    events = models.PositiveIntegerField(default=0)
+    last_event = models.ForeignKey(
+        WebhookEvent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return self.vin or self.volteras_id
+
+
+class ReconciliationRun(models.Model):
+    """One pass comparing the portal with Volteras. `slot` (the interval
+    number since the epoch) is unique, so however many workers sweep, each
+    interval starts at most one run."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    slot = models.BigIntegerField(unique=True, null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    vehicles_listed = models.PositiveIntegerField(default=0)
+    groups_read = models.PositiveIntegerField(default=0)
+    vehicles_read = models.PositiveIntegerField(default=0)
+    changes = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Reconciliation {self.pk} ({self.state})"

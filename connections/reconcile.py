@@ -1,0 +1,250 @@
+"""Reconciliation: the safety net under polling and webhooks.
+
+Every `RECONCILE_INTERVAL_SECONDS` one worker compares the portal with
+Volteras and applies what it finds, marked "found by reconciliation":
+
+1. `GET /v1/vehicles` (every page): the connected vehicles. A VIN entry still
+   waiting (processing, pending, consent required) whose vehicle is listed
+   connected becomes CONNECTED.
+2. Entries the portal shows CONNECTED whose vehicle is not listed: each is read
+   with `GET /v1/vehicles/{id}`, which heals a missed `device.disconnected`.
+3. Entries still PROCESSING or PENDING after that: their group's results are
+   read again (one read per group).
+
+So a missed webhook is healed within one interval plus the run's duration.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_tasks import task
+
+from . import volteras
+from .models import ConnectBatch, Source, Upload, Vehicle, VinEntry, VinStatus
+from .models_webhooks import ReconciliationRun
+from .tasks import sweeper
+from .webhooks import apply_vehicle, status_from_api
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+# Bounds on one run's extra reads; what is left waits for the next run.
+MAX_VEHICLE_READS = 500
+MAX_GROUP_READS = 200
+
+WAITING = (VinStatus.PROCESSING, VinStatus.PENDING, VinStatus.CONNECTION_REQUIRED)
+
+
+@dataclass
+class Report:
+    vehicles_listed: int = 0
+    vehicles_read: int = 0
+    groups_read: int = 0
+    changes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def reconcile(client: volteras.VolterasClient | None = None) -> Report:
+    """One full pass; raises `VolterasError` only if the vehicle list cannot be read."""
+    client = client or volteras.get_client()
+    report = Report()
+    listed = {vehicle.id: vehicle for vehicle in client.list_vehicles(page_size=PAGE_SIZE)}
+    report.vehicles_listed = len(listed)
+    _store_listed(listed)
+    report.changes += _connect_listed(listed)
+    report.changes += _check_connected_unlisted(client, listed, report)
+    report.changes += _reread_groups(client, report)
+    return report
+
+
+def _store_listed(listed: dict[str, volteras.Vehicle]) -> None:
+    """Refresh the vehicle records in bulk (no per-vehicle queries)."""
+    now = timezone.now()
+    ids = list(listed)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        existing = {v.volteras_id: v for v in Vehicle.objects.filter(volteras_id__in=chunk)}
+        new, changed = [], []
+        for vehicle_id in chunk:
+            api = listed[vehicle_id]
+            record = existing.get(vehicle_id) or Vehicle(volteras_id=vehicle_id)
+            record.vin = api.vin.upper()
+            record.make = api.make
+            record.connection_status = api.connection_status or ""
+            record.connection_error_code = api.connection_error_code or ""
+            record.account_id = api.account_id or ""
+            record.disconnected = (api.connection_status or "").upper() == "DISCONNECTED"
+            record.raw = api.raw
+            record.last_seen_at = now
+            (changed if record.pk else new).append(record)
+        Vehicle.objects.bulk_create(new, ignore_conflicts=True)
+        Vehicle.objects.bulk_update(
+            changed,
+            [
+                "vin",
+                "make",
+                "connection_status",
+                "connection_error_code",
+                "account_id",
+                "disconnected",
+                "raw",
+                "last_seen_at",
+            ],
+        )
+
+
+def _connect_listed(listed: dict[str, volteras.Vehicle]) -> int:
+    connected_by_vin: dict[str, volteras.Vehicle] = {}
+    for vehicle in listed.values():
+        if status_from_api(vehicle) == VinStatus.CONNECTED and vehicle.vin:
+            connected_by_vin[vehicle.vin.upper()] = vehicle
+    changes = 0
+    candidates = (
+        VinEntry.objects.filter(superseded=False, status__in=(*WAITING, VinStatus.DISCONNECTED))
+        .select_related("upload")
+        .order_by("pk")
+    )
+    for entry in candidates.iterator(chunk_size=2000):
+        api = listed.get(entry.vehicle_id) if entry.vehicle_id else connected_by_vin.get(entry.vin)
+        if api is None or status_from_api(api) != VinStatus.CONNECTED:
+            continue
+        if entry.status == VinStatus.DISCONNECTED and entry.vehicle_id != api.id:
+            continue
+        changes += entry.observe(
+            VinStatus.CONNECTED,
+            Source.RECONCILIATION,
+            vehicle_id=api.id,
+            detail="Found by reconciliation: Volteras lists the vehicle as connected",
+            data={"vehicle_id": api.id},
+        )
+    return changes
+
+
+def _check_connected_unlisted(
+    client: volteras.VolterasClient, listed: dict[str, volteras.Vehicle], report: Report
+) -> int:
+    unlisted = (
+        VinEntry.objects.filter(superseded=False, status=VinStatus.CONNECTED)
+        .exclude(vehicle_id="")
+        .values_list("vehicle_id", flat=True)
+        .distinct()
+        .order_by("vehicle_id")
+    )
+    changes = 0
+    for vehicle_id in unlisted.iterator():
+        if vehicle_id in listed:
+            continue
+        if report.vehicles_read >= MAX_VEHICLE_READS:
+            break
+        report.vehicles_read += 1
+        try:
+            applied = apply_vehicle(
+                vehicle_id,
+                Source.RECONCILIATION,
+                client=client,
+                reason="Found by reconciliation",
+            )
+        except volteras.VolterasError as exc:
+            report.errors.append(f"vehicle {vehicle_id}: {exc}")
+            continue
+        changes += applied.changed
+    return changes
+
+
+def _reread_groups(client: volteras.VolterasClient, report: Report) -> int:
+    from .submission import apply_result
+
+    waiting = (
+        VinEntry.objects.filter(
+            superseded=False,
+            status__in=(VinStatus.PROCESSING, VinStatus.PENDING),
+            batch__state=ConnectBatch.State.DONE,
+        )
+        .exclude(batch__group_id="")
+        .values_list("batch_id", flat=True)
+        .distinct()
+        .order_by("batch_id")
+    )
+    changes = 0
+    for batch_id in list(waiting[:MAX_GROUP_READS]):
+        batch = ConnectBatch.objects.get(pk=batch_id)
+        try:
+            results = client.connect_results(batch.group_id)
+        except volteras.VolterasError as exc:
+            report.errors.append(f"group {batch.group_id}: {exc}")
+            continue
+        report.groups_read += 1
+        entries = {
+            entry.vin: entry
+            for entry in batch.entries.filter(
+                superseded=False, status__in=(VinStatus.PROCESSING, VinStatus.PENDING)
+            ).select_related("upload", "batch")
+        }
+        moved = 0
+        with transaction.atomic():
+            for result in results:
+                entry = entries.get((result.vin or "").upper())
+                if entry is not None:
+                    moved += apply_result(entry, result, Source.RECONCILIATION)
+            if moved:
+                Upload(pk=batch.upload_id).bump()
+        changes += moved
+    return changes
+
+
+def start_run(now=None) -> ReconciliationRun | None:
+    """The run of the current interval, if nobody has started it yet."""
+    now = now or timezone.now()
+    slot = int(now.timestamp()) // settings.RECONCILE_INTERVAL_SECONDS
+    try:
+        with transaction.atomic():
+            return ReconciliationRun.objects.create(slot=slot, created_at=now)
+    except IntegrityError:
+        return None
+
+
+def execute_run(run_id: int, *, client: volteras.VolterasClient | None = None) -> str:
+    claimed = ReconciliationRun.objects.filter(
+        pk=run_id, state=ReconciliationRun.State.QUEUED
+    ).update(state=ReconciliationRun.State.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return "not queued"
+    try:
+        report = reconcile(client)
+    except volteras.VolterasError as exc:
+        logger.warning("reconciliation %s failed: %s", run_id, exc)
+        ReconciliationRun.objects.filter(pk=run_id).update(
+            state=ReconciliationRun.State.FAILED, finished_at=timezone.now(), error=str(exc)
+        )
+        return "failed"
+    ReconciliationRun.objects.filter(pk=run_id).update(
+        state=ReconciliationRun.State.DONE,
+        finished_at=timezone.now(),
+        vehicles_listed=report.vehicles_listed,
+        vehicles_read=report.vehicles_read,
+        groups_read=report.groups_read,
+        changes=report.changes,
+        error="\n".join(report.errors)[:5000],
+    )
+    if report.changes:
+        logger.info("reconciliation %s healed %s entries", run_id, report.changes)
+    return "done"
+
+
+@task()
+def run_reconciliation(run_id: int) -> str:
+    return execute_run(run_id)
+
+
+@sweeper
+def reconcile_when_due() -> int:
+    run = start_run()
+    if run is None:
+        return 0
+    run_reconciliation.enqueue(run.pk)
+    return 1

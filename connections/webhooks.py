@@ -1,0 +1,349 @@
+"""Processing verified Volteras webhooks, and re-driving any left behind.
+
+A webhook is a signal, never the truth: `device.connected` and
+`device.disconnected` only say that something changed for a vehicle id. The
+worker reads `GET /v1/vehicles/{id}` (which also gives the VIN the payload
+lacks) and applies what the API says now. Duplicates and late or reordered
+deliveries are therefore harmless: each one applies the current state again,
+which `VinEntry.observe()` recognises as nothing new.
+
+The receiver (`views/webhooks.py`) only verifies, stores one row and enqueues
+`process_webhook_event`; the row is what guarantees processing, the task is a
+trigger. `redrive_webhook_events` (a sweeper) picks up rows whose task was
+lost or whose worker died holding the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_tasks import task
+
+from . import volteras
+from .models import Source, Vehicle, VinEntry, VinStatus
+from .models_webhooks import MAX_EVENT_ATTEMPTS, UnmatchedVehicle, WebhookEvent
+from .tasks import sweeper
+
+logger = logging.getLogger(__name__)
+
+CONNECTED = "device.connected"
+DISCONNECTED = "device.disconnected"
+ACTED_ON = frozenset({CONNECTED, DISCONNECTED})
+
+# A stored event whose task has not claimed it by then is enqueued again.
+REDRIVE_AFTER = timedelta(seconds=30)
+REDRIVE_LIMIT = 1000
+RETRY_FIRST = 5.0
+RETRY_MAX = 600.0
+
+# Entries the API's word about a vehicle may move. Not SUBMITTING: the batch
+# that is sending it owns that step. Not ERROR/INCOMPATIBLE/never-sent ones:
+# they are another attempt's outcome, replaced by uploading the VIN again.
+APPLIES_TO = (
+    VinStatus.PROCESSING,
+    VinStatus.PENDING,
+    VinStatus.CONNECTION_REQUIRED,
+    VinStatus.CONNECTED,
+    VinStatus.DISCONNECTED,
+)
+
+# Volteras' `connectionStatus` -> the status a VIN entry takes. Statuses that
+# mean "still on its way" (PENDING, PENDING_CONNECTION, PROCESSING) are left
+# to polling: a webhook should not pull an entry backwards into progress.
+API_STATUS = {
+    "CONNECTED": VinStatus.CONNECTED,
+    "DISCONNECTED": VinStatus.DISCONNECTED,
+    "CONNECTION_REQUIRED": VinStatus.CONNECTION_REQUIRED,
+    "INCOMPATIBLE": VinStatus.INCOMPATIBLE,
+    "ERROR": VinStatus.ERROR,
+}
+
+
+def delivery_fields(payload: dict[str, Any]) -> tuple[str, str]:
+    """(event type, vehicle id) of a verified body.
+
+    Assumed shape (the sandbox's, and Svix's usual envelope):
+    `{"type": "device.connected", "data": {"id": ..., "deviceType": "VEHICLE"}}`.
+    The contract names only the inner object, so a bare
+    `{"id": ..., "deviceType": ...}` is accepted too, with no type.
+    """
+    event_type = payload.get("type") or payload.get("eventType") or ""
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        data = payload
+    vehicle_id = data.get("id") or data.get("vehicleId") or ""
+    if not isinstance(event_type, str):
+        event_type = ""
+    if not isinstance(vehicle_id, str):
+        vehicle_id = str(vehicle_id) if isinstance(vehicle_id, int) else ""
+    return event_type[:100], vehicle_id[:64]
+
+
+def is_acted_on(event_type: str, vehicle_id: str) -> bool:
+    """Connected/disconnected events are; so is an untyped body naming a
+    vehicle, since either way the answer is to read the vehicle."""
+    return bool(vehicle_id) and (event_type in ACTED_ON or not event_type)
+
+
+@dataclass
+class Applied:
+    """What applying the API's view of one vehicle did."""
+
+    vehicle_id: str
+    vin: str = ""
+    api_status: str = ""
+    status: str | None = None
+    matched: int = 0
+    changed: int = 0
+    stale: bool = False
+    unmatched: bool = False
+
+    def summary(self) -> str:
+        if self.stale:
+            return "A fresher read of this vehicle was already applied; nothing to do."
+        said = self.api_status or "nothing"
+        if self.unmatched:
+            return f"Volteras says {said}; no VIN entry in any fleet matches this vehicle."
+        if self.status is None:
+            return f"Volteras says {said}; left to polling ({self.matched} entries match)."
+        return (
+            f"Volteras says {said}: {self.changed} of {self.matched} matching entries "
+            f"changed to {VinStatus(self.status).label}."
+        )
+
+
+def status_from_api(vehicle: volteras.Vehicle | None) -> str | None:
+    """The VIN status the API's answer means; None when it should not move entries."""
+    if vehicle is None:
+        # A vehicle the API no longer knows has been disconnected.
+        return VinStatus.DISCONNECTED
+    return API_STATUS.get((vehicle.connection_status or "").upper())
+
+
+def apply_vehicle(
+    vehicle_id: str,
+    source: str,
+    *,
+    client: volteras.VolterasClient | None = None,
+    known: volteras.Vehicle | None = None,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+) -> Applied:
+    """Read the vehicle (unless `known` was just read, as from the vehicle
+    list) and apply what the API says to the vehicle record and to every VIN
+    entry of it in any fleet. Raises `VolterasError` when the API cannot be read.
+
+    Two workers may process events for one vehicle at once; the vehicle row
+    is locked while applying and a read older than the last applied one is
+    dropped, so a slow worker never writes back an older state.
+    """
+    read_at = timezone.now()
+    api = known
+    if api is None:
+        try:
+            api = (client or volteras.get_client()).get_vehicle(vehicle_id)
+        except volteras.NotFound:
+            api = None
+    applied = Applied(vehicle_id=vehicle_id, vin=api.vin.upper() if api else "")
+    applied.api_status = (api.connection_status or "UNKNOWN") if api else "NOT FOUND (404)"
+    applied.status = status_from_api(api)
+
+    with transaction.atomic():
+        record = Vehicle.objects.select_for_update().filter(volteras_id=vehicle_id).first()
+        if record is not None and record.last_seen_at > read_at:
+            applied.stale = True
+            return applied
+        record = _store_vehicle(record, vehicle_id, api, read_at)
+        if not applied.vin and record is not None:
+            applied.vin = record.vin
+        entries = list(_entries_for(vehicle_id, applied.vin, applied.status))
+        applied.matched = len(entries)
+        if applied.status is not None:
+            said = f"Volteras says {applied.api_status}"
+            detail = f"{reason}: {said}" if reason else said
+            for entry in entries:
+                applied.changed += entry.observe(
+                    applied.status,
+                    source,
+                    error_codes=_error_codes(api, applied.status),
+                    message=(api.connection_error_message or "") if api else "",
+                    action_category=str(api.action_category or "") if api else "",
+                    vehicle_id=vehicle_id,
+                    detail=detail,
+                    data={"vehicle_id": vehicle_id, **(data or {})},
+                )
+        applied.unmatched = not entries and not _known_anywhere(vehicle_id, applied.vin)
+    return applied
+
+
+def _store_vehicle(
+    record: Vehicle | None, vehicle_id: str, api: volteras.Vehicle | None, read_at
+) -> Vehicle | None:
+    if api is None:
+        if record is not None:
+            record.connection_status = "DISCONNECTED"
+            record.disconnected = True
+            record.last_seen_at = read_at
+            record.save(update_fields=["connection_status", "disconnected", "last_seen_at"])
+        return record
+    values = {
+        "vin": api.vin.upper(),
+        "make": api.make,
+        "connection_status": api.connection_status or "",
+        "connection_error_code": api.connection_error_code or "",
+        "account_id": api.account_id or "",
+        "disconnected": (api.connection_status or "").upper() == "DISCONNECTED",
+        "raw": api.raw,
+        "last_seen_at": read_at,
+    }
+    if record is None:
+        record, _ = Vehicle.objects.update_or_create(volteras_id=vehicle_id, defaults=values)
+        return record
+    for name, value in values.items():
+        setattr(record, name, value)
+    record.save(update_fields=list(values))
+    return record
+
+
+def _entries_for(vehicle_id: str, vin: str, status: str | None):
+    """Entries the answer about this vehicle applies to. An entry that knows
+    its vehicle id takes news about that vehicle only (a VIN connected again
+    gets a new id); one that does not yet is matched by VIN, except that a
+    disconnection never touches an entry that is still on its way."""
+    match = Q(vehicle_id=vehicle_id)
+    if vin:
+        if status == VinStatus.DISCONNECTED:
+            match |= Q(vehicle_id="", vin=vin, status=VinStatus.CONNECTED)
+        else:
+            match |= Q(vehicle_id="", vin=vin)
+    return (
+        VinEntry.objects.filter(match, superseded=False, status__in=APPLIES_TO)
+        .select_related("upload")
+        .order_by("pk")
+    )
+
+
+def _known_anywhere(vehicle_id: str, vin: str) -> bool:
+    match = Q(vehicle_id=vehicle_id)
+    if vin:
+        match |= Q(vin=vin)
+    return VinEntry.objects.filter(match).exists()
+
+
+def _error_codes(api: volteras.Vehicle | None, status: str) -> list[str]:
+    if api is None or status == VinStatus.CONNECTED or not api.connection_error_code:
+        return []
+    return [api.connection_error_code]
+
+
+def _remember_unmatched(event: WebhookEvent, applied: Applied, api_answer: dict) -> None:
+    if not applied.unmatched:
+        UnmatchedVehicle.objects.filter(volteras_id=applied.vehicle_id).delete()
+        return
+    now = timezone.now()
+    row, _ = UnmatchedVehicle.objects.get_or_create(
+        volteras_id=applied.vehicle_id,
+        defaults={"first_seen_at": now},
+    )
+    row.vin = applied.vin
+    row.api_status = applied.api_status
+    row.api_answer = api_answer
+    row.not_found = applied.api_status.startswith("NOT FOUND")
+    row.events += 1
+    row.last_event = event
+    row.last_seen_at = now
+    row.save()
+
+
+def process_event(event_id: int, *, client: volteras.VolterasClient | None = None) -> str:
+    """Claim one stored event and act on it; safe to call twice or concurrently."""
+    event = WebhookEvent.claim(event_id)
+    if event is None:
+        return "not due"
+    if not is_acted_on(event.event_type, event.vehicle_id):
+        event.finish(WebhookEvent.State.IGNORED, result="Event type not acted on; stored only.")
+        return "ignored"
+    try:
+        applied = apply_vehicle(
+            event.vehicle_id,
+            Source.WEBHOOK,
+            client=client,
+            reason=f"{event.event_type or 'untyped'} webhook",
+            data={"svix_id": event.svix_id, "event_type": event.event_type},
+        )
+    except volteras.VolterasError as exc:
+        return _failed_transiently(event, exc)
+    except Exception as exc:
+        # A bug or bad data: keep the event for support to look at and retry.
+        logger.exception("webhook event %s failed", event.pk)
+        event.finish(WebhookEvent.State.FAILED, error=f"{exc.__class__.__name__}: {exc}")
+        return "failed"
+    vehicle = Vehicle.objects.filter(volteras_id=event.vehicle_id).only("raw").first()
+    _remember_unmatched(event, applied, vehicle.raw if vehicle else {})
+    event.finish(
+        WebhookEvent.State.PROCESSED,
+        result=applied.summary(),
+        vin=applied.vin,
+        api_status=applied.api_status,
+        entries_matched=applied.matched,
+        entries_changed=applied.changed,
+    )
+    return "processed"
+
+
+def _failed_transiently(event: WebhookEvent, exc: volteras.VolterasError) -> str:
+    error = str(exc)[:2000]
+    if event.attempts >= MAX_EVENT_ATTEMPTS:
+        event.finish(WebhookEvent.State.FAILED, error=f"Gave up after {event.attempts}: {error}")
+        return "failed"
+    delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (event.attempts - 1)) * random.uniform(0.8, 1.2)
+    if isinstance(exc, volteras.RateLimited) and exc.retry_after:
+        delay = max(delay, exc.retry_after)
+    # `enqueued_at` cleared: the sweep enqueues it again once it is due.
+    event.finish(
+        WebhookEvent.State.RECEIVED,
+        error=error,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        enqueued_at=None,
+    )
+    return "retry"
+
+
+@task()
+def process_webhook_event(event_id: int) -> str:
+    return process_event(event_id)
+
+
+def enqueue_event(event_id: int) -> None:
+    process_webhook_event.enqueue(event_id)
+
+
+@sweeper
+def redrive_webhook_events() -> int:
+    """Enqueue events that are due but have no recent task: the task was lost,
+    a retry came due, or the worker died holding the lease."""
+    now = timezone.now()
+    ids = list(
+        WebhookEvent.objects.due(now)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - REDRIVE_AFTER))
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:REDRIVE_LIMIT]
+    )
+    for pk in ids:
+        enqueue_event(pk)
+    WebhookEvent.objects.filter(pk__in=ids).update(enqueued_at=now)
+    return len(ids)
+
+
+def process_again(event: WebhookEvent) -> None:
+    """Support's "process again" for one event."""
+    event.process_again()
+    enqueue_event(event.pk)
+    WebhookEvent.objects.filter(pk=event.pk).update(enqueued_at=timezone.now())

@@ -1,0 +1,326 @@
+"""Webhook intake (`POST /webhooks/volteras/`) and the support delivery log.
+
+Events are signed by the real `svix` library. Processing against the API
+lives in test_webhooks_processing.py.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+from svix.webhooks import Webhook
+
+from connections.models import RefusedDelivery, WebhookEvent
+from connections.views.webhooks import MAX_BODY_BYTES
+from tests.permissions import assert_access
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+URL = "/webhooks/volteras/"
+
+
+def event_body(event_type: str = "device.connected", vehicle_id: str = "veh-1") -> str:
+    return json.dumps(
+        {
+            "type": event_type,
+            "timestamp": "2026-11-25T10:00:00Z",
+            "data": {"id": vehicle_id, "deviceType": "VEHICLE"},
+        }
+    )
+
+
+def signed(
+    body: str,
+    *,
+    secret: str = SECRET,
+    msg_id: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, str]:
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    at = at or datetime.now(UTC)
+    return {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(at.timestamp())),
+        "svix-signature": Webhook(secret).sign(msg_id, at, body),
+    }
+
+
+def post(client, body: str | bytes, headers: dict[str, str]):
+    return client.post(URL, data=body, content_type="application/json", headers=headers)
+
+
+def queued_tasks() -> int:
+    return DBTaskResult.objects.filter(
+        status=TaskResultStatus.READY, task_path__endswith="process_webhook_event"
+    ).count()
+
+
+@pytest.fixture(autouse=True)
+def webhook_secret(settings):
+    settings.VOLTERAS_WEBHOOK_SECRET = SECRET
+
+
+@pytest.mark.django_db
+class TestIntake:
+    def test_valid_event_is_stored_and_queued(self, client):
+        body = event_body("device.connected", "veh-42")
+        headers = signed(body, msg_id="msg_valid")
+        response = post(client, body, {**headers, "User-Agent": "Svix-Webhooks/1.0"})
+        assert response.status_code == 200
+        event = WebhookEvent.objects.get()
+        assert event.svix_id == "msg_valid"
+        assert event.event_type == "device.connected"
+        assert event.vehicle_id == "veh-42"
+        assert event.body == body
+        assert event.state == WebhookEvent.State.RECEIVED
+        assert event.headers["svix-timestamp"] == headers["svix-timestamp"]
+        assert "svix-signature" not in event.headers
+        assert event.source_address == "127.0.0.1"
+        assert queued_tasks() == 1
+        assert RefusedDelivery.objects.count() == 0
+
+    def test_forged_signature_is_refused_and_recorded_without_body(self, client):
+        body = event_body()
+        response = post(client, body, signed(body, secret=OTHER_SECRET, msg_id="msg_forged"))
+        assert response.status_code == 400
+        assert WebhookEvent.objects.count() == 0
+        assert queued_tasks() == 0
+        refused = RefusedDelivery.objects.get()
+        assert refused.reason == RefusedDelivery.Reason.BAD_SIGNATURE
+        assert refused.claimed_svix_id == "msg_forged"
+        assert refused.source_address == "127.0.0.1"
+        assert refused.body_size == len(body)
+        assert not any(
+            "veh-1" in str(getattr(refused, f.name)) for f in RefusedDelivery._meta.fields
+        )
+
+    def test_tampered_body_is_refused(self, client):
+        body = event_body(vehicle_id="veh-1")
+        headers = signed(body)
+        response = post(client, event_body(vehicle_id="veh-2"), headers)
+        assert response.status_code == 400
+        assert RefusedDelivery.objects.get().reason == RefusedDelivery.Reason.BAD_SIGNATURE
+
+    def test_missing_headers(self, client):
+        response = post(client, event_body(), {})
+        assert response.status_code == 400
+        assert RefusedDelivery.objects.get().reason == RefusedDelivery.Reason.MISSING_HEADERS
+
+    @pytest.mark.parametrize("signature", ["garbage", "v1,not-base64!!", "v1"])
+    def test_malformed_signature_header_is_a_4xx_not_a_crash(self, client, signature):
+        body = event_body()
+        headers = {**signed(body), "svix-signature": signature}
+        response = post(client, body, headers)
+        assert response.status_code == 400
+        assert RefusedDelivery.objects.get().reason == RefusedDelivery.Reason.BAD_SIGNATURE
+        assert WebhookEvent.objects.count() == 0
+
+    @pytest.mark.parametrize("age", [timedelta(minutes=10), timedelta(minutes=-10)])
+    def test_stale_or_future_timestamp_is_refused(self, client, age):
+        body = event_body()
+        response = post(client, body, signed(body, at=datetime.now(UTC) - age))
+        assert response.status_code == 400
+        refused = RefusedDelivery.objects.get()
+        assert refused.reason == RefusedDelivery.Reason.STALE
+        assert "timestamp" in refused.detail
+        assert WebhookEvent.objects.count() == 0
+
+    def test_replayed_delivery_has_one_effect(self, client):
+        body = event_body()
+        headers = signed(body, msg_id="msg_twice")
+        first = post(client, body, headers)
+        second = post(client, body, headers)
+        # A redelivery signed again later (as Svix does) is the same message too.
+        third = post(client, body, signed(body, msg_id="msg_twice"))
+        assert [first.status_code, second.status_code, third.status_code] == [200, 200, 200]
+        assert second.json() == {"status": "duplicate"}
+        event = WebhookEvent.objects.get()
+        assert event.duplicates == 2
+        assert event.last_duplicate_at is not None
+        assert queued_tasks() == 1
+
+    def test_oversize_body_is_refused(self, client):
+        body = json.dumps({"type": "device.connected", "pad": "x" * MAX_BODY_BYTES})
+        response = post(client, body, signed(body))
+        assert response.status_code == 413
+        refused = RefusedDelivery.objects.get()
+        assert refused.reason == RefusedDelivery.Reason.TOO_LARGE
+        assert refused.body_size == len(body)
+        assert WebhookEvent.objects.count() == 0
+
+    def test_body_at_the_limit_is_accepted(self, client):
+        body = event_body()[:-1] + ', "pad": "' + "x" * 100 + '"}'
+        body = body[:-2] + "x" * (MAX_BODY_BYTES - len(body)) + body[-2:]
+        assert len(body) == MAX_BODY_BYTES
+        response = post(client, body, signed(body))
+        assert response.status_code == 200
+
+    @pytest.mark.parametrize("body", ["not json at all", "[1, 2, 3]", '"a string"', "{"])
+    def test_non_json_or_non_object_body_is_refused(self, client, body):
+        response = post(client, body, signed(body))
+        assert response.status_code == 400
+        assert RefusedDelivery.objects.get().reason == RefusedDelivery.Reason.NOT_JSON
+        assert WebhookEvent.objects.count() == 0
+
+    def test_non_utf8_body_is_refused(self, client):
+        body = b'{"type": "device.connected", "x": "\xff\xfe"}'
+        headers = signed("placeholder")
+        response = client.post(URL, data=body, content_type="application/json", headers=headers)
+        assert response.status_code == 400
+        assert WebhookEvent.objects.count() == 0
+
+    def test_unknown_event_type_is_stored_and_acknowledged(self, client):
+        body = event_body("device.renamed", "veh-9")
+        response = post(client, body, signed(body))
+        assert response.status_code == 200
+        event = WebhookEvent.objects.get()
+        assert event.event_type == "device.renamed"
+        assert event.state == WebhookEvent.State.IGNORED
+        assert event.processed_at is not None
+        assert queued_tasks() == 0
+
+    def test_untyped_contract_body_is_acted_on(self, client):
+        # The contract documents only the inner object; it still names a vehicle.
+        body = json.dumps({"id": "veh-7", "deviceType": "VEHICLE"})
+        response = post(client, body, signed(body))
+        assert response.status_code == 200
+        event = WebhookEvent.objects.get()
+        assert (event.event_type, event.vehicle_id) == ("", "veh-7")
+        assert event.state == WebhookEvent.State.RECEIVED
+        assert queued_tasks() == 1
+
+    def test_secret_not_configured_refuses_with_5xx(self, client, settings):
+        settings.VOLTERAS_WEBHOOK_SECRET = ""
+        body = event_body()
+        response = post(client, body, signed(body))
+        assert response.status_code == 503
+        assert RefusedDelivery.objects.get().reason == RefusedDelivery.Reason.NOT_CONFIGURED
+
+    def test_only_post(self, client):
+        assert client.get(URL).status_code == 405
+        assert RefusedDelivery.objects.count() == 0
+
+    def test_needs_no_login_or_csrf_token(self, settings):
+        from django.test import Client
+
+        strict = Client(enforce_csrf_checks=True)
+        body = event_body()
+        assert post(strict, body, signed(body)).status_code == 200
+
+    def test_forwarded_address_is_kept_beside_the_peer(self, client):
+        body = event_body()
+        response = post(client, body, {**signed(body), "X-Forwarded-For": "203.0.113.9, 10.0.0.1"})
+        assert response.status_code == 200
+        assert WebhookEvent.objects.get().source_address == "203.0.113.9 via 127.0.0.1"
+
+
+def make_event(**fields) -> WebhookEvent:
+    defaults = {
+        "svix_id": f"msg_{uuid.uuid4().hex}",
+        "event_type": "device.connected",
+        "vehicle_id": "veh-1",
+        "body": event_body(),
+    }
+    return WebhookEvent.objects.create(**{**defaults, **fields})
+
+
+@pytest.mark.django_db
+class TestDeliveryLog:
+    def test_pages_are_for_support_and_admins_only(self, client, users):
+        event = make_event()
+        for url in [
+            reverse("webhook_events"),
+            reverse("webhook_event", args=[event.pk]),
+            reverse("webhook_refused"),
+            reverse("webhook_unmatched"),
+        ]:
+            assert_access(client, url, users, member=404, outsider=404, support=200, admin=200)
+
+    def test_process_again_is_for_support_and_admins_only(self, client, users):
+        event = make_event(state=WebhookEvent.State.FAILED, attempts=8, error="boom")
+        url = reverse("webhook_event_process", args=[event.pk])
+        assert_access(
+            client, url, users, member=404, outsider=404, support=302, admin=302, method="post"
+        )
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.RECEIVED
+        assert event.attempts == 0
+        assert event.error == ""
+        assert queued_tasks() >= 1
+
+    def test_process_again_needs_post(self, client, support):
+        event = make_event()
+        client.force_login(support)
+        assert client.get(reverse("webhook_event_process", args=[event.pk])).status_code == 405
+
+    def test_list_shows_deliveries_with_markers(self, client, support):
+        make_event(svix_id="msg_dup", duplicates=2)
+        make_event(
+            svix_id="msg_unmatched",
+            vehicle_id="veh-lost",
+            state=WebhookEvent.State.PROCESSED,
+            result="no VIN entry in any fleet matches this vehicle",
+        )
+        make_event(svix_id="msg_failed", state=WebhookEvent.State.FAILED, error="SERVER_ERROR x")
+        client.force_login(support)
+        page = client.get(reverse("webhook_events")).content.decode()
+        assert "duplicate \u00d72" in page
+        assert "unmatched" in page
+        assert "SERVER_ERROR x" in page
+        assert "veh-lost" in page
+
+    def test_filters(self, client, support):
+        a = make_event(svix_id="msg_a", event_type="device.connected", vehicle_id="veh-a")
+        b = make_event(
+            svix_id="msg_b",
+            event_type="device.disconnected",
+            vehicle_id="veh-b",
+            vin="WVWZZZ1KZ8W000001",
+            state=WebhookEvent.State.PROCESSED,
+            entries_matched=1,
+        )
+        c = make_event(
+            svix_id="msg_c",
+            event_type="device.renamed",
+            vehicle_id="veh-c",
+            state=WebhookEvent.State.IGNORED,
+            duplicates=1,
+        )
+        client.force_login(support)
+
+        def shown(**params) -> set[str]:
+            page = client.get(reverse("webhook_events"), params).context["page"]
+            return {event.svix_id for event in page}
+
+        assert shown() == {a.svix_id, b.svix_id, c.svix_id}
+        assert shown(type="device.disconnected") == {b.svix_id}
+        assert shown(status="ignored") == {c.svix_id}
+        assert shown(status="duplicate") == {c.svix_id}
+        assert shown(status="received") == {a.svix_id}
+        assert shown(vehicle="veh-a") == {a.svix_id}
+        assert shown(vehicle="wvwzzz1kz8w000001") == {b.svix_id}
+        assert shown(type="device.renamed", status="received") == set()
+
+    def test_detail_shows_payload_and_result(self, client, support):
+        event = make_event(
+            state=WebhookEvent.State.PROCESSED,
+            api_status="DISCONNECTED",
+            result="Volteras says DISCONNECTED: 1 of 1 matching entries changed",
+        )
+        client.force_login(support)
+        page = client.get(reverse("webhook_event", args=[event.pk])).content.decode()
+        assert "&quot;deviceType&quot;: &quot;VEHICLE&quot;" in page
+        assert "Volteras says DISCONNECTED: 1 of 1" in page
+        assert "Process again" in page
+
+    def test_refused_page_lists_refusals(self, client, support):
+        body = event_body()
+        post(client, body, signed(body, secret=OTHER_SECRET, msg_id="msg_evil"))
+        client.force_login(support)
+        page = client.get(reverse("webhook_refused")).content.decode()
+        assert "Signature does not match" in page
+        assert "msg_evil" in page

@@ -1,0 +1,438 @@
+"""Processing webhooks and reconciliation against the running sandbox (real HTTP).
+
+Events reach the receiver signed by the real `svix` library with the
+sandbox's secret; the worker reads each vehicle from the sandbox's API.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.urls import reverse
+from django.utils import timezone
+from svix.webhooks import Webhook
+
+from connections import volteras
+from connections.models import (
+    ConnectBatch,
+    Fleet,
+    ReconciliationRun,
+    Source,
+    UnmatchedVehicle,
+    Upload,
+    Vehicle,
+    VinEntry,
+    VinEvent,
+    VinStatus,
+    WebhookEvent,
+)
+from connections.reconcile import reconcile, reconcile_when_due
+from connections.tasks import drain
+from connections.webhooks import apply_vehicle, process_event, redrive_webhook_events
+from sandbox.rules import fake_vin
+
+URL = "/webhooks/volteras/"
+
+
+def magic(prefix: str, seed: str = "") -> str:
+    tail = (seed.upper() + "0" * 17)[: 17 - len(prefix)]
+    return prefix + tail
+
+
+@pytest.fixture
+def api(sandbox, settings) -> volteras.VolterasClient:
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    settings.VOLTERAS_MAX_RETRIES = 0
+    return volteras.get_client()
+
+
+@pytest.fixture
+def upload(fleet) -> Upload:
+    return Upload.objects.create(fleet=fleet, state=Upload.State.SUBMITTED)
+
+
+def add_entry(upload: Upload, vin: str, status: str, vehicle_id: str = "", **fields) -> VinEntry:
+    return VinEntry.objects.create(
+        upload=upload,
+        fleet=upload.fleet,
+        line_number=upload.entries.count() + 1,
+        vin=vin,
+        make="VOLKSWAGEN",
+        validity=VinEntry.Validity.VALID,
+        status=status,
+        vehicle_id=vehicle_id,
+        **fields,
+    )
+
+
+def connect(api: volteras.VolterasClient, vin: str, make: str = "VOLKSWAGEN"):
+    group = api.connect_vehicles([volteras.VehicleInput(vin, make, "GB")])
+    (result,) = api.connect_results(group.id)
+    return group, result
+
+
+def deliver(client, secret: str, event_type: str, vehicle_id: str, msg_id: str | None = None):
+    body = json.dumps(
+        {"type": event_type, "data": {"id": vehicle_id, "deviceType": "VEHICLE"}},
+        separators=(",", ":"),
+    )
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(now.timestamp())),
+        "svix-signature": Webhook(secret).sign(msg_id, now, body),
+    }
+    response = client.post(URL, data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 200, response.content
+    return WebhookEvent.objects.get(svix_id=msg_id)
+
+
+def webhook_events(entry: VinEntry) -> list[VinEvent]:
+    return list(entry.events.filter(source=Source.WEBHOOK))
+
+
+@pytest.mark.django_db
+class TestProcessing:
+    def test_connected_event_applies_the_apis_state(self, client, api, sandbox, upload):
+        sandbox.control(pending_seconds=3600)
+        vin = magic("PEND1NG1", "A1")
+        _, result = connect(api, vin)
+        assert result.status == "PENDING" and result.vehicle_id is None
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        (vehicle_id,) = sandbox.connect_pending()
+        version = Upload.objects.get(pk=upload.pk).version
+
+        event = deliver(client, sandbox.webhook_secret, "device.connected", vehicle_id)
+        assert drain() >= 1
+
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.CONNECTED
+        assert entry.vehicle_id == vehicle_id
+        (change,) = webhook_events(entry)
+        assert (change.status_from, change.status_to) == (VinStatus.PENDING, VinStatus.CONNECTED)
+        assert change.data["svix_id"] == event.svix_id
+        assert "Volteras says CONNECTED" in change.detail
+        assert Upload.objects.get(pk=upload.pk).version > version
+        record = Vehicle.objects.get(volteras_id=vehicle_id)
+        assert (record.vin, record.connection_status, record.disconnected) == (
+            vin,
+            "CONNECTED",
+            False,
+        )
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.PROCESSED
+        assert (event.vin, event.api_status, event.entries_changed) == (vin, "CONNECTED", 1)
+        assert event.attempts == 1
+
+    def test_applies_to_every_fleet_but_not_to_finished_attempts(self, client, api, sandbox):
+        fleet_a = Fleet.objects.create(name="A", slug="a")
+        fleet_b = Fleet.objects.create(name="B", slug="b")
+        up_a = Upload.objects.create(fleet=fleet_a, state=Upload.State.SUBMITTED)
+        up_b = Upload.objects.create(fleet=fleet_b, state=Upload.State.SUBMITTED)
+        vin = fake_vin("VOLKSWAGEN", "every-fleet")
+        _, result = connect(api, vin)
+        waiting_a = add_entry(up_a, vin, VinStatus.PROCESSING)
+        waiting_b = add_entry(up_b, vin, VinStatus.CONNECTION_REQUIRED)
+        old_error = add_entry(up_b, vin, VinStatus.ERROR, error_codes=["OEM_VEHICLE_OFFLINE"])
+        replaced = add_entry(up_a, vin, VinStatus.PENDING, superseded=True)
+        other_vehicle = add_entry(up_a, vin, VinStatus.DISCONNECTED, vehicle_id="older-vehicle")
+
+        deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        drain()
+
+        statuses = {
+            e.pk: e.status
+            for e in VinEntry.objects.filter(
+                pk__in=[waiting_a.pk, waiting_b.pk, old_error.pk, replaced.pk, other_vehicle.pk]
+            )
+        }
+        assert statuses == {
+            waiting_a.pk: VinStatus.CONNECTED,
+            waiting_b.pk: VinStatus.CONNECTED,
+            old_error.pk: VinStatus.ERROR,
+            replaced.pk: VinStatus.PENDING,
+            other_vehicle.pk: VinStatus.DISCONNECTED,
+        }
+
+    def test_late_connected_after_disconnect_leaves_it_disconnected(
+        self, client, api, sandbox, upload
+    ):
+        vin = fake_vin("VOLKSWAGEN", "reordered")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id)
+        api.disconnect_vehicle(result.vehicle_id)
+
+        disconnected = deliver(
+            client, sandbox.webhook_secret, "device.disconnected", result.vehicle_id
+        )
+        late = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        drain()
+
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.DISCONNECTED
+        changes = webhook_events(entry)
+        assert [(c.status_from, c.status_to) for c in changes] == [
+            (VinStatus.CONNECTED, VinStatus.DISCONNECTED)
+        ]
+        late.refresh_from_db()
+        disconnected.refresh_from_db()
+        assert late.state == disconnected.state == WebhookEvent.State.PROCESSED
+        assert late.api_status == "DISCONNECTED"
+        assert late.entries_changed == 0
+        assert Vehicle.objects.get(volteras_id=result.vehicle_id).disconnected
+
+    def test_reordered_the_other_way_round_ends_the_same(self, client, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "reordered-2")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PROCESSING)
+        api.disconnect_vehicle(result.vehicle_id)
+        # The connected event is processed only after the vehicle was disconnected.
+        deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        drain()
+        entry.refresh_from_db()
+        # Not connected (the API says disconnected), and a pending entry without
+        # a vehicle id is not marked disconnected by VIN alone.
+        assert entry.status == VinStatus.PROCESSING
+
+    def test_vehicle_unknown_to_the_api_is_disconnected(self, client, api, sandbox, upload):
+        entry = add_entry(
+            upload, fake_vin("VOLKSWAGEN", "gone"), VinStatus.CONNECTED, vehicle_id="veh-gone"
+        )
+        event = deliver(client, sandbox.webhook_secret, "device.disconnected", "veh-gone")
+        drain()
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.DISCONNECTED
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.PROCESSED
+        assert event.api_status.startswith("NOT FOUND")
+        assert not UnmatchedVehicle.objects.exists()
+
+    def test_duplicates_have_one_effect(self, client, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "dup")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        for _ in range(3):
+            deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id, "m1")
+        # A second message for the same change (Svix retried with a new id).
+        deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id, "m2")
+        drain()
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.CONNECTED
+        assert len(webhook_events(entry)) == 1
+        assert WebhookEvent.objects.get(svix_id="m1").duplicates == 2
+        assert WebhookEvent.objects.count() == 2
+
+    def test_unmatched_vehicle_is_kept_for_support(self, client, api, sandbox, support, upload):
+        vin = fake_vin("VOLKSWAGEN", "stranger")
+        _, result = connect(api, vin)
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        drain()
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.PROCESSED
+        assert event.entries_matched == 0
+        assert event.is_unmatched
+        unmatched = UnmatchedVehicle.objects.get(volteras_id=result.vehicle_id)
+        assert (unmatched.vin, unmatched.api_status) == (vin, "CONNECTED")
+        assert unmatched.api_answer["vin"] == vin
+        assert unmatched.last_event == event
+
+        client.force_login(support)
+        page = client.get(reverse("webhook_unmatched")).content.decode()
+        assert result.vehicle_id in page and vin in page
+        shown = client.get(reverse("webhook_events"), {"status": "unmatched"}).context["page"]
+        assert [e.pk for e in shown] == [event.pk]
+
+        # Once the VIN is uploaded, processing the event again matches it.
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        response = client.post(reverse("webhook_event_process", args=[event.pk]))
+        assert response.status_code == 302
+        drain()
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.CONNECTED
+        assert not UnmatchedVehicle.objects.exists()
+
+    def test_unknown_type_is_not_processed(self, client, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "renamed")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        event = deliver(client, sandbox.webhook_secret, "device.renamed", result.vehicle_id)
+        drain()
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.IGNORED
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.PENDING
+
+    def test_worker_killed_mid_processing_loses_nothing(self, client, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "crash")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+
+        # A worker claims the event and dies before finishing it.
+        assert WebhookEvent.claim(event.pk) is not None
+        drain()  # the queued task finds the event leased to someone else
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.PROCESSING
+        assert redrive_webhook_events() == 0
+
+        with time_machine.travel(timezone.now() + timedelta(minutes=3), tick=False):
+            assert redrive_webhook_events() == 1
+            assert redrive_webhook_events() == 0  # enqueued once, not every sweep
+            drain()
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.PROCESSED
+        assert event.attempts == 2
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.CONNECTED
+
+    def test_lost_task_is_redriven(self, client, api, sandbox, upload):
+        from django_tasks_db.models import DBTaskResult
+
+        vin = fake_vin("VOLKSWAGEN", "lost-task")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        DBTaskResult.objects.all().delete()
+        with time_machine.travel(timezone.now() + timedelta(minutes=1), tick=False):
+            assert redrive_webhook_events() == 1
+            drain()
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.CONNECTED
+
+    def test_api_failure_is_retried_later(self, client, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "flaky")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        sandbox.control(
+            faults=[{"kind": "error", "path_prefix": "/v1/vehicles/", "method": "GET", "count": 1}]
+        )
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        drain(include_future=False)
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.RECEIVED
+        assert "SERVER_ERROR" in event.error
+        assert event.next_attempt_at > timezone.now()
+        assert redrive_webhook_events() == 0  # not due yet
+
+        with time_machine.travel(event.next_attempt_at + timedelta(seconds=1), tick=False):
+            assert redrive_webhook_events() == 1
+            drain()
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.PROCESSED
+        assert event.attempts == 2
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.CONNECTED
+
+    def test_process_event_twice_is_harmless(self, client, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "twice")
+        _, result = connect(api, vin)
+        add_entry(upload, vin, VinStatus.PENDING)
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        assert process_event(event.pk) == "processed"
+        assert process_event(event.pk) == "not due"
+        assert VinEvent.objects.filter(source=Source.WEBHOOK).count() == 1
+
+    def test_older_read_never_overwrites_a_fresher_one(self, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "stale-read")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.DISCONNECTED, vehicle_id=result.vehicle_id)
+        # Another worker already applied a read taken after this one starts.
+        Vehicle.objects.create(
+            volteras_id=result.vehicle_id,
+            vin=vin,
+            connection_status="DISCONNECTED",
+            disconnected=True,
+            last_seen_at=timezone.now() + timedelta(seconds=30),
+        )
+        applied = apply_vehicle(result.vehicle_id, Source.WEBHOOK)
+        assert applied.stale
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.DISCONNECTED
+
+
+@pytest.mark.django_db
+class TestReconciliation:
+    def test_heals_a_connection_whose_webhook_never_came(self, api, sandbox, upload):
+        sandbox.control(pending_seconds=3600)
+        vin = magic("PEND1NG1", "R1")
+        connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        (vehicle_id,) = sandbox.connect_pending()
+        assert sandbox.deliveries()[-1]["attempts"] == []  # nothing was delivered
+
+        report = reconcile()
+        assert report.changes == 1
+        entry.refresh_from_db()
+        assert (entry.status, entry.vehicle_id) == (VinStatus.CONNECTED, vehicle_id)
+        (healed,) = entry.events.filter(source=Source.RECONCILIATION)
+        assert healed.get_source_display() == "Found by reconciliation"
+        assert healed.status_to == VinStatus.CONNECTED
+
+    def test_heals_a_missed_disconnect(self, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "missed-disconnect")
+        _, result = connect(api, vin)
+        still = fake_vin("VOLKSWAGEN", "still-connected")
+        _, other = connect(api, still)
+        entry = add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id)
+        kept = add_entry(upload, still, VinStatus.CONNECTED, vehicle_id=other.vehicle_id)
+        api.disconnect_vehicle(result.vehicle_id)
+
+        report = reconcile()
+        assert report.vehicles_listed == 1
+        assert report.vehicles_read == 1
+        entry.refresh_from_db()
+        kept.refresh_from_db()
+        assert entry.status == VinStatus.DISCONNECTED
+        assert kept.status == VinStatus.CONNECTED
+        assert entry.events.filter(source=Source.RECONCILIATION).count() == 1
+        assert reconcile().changes == 0  # nothing left to heal
+
+    def test_rereads_the_group_of_vins_still_waiting(self, api, sandbox, upload):
+        vin = magic("1NC0MP11", "G1")
+        group, _ = connect(api, vin)
+        batch = ConnectBatch.objects.create(
+            upload=upload, number=1, state=ConnectBatch.State.DONE, group_id=group.id
+        )
+        entry = add_entry(upload, vin, VinStatus.PROCESSING, batch=batch)
+
+        report = reconcile()
+        assert report.groups_read == 1
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.INCOMPATIBLE
+        assert entry.error_codes == ["OEM_VEHICLE_NOT_COMPATIBLE"]
+        assert entry.events.filter(source=Source.RECONCILIATION).count() == 1
+
+    def test_runs_once_per_interval_however_many_workers_sweep(self, api, sandbox, settings):
+        settings.RECONCILE_INTERVAL_SECONDS = 600
+        start = datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+        with time_machine.travel(start, tick=False):
+            assert reconcile_when_due() == 1
+            assert reconcile_when_due() == 0
+            drain()
+        run = ReconciliationRun.objects.get()
+        assert run.state == ReconciliationRun.State.DONE
+        assert run.finished_at is not None
+        with time_machine.travel(start + timedelta(seconds=590), tick=False):
+            assert reconcile_when_due() == 0
+        with time_machine.travel(start + timedelta(seconds=600), tick=False):
+            assert reconcile_when_due() == 1
+
+    def test_a_failed_run_is_recorded(self, api, sandbox):
+        sandbox.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles", "method": "GET"}])
+        assert reconcile_when_due() == 1
+        drain()
+        run = ReconciliationRun.objects.get()
+        assert run.state == ReconciliationRun.State.FAILED
+        assert "SERVER_ERROR" in run.error
+
+
+@pytest.fixture
+def manager_user(manager) -> User:
+    return manager
