@@ -103,7 +103,7 @@ def _attempt(
 ) -> bool:
     now = timezone.now()
     headers = signed_headers(delivery.msg_id, delivery.body, settings.SANDBOX_WEBHOOK_SECRET, now)
-    record: dict = {"at": iso(now), "url": url, "duplicate": duplicate}
+    record: dict = {"at": iso(now), "url": url, "duplicate": duplicate, "error": None}
     try:
         response = client.post(url, content=delivery.body.encode(), headers=headers)
         record["status"] = response.status_code
