@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import zipfile
 from collections import deque
@@ -216,7 +217,7 @@ def _rows(
     last_named = max((i for i, name in enumerate(columns) if name), default=0)
     count = 0
     pending = [first] if first is not None else []
-    for line, cells, problem in _chain(pending, records):
+    for line, cells, problem in itertools.chain(pending, records):
         if not problem and not any(cell.strip() for cell in cells or ()):
             continue
         problems = [f"{unit.capitalize()} {line}: {problem}"] if problem else []
@@ -245,11 +246,6 @@ def _rows(
 
 def _values(count: int) -> str:
     return "1 value" if count == 1 else f"{count} values"
-
-
-def _chain(first: list[_Record], rest: Iterator[_Record]) -> Iterator[_Record]:
-    yield from first
-    yield from rest
 
 
 # --- CSV ------------------------------------------------------------------------------------

@@ -497,6 +497,12 @@ def _validate_row(
                 f"vehicle's country is {country}. Correct the country if the vehicle is in "
                 "Europe; otherwise it cannot be connected."
             )
+    elif make in MAKES_NEEDING_REGION and country and country_region is None:
+        warnings.append(
+            f"{make_label(make)} vehicles are connected in Europe or North America, and "
+            f"this vehicle's country is {country}. Check the country; the connection is "
+            "likely to fail if it is right."
+        )
     elif make in MAKES_NEEDING_REGION and country_region and country_region != default_region:
         warnings.append(
             f"{make_label(make)} vehicles connect per region and this fleet uses "

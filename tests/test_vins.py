@@ -356,6 +356,12 @@ def test_bmw_in_a_country_outside_the_fleets_region_is_a_warning():
     assert "North America" in row.problems[0]
 
 
+def test_bmw_outside_europe_and_north_america_is_a_warning():
+    (row,) = validate({"vin": MINI, "make": "MINI", "country_code": "AU"})
+    assert row.validity == VinEntry.Validity.WARNING
+    assert "Europe or North America" in row.problems[0] and "AU" in row.problems[0]
+
+
 def test_hyundai_and_kia_only_in_europe():
     ok, outside, default_outside = validate(
         {"vin": KIA, "make": "Kia", "country_code": "NL"},
