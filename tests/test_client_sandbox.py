@@ -36,8 +36,6 @@ from connections.volteras import (
 )
 from tests.contract import check_exchange, validate_request
 
-pytest_plugins = ["tests.fixtures_sandbox"]
-
 
 def make_vin(serial: int, wmi: str = "WVW") -> str:
     """A valid VIN (correct check digit) that the sandbox connects at once."""
