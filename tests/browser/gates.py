@@ -1,0 +1,136 @@
+"""What every browser journey checks and keeps: logging in, the quality gates
+(labelled fields, table headers, keyboard reach) and screenshots.
+
+Plain functions taking a Playwright page, so a journey reads as a list of steps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+COMMITTED = ROOT / "docs" / "screenshots"
+
+# Far more presses than any page of ours needs; a bound keeps a trap from hanging.
+MAX_TABS = 80
+
+# The accessible name a field gets from a <label>, aria-label or aria-labelledby
+# (placeholders do not count: they vanish as soon as the user types).
+_UNLABELLED_FIELDS_JS = """
+() => {
+  const skip = new Set(["hidden", "submit", "button", "reset", "image"]);
+  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length)
+    && getComputedStyle(el).visibility !== "hidden";
+  const text = (el) => (el ? el.textContent : "").trim();
+  const named = (el) => {
+    if ((el.getAttribute("aria-label") || "").trim()) return true;
+    const ids = (el.getAttribute("aria-labelledby") || "").split(/\\s+/).filter(Boolean);
+    if (ids.some((id) => text(document.getElementById(id)))) return true;
+    if (Array.from(el.labels || []).some((label) => text(label))) return true;
+    return !!(el.getAttribute("title") || "").trim();
+  };
+  return Array.from(document.querySelectorAll("input, select, textarea"))
+    .filter((el) => !skip.has((el.getAttribute("type") || "").toLowerCase()))
+    .filter(visible)
+    .filter((el) => !named(el))
+    .map((el) => el.outerHTML.slice(0, 200));
+}
+"""
+
+_TABLE_PROBLEMS_JS = """
+() => {
+  const problems = [];
+  document.querySelectorAll("table").forEach((table, i) => {
+    const where = `table #${i + 1} (${(table.className || table.id || "no class")})`;
+    const headers = table.querySelectorAll("thead th, th[scope=col]");
+    if (!headers.length) problems.push(`${where} has no column header cells`);
+    table.querySelectorAll("th").forEach((th) => {
+      const name = th.textContent.trim() || (th.getAttribute("aria-label") || "").trim();
+      if (!name) problems.push(`${where} has an empty header cell: ${th.outerHTML.slice(0, 120)}`);
+    });
+  });
+  return problems;
+}
+"""
+
+# Focus the document itself, so the next Tab starts from the top of the page.
+_FOCUS_TOP_JS = """
+() => {
+  if (document.activeElement) document.activeElement.blur();
+  const body = document.body;
+  body.setAttribute("tabindex", "-1");
+  body.focus();
+  body.removeAttribute("tabindex");
+  window.scrollTo(0, 0);
+}
+"""
+
+
+def login(page: Page, username: str, password: str = PASSWORD) -> None:
+    """Log in through the real form (found by its labels) and land on the dashboard."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your fleets")
+
+
+def logout(page: Page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/$"))
+
+
+def assert_fields_labelled(page: Page) -> None:
+    """Every visible input, select and textarea has an accessible label."""
+    unlabelled = page.evaluate(_UNLABELLED_FIELDS_JS)
+    assert not unlabelled, f"fields without a label on {page.url}: {unlabelled}"
+
+
+def assert_tables_have_headers(page: Page) -> None:
+    """Every table has column header cells, and no header cell is empty."""
+    problems = page.evaluate(_TABLE_PROBLEMS_JS)
+    assert not problems, f"tables on {page.url}: {problems}"
+
+
+def assert_keyboard_reachable(page: Page, selector: str) -> int:
+    """Press Tab from the top of the page until `selector` has focus; return the
+    number of presses. Fails when it is not reached within MAX_TABS presses."""
+    target = page.locator(selector).first
+    expect(target).to_be_visible()
+    page.evaluate(_FOCUS_TOP_JS)
+    focused = []
+    for presses in range(1, MAX_TABS + 1):
+        page.keyboard.press("Tab")
+        if target.evaluate("el => el === document.activeElement"):
+            return presses
+        focused.append(page.evaluate("() => document.activeElement.outerHTML.slice(0, 80)"))
+    raise AssertionError(
+        f"{selector!r} not reached by {MAX_TABS} Tab presses on {page.url}; "
+        f"focus went through: {focused[:20]}"
+    )
+
+
+def assert_page_quality(page: Page) -> None:
+    """The gates that need no argument, for every page a journey visits."""
+    assert_fields_labelled(page)
+    assert_tables_have_headers(page)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page PNG as a test artifact; with UPDATE_SCREENSHOTS=1 also
+    replace the committed copy in docs/screenshots/ that the README shows."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    if os.environ.get("UPDATE_SCREENSHOTS", "") in {"1", "true", "yes"}:
+        COMMITTED.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, COMMITTED / path.name)
+    return path
