@@ -1,0 +1,315 @@
+"""Consent Flow links: create, share, track, revoke and reissue them; the
+public short link and return URL the owner sees; connected accounts.
+
+Portal pages follow the foundation's rule: a fleet the user may not see (and
+anything in it) answers 404. The two public views answer 404 to an unknown
+token and never show portal internals.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from io import StringIO
+from urllib.parse import quote
+
+import segno
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from connections import consent
+from connections.forms_consent import ConsentLinkForm, StatusFilterForm
+from connections.imports import csv_safe
+from connections.models import VinStatus
+from connections.models_consent import ConnectedAccount, ConsentLink, LinkStatus
+from connections.views.fleets import visible_fleet
+from connections.views.uploads import visible_upload
+from connections.volteras import VolterasError
+
+LIST_POLL_SECONDS = 15
+# "Close to expiry" for the one-click reissue of a fleet's links.
+REISSUE_WINDOW = timedelta(days=2)
+CSV_COLUMNS = ["vin", "registration_plate", "link", "expires_at"]
+
+
+def _fleet_link(request: HttpRequest, slug: str, pk: int) -> ConsentLink:
+    fleet = visible_fleet(request, slug)
+    return get_object_or_404(ConsentLink.objects.select_related("fleet"), fleet=fleet, pk=pk)
+
+
+def qr_svg(url: str, *, scale: int = 4) -> str:
+    """The URL as an inline SVG QR code (medium error correction survives a smudged print)."""
+    return segno.make(url, error="m").svg_inline(scale=scale, title="QR code of the link")
+
+
+def mailto(link: ConsentLink) -> str:
+    subject = "Connect your vehicle"
+    lines = [
+        "Hello,",
+        "",
+        link.recipient_note
+        or "Please connect your vehicle to our fleet by opening this link and signing in "
+        "with your vehicle manufacturer's account:",
+        "",
+        link.short_url,
+        "",
+        f"The link works until {link.expires_at:%d %B %Y, %H:%M} UTC.",
+    ]
+    return f"mailto:?subject={quote(subject)}&body={quote(chr(10).join(lines))}"
+
+
+def link_list(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    form = StatusFilterForm(request.GET or None)
+    state = form.cleaned_data["status"] if form.is_valid() else ""
+    links = fleet.consent_links.select_related("account", "created_by", "vin_entry")
+    if state:
+        links = links.in_state(state)
+    context = {
+        "fleet": fleet,
+        "form": form,
+        "state": state,
+        "links": links[:200],
+        "expiring": fleet.consent_links.expiring_within(REISSUE_WINDOW).count(),
+        "poll_seconds": LIST_POLL_SECONDS,
+    }
+    template = "connections/consent/link_list.html"
+    if request.htmx:
+        template += "#link_rows"
+    return render(request, template, context)
+
+
+def link_new(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    form = ConsentLinkForm(request.POST or None, fleet=fleet)
+    if request.method == "POST" and form.is_valid():
+        try:
+            link = consent.create_link(
+                fleet,
+                form.options(),
+                user=request.user,
+                label=form.cleaned_data["label"],
+                recipient_note=form.cleaned_data["recipient_note"],
+            )
+        except VolterasError as exc:
+            form.add_error(None, consent.refusal_message(exc))
+        else:
+            messages.success(request, "Link created. Share it with the vehicle owner.")
+            return redirect(link)
+    status = 400 if form.errors else 200
+    return render(
+        request, "connections/consent/link_new.html", {"fleet": fleet, "form": form}, status=status
+    )
+
+
+def link_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    context = {
+        "fleet": link.fleet,
+        "link": link,
+        "qr": qr_svg(link.short_url),
+        "mailto": mailto(link),
+        "events": link.events.select_related("actor"),
+        "scopes": [(s, consent.SCOPES.get(s, s)) for s in link.options.get("scopes", [])],
+        "can_reissue": consent.can_reissue(link),
+        "replaces": ConsentLink.objects.filter(replaced_by=link).first(),
+    }
+    return render(request, "connections/consent/link_detail.html", context)
+
+
+def link_print(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    context = {"fleet": link.fleet, "link": link, "qr": qr_svg(link.short_url, scale=8)}
+    return render(request, "connections/consent/link_print.html", context)
+
+
+@require_POST
+def link_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    if consent.revoke(link, request.user):
+        messages.success(request, "Link revoked: its short link no longer works.")
+    else:
+        messages.warning(request, f"This link is {link.get_state_display().lower()} already.")
+    return redirect(link)
+
+
+@require_POST
+def link_reissue(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    try:
+        new = consent.reissue(link, request.user)
+    except VolterasError as exc:
+        messages.error(request, consent.refusal_message(exc))
+        return redirect(link)
+    except ValueError as exc:
+        messages.warning(request, str(exc))
+        return redirect(link)
+    messages.success(request, "New link created; the old short link now forwards to it.")
+    return redirect(new)
+
+
+@require_POST
+def link_reissue_expiring(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    created, problem = consent.reissue_expiring(fleet, REISSUE_WINDOW, request.user)
+    if created:
+        messages.success(request, f"Reissued {len(created)} link(s) close to expiry.")
+    if problem:
+        messages.error(request, f"Stopped reissuing: {problem}")
+    elif not created:
+        messages.info(request, "No active link expires within two days.")
+    return redirect("consent_link_list", fleet.slug)
+
+
+@require_POST
+def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """Per-VIN links for the upload's CONNECTION_REQUIRED VINs (the ticked
+    `entry` ids, or all of them when none is ticked)."""
+    upload = visible_upload(request, upload_id)
+    ids = [int(value) for value in request.POST.getlist("entry") if value.isdigit()]
+    entries = list(upload.entries.filter(pk__in=ids)) if ids else None
+    try:
+        links = consent.create_vin_links(upload, entries, request.user)
+    except consent.VinLinksIncomplete as exc:
+        links = exc.links
+        for vin, problem in exc.failures.items():
+            messages.error(request, f"{vin}: {problem}")
+    if links:
+        messages.success(
+            request,
+            f"{len(links)} VIN(s) have a consent link. Download the CSV to send them.",
+        )
+    elif not upload.entries.filter(status=VinStatus.CONNECTION_REQUIRED).exists():
+        messages.info(request, "No VIN of this upload needs the owner's consent.")
+    return redirect(upload)
+
+
+@require_GET
+def upload_links_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """`vin,registration_plate,link,expires_at` of each VIN's usable link, for a mail merge."""
+    upload = visible_upload(request, upload_id)
+    out = StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    links = (
+        ConsentLink.objects.active()
+        .filter(vin_entry__upload=upload)
+        .select_related("vin_entry")
+        .order_by("vin_entry__line_number", "-expires_at")
+    )
+    seen: set[int] = set()
+    for link in links:
+        if link.vin_entry_id in seen:
+            continue
+        seen.add(link.vin_entry_id)
+        writer.writerow(
+            [
+                csv_safe(link.vin),
+                csv_safe(link.vin_entry.registration_plate),
+                link.short_url,
+                link.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ]
+        )
+    response = HttpResponse(out.getvalue().encode("utf-8-sig"), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="upload-{upload.pk}-consent-links.csv"'
+    return response
+
+
+def account_list(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    accounts = list(
+        fleet.connected_accounts.annotate(
+            link_count=Count("consent_links", filter=Q(consent_links__fleet=fleet))
+        ).order_by("status", "-connected_at")
+    )
+    for account in accounts:
+        account.vehicle_list = list(account.vehicles())
+    return render(
+        request, "connections/consent/account_list.html", {"fleet": fleet, "accounts": accounts}
+    )
+
+
+@require_POST
+def account_refresh(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    try:
+        seen, gone = consent.refresh_accounts(fleet)
+    except VolterasError as exc:
+        messages.error(request, consent.refusal_message(exc))
+    else:
+        for account in fleet.connected_accounts.filter(status=ConnectedAccount.Status.CONNECTED):
+            consent.sync_account_vehicles(account, "Accounts refreshed")
+        text = f"{seen} account(s) still connected."
+        if gone:
+            text += f" {gone} no longer listed by Volteras, now shown as disconnected."
+        messages.success(request, text)
+    return redirect("consent_account_list", fleet.slug)
+
+
+def account_disconnect(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """GET: what disconnecting will do; POST: do it."""
+    fleet = visible_fleet(request, slug)
+    account = get_object_or_404(fleet.connected_accounts, pk=pk)
+    if request.method == "POST":
+        if not account.is_connected:
+            messages.info(request, "This account is already disconnected.")
+        else:
+            try:
+                consent.disconnect_account(account, request.user)
+            except VolterasError as exc:
+                messages.error(request, consent.refusal_message(exc))
+                return redirect("consent_account_disconnect", fleet.slug, account.pk)
+            messages.success(request, f"Account {account} disconnected.")
+        return redirect("consent_account_list", fleet.slug)
+    context = {"fleet": fleet, "account": account, "vehicles": list(account.vehicles())}
+    return render(request, "connections/consent/account_disconnect.html", context)
+
+
+# Public pages: the vehicle owner, not logged in.
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return render(request, "public/link_not_found.html", status=404)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def public_open(request: HttpRequest, token: str) -> HttpResponse:
+    """The tracked short link: count the visit and send the owner to Volteras."""
+    link = consent.open_link(token)
+    if link is None:
+        return _not_found(request)
+    if link.is_usable:
+        return HttpResponseRedirect(link.authentication_url)
+    context = {"link": link, "fleet_name": link.fleet.name}
+    return render(request, "public/link_unavailable.html", context, status=410)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def public_return(request: HttpRequest, token: str) -> HttpResponse:
+    """Where Volteras sends the owner back with `result` and `accountId`."""
+    link = consent.complete_return(
+        token, request.GET.get("result", ""), request.GET.get("accountId", "")
+    )
+    if link is None:
+        return _not_found(request)
+    if link.account_id:
+        outcome = "connected"
+    elif link.returned_account_id:
+        outcome = "confirming"
+    elif link.result.lower() == "expired" or link.state == LinkStatus.EXPIRED:
+        outcome = "expired"
+    elif link.result:
+        outcome = "declined"
+    else:
+        outcome = "unknown"
+    context = {"link": link, "fleet_name": link.fleet.name, "outcome": outcome}
+    return render(request, "public/consent_return.html", context)

@@ -1,0 +1,421 @@
+"""Consent Flow links: the whole journey against the sandbox's consent page
+over real HTTP, plus permissions, expiry, revocation, reissue, per-VIN links
+and Volteras' refusals."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+
+from connections.models import (
+    ConnectedAccount,
+    ConsentLink,
+    ConsentLinkEvent,
+    LinkStatus,
+    Upload,
+    Vehicle,
+)
+from connections.vins import check_digit
+from tests.permissions import assert_access
+
+PORTAL = "http://testserver"
+
+
+def make_vin(serial: int, wmi: str = "WVW") -> str:
+    """A valid Volkswagen VIN (correct check digit) the sandbox accepts."""
+    vin = f"{wmi}ZZZ1JZ0W{serial:06d}"
+    return vin[:8] + check_digit(vin) + vin[9:]
+
+
+@pytest.fixture
+def volteras(settings, sandbox):
+    """The portal's client pointed at the running sandbox; links hand out testserver URLs."""
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_MAX_RETRIES = 0
+    settings.PORTAL_BASE_URL = PORTAL
+    return sandbox
+
+
+def new_link(client, fleet, **fields) -> ConsentLink:
+    data = {
+        "label": "Jane's car",
+        "recipient_note": "Hi Jane, please connect the company car.",
+        "scopes": ["vehicle:information", "vehicle:telemetry"],
+        "device_types": ["VEHICLE"],
+        "country_code": "GB",
+        "region": "EUROPE",
+        "expires_in": 7 * 24 * 3600,
+        **fields,
+    }
+    before = set(ConsentLink.objects.values_list("pk", flat=True))
+    response = client.post(reverse("consent_link_new", args=[fleet.slug]), data)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    link = ConsentLink.objects.exclude(pk__in=before).get()
+    assert response["Location"] == link.get_absolute_url()
+    return link
+
+
+def open_short_link(client, link: ConsentLink) -> str:
+    """Visit /l/<token> anonymously; returns where it redirects (Volteras' URL)."""
+    client.logout()
+    response = client.get(urlsplit(link.short_url).path)
+    assert response.status_code == 302, response.status_code
+    return response["Location"]
+
+
+def consent_at_sandbox(auth_url: str, *, approve: bool, username: str = "jane") -> str:
+    """Drive the sandbox's consent HTML form like an owner; returns the return URL."""
+    with httpx.Client(timeout=10) as browser:
+        page = browser.get(auth_url)
+        assert page.status_code == 200
+        assert 'id="consent-login"' in page.text
+        if not approve:
+            answer = browser.post(auth_url, data={"decision": "decline"})
+            assert answer.status_code == 302, answer.text
+            return answer.headers["location"]
+        make = re.search(r'<option value="([^"]+)"', page.text.split('id="make"')[1])[1]
+        vehicles = browser.post(
+            auth_url, data={"make": make, "username": username, "action": "login"}
+        )
+        assert vehicles.status_code == 200, vehicles.text
+        offered = re.findall(r'name="vehicles" value="([^"]+)"', vehicles.text)
+        assert offered
+        answer = browser.post(
+            auth_url,
+            data={"make": make, "username": username, "decision": "approve", "vehicles": offered},
+        )
+        assert answer.status_code == 302, answer.text
+        return answer.headers["location"]
+
+
+def follow_return(client, return_url: str):
+    """The last hop, back into the portal (the Django test client plays the browser)."""
+    parts = urlsplit(return_url)
+    assert f"{parts.scheme}://{parts.netloc}" == PORTAL
+    client.logout()
+    return client.get(f"{parts.path}?{parts.query}")
+
+
+def stored_link(fleet, **fields) -> ConsentLink:
+    """A link row made directly, for tests that need no Volteras."""
+    now = timezone.now()
+    return ConsentLink.objects.create(
+        fleet=fleet,
+        label=fields.pop("label", "Van 7"),
+        authentication_url="https://consent.example/flow/abc",
+        options={"scopes": ["vehicle:all"], "deviceTypes": ["VEHICLE"], "urlExpiration": 3600},
+        expires_at=fields.pop("expires_at", now + timedelta(hours=1)),
+        **fields,
+    )
+
+
+def snapshot() -> tuple:
+    return (
+        list(ConsentLink.objects.values().order_by("pk")),
+        ConsentLinkEvent.objects.count(),
+        ConnectedAccount.objects.count(),
+    )
+
+
+class TestJourney:
+    def test_approve(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        assert link.state == LinkStatus.ACTIVE
+        assert link.options["returnUrl"] == f"{PORTAL}/consent/return/{link.token}"
+        assert link.options["scopes"] == ["vehicle:information", "vehicle:telemetry"]
+        assert link.authentication_url.startswith(volteras.url)
+        assert fleet.active_consent_link_count() == 1
+
+        detail = client.get(link.get_absolute_url()).content.decode()
+        assert link.short_url in detail
+        assert "<svg" in detail  # the QR code
+        assert "mailto:?subject=" in detail
+
+        auth_url = open_short_link(client, link)
+        assert auth_url == link.authentication_url
+        assert open_short_link(client, link) == auth_url
+        link.refresh_from_db()
+        assert link.opens == 2
+        assert link.state == LinkStatus.OPENED
+
+        page = follow_return(client, consent_at_sandbox(auth_url, approve=True, username="jane"))
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert "your vehicle is connected" in text
+        assert "accountId" not in text and link.token not in text
+
+        link.refresh_from_db()
+        assert link.state == LinkStatus.COMPLETED
+        assert link.result == "success"
+        account = link.account
+        assert account.username == "jane" and account.fleet == fleet
+        assert account.volteras_id == link.returned_account_id
+        assert fleet.active_consent_link_count() == 0
+        # The account's vehicles were read from Volteras on the way back.
+        vins = set(Vehicle.objects.filter(account_id=account.volteras_id).values_list("vin"))
+        assert len(vins) == 3
+
+        client.force_login(manager)
+        listing = client.get(reverse("consent_account_list", args=[fleet.slug])).content.decode()
+        assert "jane" in listing and account.volteras_id in listing
+        assert next(iter(vins))[0] in listing
+        links = client.get(reverse("consent_link_list", args=[fleet.slug]), {"status": "completed"})
+        assert "Jane&#x27;s car" in links.content.decode()
+
+        # Loading the return page again changes nothing.
+        before = snapshot()
+        assert follow_return(client, f"{PORTAL}{link.return_url[len(PORTAL) :]}?result=failed")
+        assert snapshot() == before
+
+    def test_decline(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        auth_url = open_short_link(client, link)
+        page = follow_return(client, consent_at_sandbox(auth_url, approve=False))
+        assert page.status_code == 200
+        assert "was not connected" in page.content.decode()
+        link.refresh_from_db()
+        assert link.state == LinkStatus.DECLINED
+        assert link.result == "declined"
+        assert link.account is None
+        assert not ConnectedAccount.objects.exists()
+
+    def test_expired(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet, expires_in=3600)
+        assert link.expires_at <= timezone.now() + timedelta(hours=1)
+        with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1)):
+            assert link.state == LinkStatus.EXPIRED
+            assert fleet.active_consent_link_count() == 0
+            client.logout()
+            response = client.get(urlsplit(link.short_url).path)
+            assert response.status_code == 410
+            assert "This link has expired" in response.content.decode()
+            client.force_login(manager)
+            listing = client.get(
+                reverse("consent_link_list", args=[fleet.slug]), {"status": "expired"}
+            )
+            assert link.get_absolute_url() in listing.content.decode()
+        link.refresh_from_db()
+        assert link.opens == 0
+        assert link.status == LinkStatus.EXPIRED
+
+    def test_revoked(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        auth_url = open_short_link(client, link)
+        client.force_login(manager)
+        response = client.post(reverse("consent_link_revoke", args=[fleet.slug, link.pk]))
+        assert response.status_code == 302
+        link.refresh_from_db()
+        assert link.state == LinkStatus.REVOKED and link.revoked_by == manager
+        client.logout()
+        response = client.get(urlsplit(link.short_url).path)
+        assert response.status_code == 410
+        assert "withdrawn" in response.content.decode()
+        assert link.opens == 1
+        # Volteras' own URL still works for whoever kept it: the account is real,
+        # so it is listed (to be disconnected), but the link stays revoked.
+        follow_return(client, consent_at_sandbox(auth_url, approve=True))
+        link.refresh_from_db()
+        assert link.state == LinkStatus.REVOKED
+        assert link.account is not None
+
+    def test_reissue_forwards_the_old_short_link(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        old = new_link(client, fleet, expires_in=24 * 3600)
+        response = client.post(reverse("consent_link_reissue", args=[fleet.slug, old.pk]))
+        old.refresh_from_db()
+        new = old.replaced_by
+        assert response["Location"] == new.get_absolute_url()
+        assert old.state == LinkStatus.REISSUED
+        assert new.options["scopes"] == old.options["scopes"]
+        assert new.label == old.label and new.token != old.token
+        assert new.authentication_url != old.authentication_url
+        assert open_short_link(client, old) == new.authentication_url
+        new.refresh_from_db()
+        assert new.opens == 1
+        follow_return(client, consent_at_sandbox(new.authentication_url, approve=True))
+        new.refresh_from_db()
+        assert new.state == LinkStatus.COMPLETED
+
+    def test_reissue_links_close_to_expiry(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        soon = new_link(client, fleet, expires_in=24 * 3600, label="soon")
+        later = new_link(client, fleet, expires_in=7 * 24 * 3600, label="later")
+        listing = client.get(reverse("consent_link_list", args=[fleet.slug])).content.decode()
+        assert "Reissue 1 link expiring within 2 days" in listing
+        client.post(reverse("consent_link_reissue_expiring", args=[fleet.slug]))
+        soon.refresh_from_db()
+        later.refresh_from_db()
+        assert soon.state == LinkStatus.REISSUED
+        assert soon.replaced_by.expires_at > timezone.now() + timedelta(hours=23)
+        assert later.state == LinkStatus.ACTIVE
+
+    def test_disconnect_account(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
+        account = ConnectedAccount.objects.get()
+        client.force_login(manager)
+        url = reverse("consent_account_disconnect", args=[fleet.slug, account.pk])
+        confirm = client.get(url).content.decode()
+        assert "stop sending data" in confirm and "cannot be undone" in confirm
+        assert client.post(url).status_code == 302
+        account.refresh_from_db()
+        assert account.status == ConnectedAccount.Status.DISCONNECTED
+        assert account.disconnected_by == manager
+        token = volteras.token()
+        gone = httpx.get(
+            f"{volteras.url}/v1/accounts/{account.volteras_id}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert gone.status_code == 404
+
+    def test_refresh_marks_accounts_gone_elsewhere(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
+        account = ConnectedAccount.objects.get()
+        httpx.post(
+            f"{volteras.url}/v1/accounts/{account.volteras_id}:disconnect",
+            headers={"Authorization": f"Bearer {volteras.token()}"},
+        ).raise_for_status()
+        client.force_login(manager)
+        client.post(reverse("consent_account_refresh", args=[fleet.slug]))
+        account.refresh_from_db()
+        assert account.status == ConnectedAccount.Status.DISCONNECTED
+
+
+class TestForgedAndForeign:
+    def test_unknown_token_changes_nothing(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        client.logout()
+        before = snapshot()
+        assert client.get("/l/not-a-real-token").status_code == 404
+        forged = f"/consent/return/{link.token}x?result=success&accountId=abc"
+        assert client.get(forged).status_code == 404
+        assert snapshot() == before
+
+    def test_forged_account_on_a_real_link_is_not_believed(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        page = follow_return(client, f"{link.return_url}?result=success&accountId=forged-id")
+        assert page.status_code == 200
+        link.refresh_from_db()
+        assert link.state == LinkStatus.ACTIVE
+        assert link.account is None
+        assert not ConnectedAccount.objects.exists()
+
+    def test_bare_return_url_records_nothing(self, client, fleet):
+        link = stored_link(fleet)
+        before = snapshot()
+        assert client.get(urlsplit(link.return_url).path).status_code == 200
+        assert snapshot() == before
+
+    def test_outsider_cannot_touch_another_fleets_link(self, client, outsider, fleet):
+        link = stored_link(fleet)
+        client.force_login(outsider)
+        for name in ("consent_link_revoke", "consent_link_reissue"):
+            assert client.post(reverse(name, args=[fleet.slug, link.pk])).status_code == 404
+        # Nor through the URL of the fleet they do see.
+        other = outsider.memberships.get().fleet
+        url = reverse("consent_link_detail", args=[other.slug, link.pk])
+        assert client.get(url).status_code == 404
+        link.refresh_from_db()
+        assert link.state == LinkStatus.ACTIVE
+
+
+class TestPermissions:
+    def test_portal_pages(self, client, users, fleet):
+        link = stored_link(fleet)
+        account = ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-1", username="j")
+        for url in (
+            reverse("consent_link_list", args=[fleet.slug]),
+            reverse("consent_link_new", args=[fleet.slug]),
+            reverse("consent_link_detail", args=[fleet.slug, link.pk]),
+            reverse("consent_link_print", args=[fleet.slug, link.pk]),
+            reverse("consent_account_list", args=[fleet.slug]),
+            reverse("consent_account_disconnect", args=[fleet.slug, account.pk]),
+        ):
+            assert_access(client, url, users)
+
+    def test_actions(self, client, users, fleet):
+        link = stored_link(fleet)
+        url = reverse("consent_link_revoke", args=[fleet.slug, link.pk])
+        assert_access(client, url, users, member=302, support=302, admin=302, method="post")
+        upload = Upload.objects.create(fleet=fleet)
+        url = reverse("upload_consent_links", args=[upload.pk])
+        assert_access(client, url, users, member=302, support=302, admin=302, method="post")
+        url = reverse("upload_consent_links_csv", args=[upload.pk])
+        assert_access(client, url, users)
+
+    def test_public_pages(self, client, users, fleet):
+        link = stored_link(fleet)
+        every = {"member": 302, "outsider": 302, "support": 302, "admin": 302}
+        assert_access(client, urlsplit(link.short_url).path, users, anonymous=302, **every)
+        link.refresh_from_db()
+        assert link.opens == 5
+        every = {"member": 200, "outsider": 200, "support": 200, "admin": 200}
+        assert_access(client, urlsplit(link.return_url).path, users, anonymous=200, **every)
+
+    def test_revoke_needs_post(self, client, manager, fleet):
+        link = stored_link(fleet)
+        client.force_login(manager)
+        assert (
+            client.get(reverse("consent_link_revoke", args=[fleet.slug, link.pk])).status_code
+            == 405
+        )
+
+
+class TestList:
+    def test_filters_by_status(self, client, manager, fleet):
+        active = stored_link(fleet, label="still-active")
+        stored_link(fleet, label="was-revoked", status=LinkStatus.REVOKED)
+        stored_link(fleet, label="ran-out", expires_at=timezone.now() - timedelta(minutes=1))
+        client.force_login(manager)
+        url = reverse("consent_link_list", args=[fleet.slug])
+        everything = client.get(url).content.decode()
+        assert all(name in everything for name in ("still-active", "was-revoked", "ran-out"))
+        names = {"still-active", "was-revoked", "ran-out"}
+        for state, shown in (
+            ("active", "still-active"),
+            ("revoked", "was-revoked"),
+            ("expired", "ran-out"),
+        ):
+            page = client.get(url, {"status": state}).content.decode()
+            assert shown in page
+            assert not any(other in page for other in names - {shown})
+        assert fleet.active_consent_link_count() == 1
+        assert active.get_absolute_url() in everything
+
+    def test_polls_with_a_partial(self, client, manager, fleet):
+        stored_link(fleet, label="polled-link")
+        client.force_login(manager)
+        url = reverse("consent_link_list", args=[fleet.slug])
+        page = client.get(url).content.decode()
+        assert 'hx-trigger="every 15s' in page
+        partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+        assert "polled-link" in partial
+        assert "<html" not in partial and 'id="link-rows"' in partial
+
+    def test_empty_state_explains(self, client, manager, fleet):
+        client.force_login(manager)
+        page = client.get(reverse("consent_link_list", args=[fleet.slug])).content.decode()
+        assert "No consent links yet" in page
+
+    def test_fleet_page_links_here(self, client, manager, fleet):
+        client.force_login(manager)
+        page = client.get(fleet.get_absolute_url()).content.decode()
+        assert reverse("consent_link_list", args=[fleet.slug]) in page

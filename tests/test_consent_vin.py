@@ -1,0 +1,303 @@
+"""Per-VIN consent links for CONNECTION_REQUIRED VINs, and Volteras' refusals
+shown as clear form errors (from the sandbox where it can refuse, else from
+`httpx.MockTransport` at the edge)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from connections import consent
+from connections.models import (
+    ConsentLink,
+    LinkStatus,
+    Source,
+    Upload,
+    VinEntry,
+    VinStatus,
+)
+from connections.volteras import VolterasClient
+from tests.test_consent import (
+    PORTAL,
+    consent_at_sandbox,
+    follow_return,
+    make_vin,
+    new_link,
+    open_short_link,
+)
+
+
+@pytest.fixture
+def volteras(settings, sandbox):
+    """The portal's client pointed at the running sandbox; links hand out testserver URLs."""
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_MAX_RETRIES = 0
+    settings.PORTAL_BASE_URL = PORTAL
+    return sandbox
+
+
+def add_entry(upload: Upload, line: int, vin: str, status: str, **fields) -> VinEntry:
+    return VinEntry.objects.create(
+        upload=upload,
+        fleet=upload.fleet,
+        line_number=line,
+        raw_vin=vin,
+        vin=vin,
+        make=fields.pop("make", "VOLKSWAGEN"),
+        country_code="GB",
+        validity=VinEntry.Validity.VALID,
+        status=status,
+        **fields,
+    )
+
+
+@pytest.fixture
+def upload(fleet, manager) -> Upload:
+    upload = Upload.objects.create(fleet=fleet, created_by=manager, state=Upload.State.SUBMITTED)
+    add_entry(upload, 1, make_vin(1), VinStatus.CONNECTION_REQUIRED, registration_plate="AB12 CDE")
+    add_entry(upload, 2, make_vin(2), VinStatus.CONNECTION_REQUIRED, registration_plate="=cmd|")
+    add_entry(upload, 3, make_vin(3), VinStatus.CONNECTED)
+    add_entry(upload, 4, make_vin(4), VinStatus.CONNECTION_REQUIRED, model="Golf", model_year=2021)
+    return upload
+
+
+def export(client, upload: Upload) -> list[dict[str, str]]:
+    response = client.get(reverse("upload_consent_links_csv", args=[upload.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+class TestVinLinks:
+    def test_bulk_from_upload(self, client, manager, upload, volteras):
+        client.force_login(manager)
+        response = client.post(reverse("upload_consent_links", args=[upload.pk]))
+        assert response["Location"] == upload.get_absolute_url()
+        links = list(ConsentLink.objects.order_by("vin_entry__line_number"))
+        needing = upload.entries.filter(status=VinStatus.CONNECTION_REQUIRED)
+        assert [link.vin_entry for link in links] == list(needing.order_by("line_number"))
+        for link in links:
+            assert link.vin == link.vin_entry.vin
+            assert link.options["vin"] == link.vin
+            assert link.options["makes"] == ["VOLKSWAGEN"]
+            assert link.options["urlExpiration"] == consent.VIN_LINK_EXPIRY
+            event = link.vin_entry.events.get()
+            assert event.source == Source.MANUAL and event.actor == manager
+            assert link.short_url in event.detail
+        golf = links[2]
+        assert golf.options["model"] == "Golf" and golf.options["modelYear"] == 2021
+
+        rows = export(client, upload)
+        assert [row["vin"] for row in rows] == [link.vin for link in links]
+        assert rows[0]["registration_plate"] == "AB12 CDE"
+        assert rows[1]["registration_plate"] == "'=cmd|"  # never run as a formula
+        assert rows[0]["link"] == f"{PORTAL}/l/{links[0].token}"
+        assert rows[0]["expires_at"] == links[0].expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        # Asking again keeps the links the VINs already have.
+        client.post(reverse("upload_consent_links", args=[upload.pk]))
+        assert ConsentLink.objects.count() == 3
+
+    def test_selected_entries_only(self, client, manager, upload, volteras):
+        first, connected = upload.entries.filter(line_number__in=[1, 3]).order_by("line_number")
+        client.force_login(manager)
+        client.post(
+            reverse("upload_consent_links", args=[upload.pk]),
+            {"entry": [first.pk, connected.pk]},
+        )
+        assert [link.vin_entry for link in ConsentLink.objects.all()] == [first]
+
+    def test_owner_consents_and_the_vin_connects(self, client, manager, upload, volteras):
+        client.force_login(manager)
+        client.post(reverse("upload_consent_links", args=[upload.pk]))
+        link = ConsentLink.objects.get(vin_entry__line_number=1)
+        auth_url = open_short_link(client, link)
+        page = follow_return(client, consent_at_sandbox(auth_url, approve=True))
+        assert "your vehicle is connected" in page.content.decode()
+        entry = VinEntry.objects.get(pk=link.vin_entry_id)
+        assert entry.status == VinStatus.CONNECTED
+        assert entry.vehicle_id
+        details = list(entry.events.values_list("detail", flat=True))
+        assert any("Consent link sent" in d for d in details)
+        assert any("The owner connected account" in d for d in details)
+        link.refresh_from_db()
+        assert link.state == LinkStatus.COMPLETED
+        # A completed link is no longer offered for the mail merge.
+        client.force_login(manager)
+        assert link.vin not in [row["vin"] for row in export(client, upload)]
+
+    def test_reissue_keeps_the_vin(self, client, manager, upload, volteras):
+        client.force_login(manager)
+        client.post(reverse("upload_consent_links", args=[upload.pk]))
+        old = ConsentLink.objects.get(vin_entry__line_number=1)
+        client.post(reverse("consent_link_reissue", args=[upload.fleet.slug, old.pk]))
+        old.refresh_from_db()
+        assert old.replaced_by.vin_entry_id == old.vin_entry_id
+        assert old.replaced_by.options["vin"] == old.vin
+        row = next(r for r in export(client, upload) if r["vin"] == old.vin)
+        assert row["link"] == old.replaced_by.short_url
+
+    def test_a_vin_volteras_refuses_is_reported_and_the_rest_go_on(
+        self, client, manager, fleet, volteras
+    ):
+        upload = Upload.objects.create(fleet=fleet, created_by=manager)
+        good = make_vin(7)
+        bad = good[:8] + ("0" if good[8] != "0" else "1") + good[9:]  # wrong check digit
+        add_entry(upload, 1, bad, VinStatus.CONNECTION_REQUIRED)
+        add_entry(upload, 2, good, VinStatus.CONNECTION_REQUIRED)
+        client.force_login(manager)
+        response = client.post(reverse("upload_consent_links", args=[upload.pk]), follow=True)
+        text = response.content.decode()
+        assert f"{bad}: Volteras refused the link&#x27;s options" in text
+        assert [link.vin for link in ConsentLink.objects.all()] == [good]
+        refused = upload.entries.get(vin=bad).events.get()
+        assert refused.detail.startswith("No consent link: Volteras refused")
+
+    def test_nothing_to_do_is_said(self, client, manager, fleet):
+        upload = Upload.objects.create(fleet=fleet)
+        add_entry(upload, 1, make_vin(1), VinStatus.CONNECTED)
+        client.force_login(manager)
+        response = client.post(reverse("upload_consent_links", args=[upload.pk]), follow=True)
+        assert "No VIN of this upload needs the owner" in response.content.decode()
+        assert not ConsentLink.objects.exists()
+
+
+FORM = {
+    "scopes": ["vehicle:all"],
+    "device_types": ["VEHICLE"],
+    "expires_in": 3600,
+}
+
+
+def form_errors(client, fleet, **fields) -> str:
+    response = client.post(reverse("consent_link_new", args=[fleet.slug]), {**FORM, **fields})
+    assert response.status_code == 400
+    assert not ConsentLink.objects.exists()
+    return response.content.decode()
+
+
+class TestFormValidation:
+    def test_needs_a_scope_and_a_device_type(self, client, manager, fleet):
+        client.force_login(manager)
+        text = form_errors(client, fleet, scopes=[], device_types=[])
+        assert text.count("This field is required.") == 2
+
+    def test_expiry_range(self, client, manager, fleet):
+        client.force_login(manager)
+        assert "Select a valid choice" in form_errors(client, fleet, expires_in=1209601)
+
+    def test_region_rules(self, client, manager, fleet):
+        client.force_login(manager)
+        assert "BMW and MINI need a region" in form_errors(
+            client, fleet, makes=["BMW", "MINI"], region=""
+        )
+        assert "Kia connect in Europe only" in form_errors(
+            client, fleet, makes=["KIA"], region="NORTH_AMERICA"
+        )
+
+    def test_vin_and_country(self, client, manager, fleet):
+        client.force_login(manager)
+        text = form_errors(client, fleet, vin="WVWZZZ1JZ0W00000", country_code="Atlantis")
+        assert "Unknown country" in text
+        assert "has 16 characters" in text
+        assert "only sent with a VIN" in form_errors(client, fleet, model="Golf")
+
+    def test_defaults_come_from_the_fleet(self, client, manager, fleet):
+        client.force_login(manager)
+        page = client.get(reverse("consent_link_new", args=[fleet.slug])).content.decode()
+        assert 'value="GB"' in page
+        assert "Everything about the vehicle" in page  # scopes are explained
+
+
+class TestRefusals:
+    def test_device_limit_reached(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
+        volteras.control(vehicle_limit=3)
+        client.force_login(manager)
+        text = form_errors_after(client, fleet)
+        assert "reached its vehicle limit" in text
+
+    def test_validation_refusal_from_the_sandbox(self, client, manager, fleet, volteras):
+        # A European VIN whose check digit is wrong passes our form with a
+        # warning (Europe does not require it); the sandbox, like Volteras', refuses it.
+        good = make_vin(9)
+        bad = good[:8] + ("0" if good[8] != "0" else "1") + good[9:]
+        client.force_login(manager)
+        text = form_errors_after(client, fleet, vin=bad)
+        assert "Volteras refused the link&#x27;s options: vin:" in text
+
+    def test_server_down(self, client, manager, fleet, volteras):
+        volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/accounts"}])
+        client.force_login(manager)
+        text = form_errors_after(client, fleet)
+        assert "could not be reached or failed" in text
+
+    @pytest.mark.parametrize(
+        ("code", "status", "expected"),
+        [
+            ("NOT_PERMITTED", 403, "does not allow your organisation"),
+            ("DEVICE_LIMIT_REACHED", 403, "reached its vehicle limit"),
+            ("UNSUPPORTED_OEM", 400, "cannot connect one of the chosen makes"),
+            ("REQUEST_VALIDATION_ERROR", 422, "Volteras refused the link&#x27;s options"),
+        ],
+    )
+    def test_refusals_at_the_edge(
+        self, client, manager, fleet, settings, monkeypatch, code, status, expected
+    ):
+        def answer(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/v1/oauth2/token":
+                return httpx.Response(
+                    200,
+                    json={
+                        "access_token": "t",
+                        "token_type": "Bearer",
+                        "expires_in": 3600,
+                        "refresh_token": "r",
+                    },
+                )
+            assert request.url.path == "/v1/accounts:connect"
+            assert json.loads(request.content)["scopes"] == ["vehicle:all"]
+            return httpx.Response(
+                status,
+                json={
+                    "requestId": "req-42",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                    "error": code,
+                    "message": "scopes: not in your plan",
+                    "data": {},
+                },
+            )
+
+        client_ = VolterasClient(
+            "https://volteras.test",
+            "id",
+            "secret",
+            max_retries=0,
+            transport=httpx.MockTransport(answer),
+        )
+        monkeypatch.setattr(consent, "get_client", lambda: client_)
+        client.force_login(manager)
+        text = form_errors_after(client, fleet)
+        assert expected in text
+        assert "Volteras request req-42" in text
+
+
+def form_errors_after(client, fleet, **fields) -> str:
+    """Post a valid form; Volteras' refusal comes back as a form error (400)."""
+    data = {**FORM, "country_code": "GB", "region": "EUROPE", **fields}
+    before = ConsentLink.objects.count()
+    response = client.post(reverse("consent_link_new", args=[fleet.slug]), data)
+    assert response.status_code == 400, response.status_code
+    assert ConsentLink.objects.count() == before
+    text = response.content.decode()
+    assert 'class="message error" role="alert"' in text
+    return text
