@@ -161,3 +161,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 from . import admin_consent  # noqa: E402,F401
+from .admin_webhooks import WebhookEventAdmin  # noqa: E402,F401

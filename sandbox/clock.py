@@ -24,7 +24,10 @@ class Clock(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(timeout=webhooks.TIMEOUT) as client:
+        # No keep-alive: a receiver (pytest's live server, a portal being
+        # restarted) must not be left holding an idle connection open.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(timeout=webhooks.TIMEOUT, limits=limits) as client:
             while not self._stop_event.wait(TICK_SECONDS):
                 self.tick(client)
         connections.close_all()

@@ -324,3 +324,22 @@ class TestDeliveryLog:
         page = client.get(reverse("webhook_refused")).content.decode()
         assert "Signature does not match" in page
         assert "msg_evil" in page
+
+
+@pytest.mark.django_db
+class TestAdmin:
+    def test_changelists_and_process_again_action(self, client, admin_user):
+        event = make_event(state=WebhookEvent.State.FAILED, attempts=8)
+        client.force_login(admin_user)
+        for model in ["webhookevent", "refuseddelivery", "unmatchedvehicle", "reconciliationrun"]:
+            response = client.get(reverse(f"admin:connections_{model}_changelist"))
+            assert response.status_code == 200, model
+        assert client.get(reverse("admin:connections_webhookevent_add")).status_code == 403
+        response = client.post(
+            reverse("admin:connections_webhookevent_changelist"),
+            {"action": "process_again", "_selected_action": [event.pk]},
+        )
+        assert response.status_code == 302
+        event.refresh_from_db()
+        assert (event.state, event.attempts) == (WebhookEvent.State.RECEIVED, 0)
+        assert queued_tasks() == 1
