@@ -179,7 +179,6 @@ def test_expired_refresh_token_falls_back_to_client_credentials(client, exchange
     ApiToken.objects.filter(api_url=sandbox.url).update(
         expires_at=timezone.now() - timedelta(seconds=1), refresh_token="already-used"
     )
-    client.tokens.forget()
     client.test_token()
 
     grants = [
@@ -202,7 +201,6 @@ def test_two_clients_share_one_token_through_the_database(make_client, exchanges
 def test_a_revoked_token_is_renewed_once_on_401(client, exchanges, sandbox):
     client.test_token()
     ApiToken.objects.filter(api_url=sandbox.url).update(access_token="revoked-by-volteras")
-    client.tokens.forget()
 
     assert client.test_token().client_id == sandbox.client_id
     assert exchanges.paths() == [

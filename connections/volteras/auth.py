@@ -55,16 +55,14 @@ class TokenStore:
         self.http = http
         self.api_url = api_url.rstrip("/")
         self._credentials = (client_id, client_secret)
-        # Per-process copy of the row, so most calls cost no query.
-        self._memo: Token | None = None
 
     def get(self) -> str:
-        if self._memo is not None and self._memo.is_fresh():
-            return self._memo.access_token
+        # Read the row on every call (one indexed query, cheap beside the HTTP
+        # call it precedes) rather than keep a per-process copy: the row is the
+        # one truth, so a token renewed or cleared anywhere is seen everywhere.
         row = ApiToken.objects.filter(api_url=self.api_url).first()
         token = _token_of(row) if row else None
         if token is not None and token.is_fresh():
-            self._memo = token
             return token.access_token
         return self.renew()
 
@@ -79,7 +77,6 @@ class TokenStore:
             row = ApiToken.objects.select_for_update().get(api_url=self.api_url)
             current = _token_of(row)
             if current is not None and current.is_fresh() and current.access_token != rejected:
-                self._memo = current
                 return current.access_token
 
             answer = None
@@ -102,12 +99,7 @@ class TokenStore:
             row.refresh_token = refresh_token
             row.expires_at = now + timedelta(seconds=expires_in)
             row.save()
-            self._memo = Token(access_token, row.expires_at, row.updated_at)
             return access_token
-
-    def forget(self) -> None:
-        """Drop the in-process copy (the row stays for other processes)."""
-        self._memo = None
 
     def _grant(self, form: dict[str, str]) -> tuple[str, str, int]:
         # Asking for a token twice is harmless, so a timed-out token request
