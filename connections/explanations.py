@@ -22,6 +22,14 @@ class WhoActs(StrEnum):
     PORTAL = "PORTAL"
 
 
+WHO_ACTS_LABELS: dict[str, str] = {
+    WhoActs.CUSTOMER_ACTION: "Customer action",
+    WhoActs.CONTACT_SUPPORT: "Contact support",
+    WhoActs.UNDER_REVIEW: "Under review",
+    WhoActs.PORTAL: "The portal retries by itself",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     code: str
@@ -30,6 +38,10 @@ class Explanation:
     next_step: str
     who_acts: WhoActs
     retry_helps: bool
+
+    @property
+    def who_acts_label(self) -> str:
+        return WHO_ACTS_LABELS[self.who_acts]
 
 
 def _entry(

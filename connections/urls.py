@@ -113,3 +113,13 @@ urlpatterns += [
     path("l/<str:token>", consent_views.public_open, name="consent_open"),
     path("consent/return/<str:token>", consent_views.public_return, name="consent_return"),
 ]
+
+# The support workspace (connections/views/support.py): support staff and admins only.
+from connections.views import support as support_views  # noqa: E402
+
+urlpatterns += [
+    path("support/", support_views.support_home, name="support_home"),
+    path("support/export.csv", support_views.support_export, name="support_export"),
+    path("support/actions/", support_views.support_action, name="support_action"),
+    path("support/codes/", support_views.support_codes, name="support_codes"),
+]

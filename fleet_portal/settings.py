@@ -67,6 +67,29 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_int_map(name: str, default: dict[str, int] | None = None) -> dict[str, int]:
+    """`KEY=number,KEY=number` (keys upper-cased), e.g. SUPPORT_STUCK_HOURS_BY_MAKE=BMW=72."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return dict(default or {})
+    result: dict[str, int] = {}
+    for item in raw.split(","):
+        key, sep, value = item.partition("=")
+        if not item.strip():
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if not sep or not key.strip() or number < 1:
+            raise ImproperlyConfigured(
+                f"{name} must look like KEY=hours,KEY=hours (whole numbers of 1 or more), "
+                f"got {item.strip()!r}"
+            )
+        result[key.strip().upper()] = number
+    return result
+
+
 def env_url(name: str, default: str) -> str:
     raw = os.environ.get(name, default).strip()
     parts = urlsplit(raw)
@@ -123,6 +146,14 @@ UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 STALE_AFTER_DAYS = env_int("STALE_AFTER_DAYS", 14, minimum=1)
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 900, minimum=10)
 WORKER_SWEEP_SECONDS = env_float("WORKER_SWEEP_SECONDS", 5.0, minimum=0.1)
+
+# The support workspace: when an in-progress VIN counts as stuck (hours since
+# its last status change, per make where a manufacturer is known to be slow),
+# and when failures of one code on one make look like a manufacturer incident.
+SUPPORT_STUCK_HOURS = env_int("SUPPORT_STUCK_HOURS", 48, minimum=1)
+SUPPORT_STUCK_HOURS_BY_MAKE = env_int_map("SUPPORT_STUCK_HOURS_BY_MAKE")
+INCIDENT_MIN_VINS = env_int("INCIDENT_MIN_VINS", 10, minimum=2)
+INCIDENT_WINDOW_HOURS = env_int("INCIDENT_WINDOW_HOURS", 6, minimum=1)
 
 # The offline Volteras sandbox (the `sandbox` app, run by `manage.py run_sandbox`).
 SANDBOX_CLIENT_ID = env_str("SANDBOX_CLIENT_ID", "sandbox-client")

@@ -18,12 +18,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from connections import eligibility, submission
+from connections import eligibility, submission, support
 from connections.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.forms import EntryFilterForm, UploadForm
 from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
-from connections.models import Fleet, Upload, VinEntry, VinStatus
+from connections.models import Fleet, Upload, VinEntry, VinStatus, user_is_support
 from connections.views.fleets import visible_fleet
+from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 
 PAGE_SIZE = 100
 FAST_POLL_SECONDS = 2
@@ -302,11 +303,46 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
         .select_related("upload")
         .order_by("-pk")[:20]
     )
-    return render(
-        request,
-        "connections/entry_detail.html",
-        {"entry": entry, "events": events, "others": others, "fleet": entry.fleet},
-    )
+    vehicle, vehicle_problem = _volteras_view(entry)
+    context = {
+        "entry": entry,
+        "events": events,
+        "others": others,
+        "fleet": entry.fleet,
+        "vehicle": vehicle,
+        "vehicle_problem": vehicle_problem,
+        "consent_links": entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[
+            :20
+        ],
+        "explanation": support.explanation_for(entry),
+        "who_must_act": support.who_must_act(entry),
+    }
+    if user_is_support(request.user):
+        context["support_actions"] = support.ACTIONS
+        context["retry_refusal"] = entry.retry_refusal()
+        context["request_ids"] = support.request_ids([entry]).get(entry.pk, [])
+    return render(request, "connections/entry_detail.html", context)
+
+
+def _volteras_view(entry: VinEntry) -> tuple[Vehicle | None, str]:
+    """Volteras' current view of the VIN's vehicle, or why it could not be read."""
+    if not entry.vehicle_id:
+        return None, ""
+    try:
+        return get_client().get_vehicle(entry.vehicle_id), ""
+    except NotFound:
+        return None, (
+            f"Volteras does not know vehicle {entry.vehicle_id} (any more): it may have been "
+            "disconnected or removed."
+        )
+    except VolterasError as exc:
+        text = (
+            "Volteras could not be asked about this vehicle just now, so only the portal's "
+            f"own record is shown ({exc.message or type(exc).__name__})."
+        )
+        if exc.request_id:
+            text += f" Volteras request {exc.request_id}."
+        return None, text
 
 
 def upload_list_counts(uploads):

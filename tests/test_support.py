@@ -1,0 +1,445 @@
+"""The support workspace without Volteras: who may see it, filters, charts,
+CSV export, stuck detection and incident grouping under controlled time, and
+the explanation shown for every per-VIN error code in the contract."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils.html import escape
+
+from connections import support as workspace
+from connections.explanations import explain
+from connections.models import Fleet, Upload, VinEntry, VinEvent, VinStatus
+from tests.permissions import assert_access
+from tests.test_explanations import codes_in
+from tests.test_uploads import make_vin
+
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def add_entry(upload: Upload, line: int, status: str, **fields) -> VinEntry:
+    vin = fields.pop("vin", make_vin(upload.pk * 10_000 + line))
+    codes = fields.pop("codes", [])
+    return VinEntry.objects.create(
+        upload=upload,
+        fleet=upload.fleet,
+        line_number=line,
+        raw_vin=vin,
+        vin=vin,
+        make=fields.pop("make", "FORD"),
+        country_code="GB",
+        validity=VinEntry.Validity.VALID,
+        status=status,
+        error_codes=codes,
+        error_code=codes[0] if codes else "",
+        **fields,
+    )
+
+
+def submitted(fleet: Fleet, user=None) -> Upload:
+    return Upload.objects.create(fleet=fleet, created_by=user, state=Upload.State.SUBMITTED)
+
+
+def export_rows(response) -> list[dict[str, str]]:
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.fixture
+def mixed(fleet, other_fleet, manager) -> dict[str, VinEntry]:
+    """A few VINs in two fleets, in every kind of trouble (and one that is fine)."""
+    a, b = submitted(fleet, manager), submitted(other_fleet)
+    return {
+        "offline": add_entry(
+            a,
+            1,
+            VinStatus.ERROR,
+            codes=["OEM_VEHICLE_OFFLINE"],
+            action_category="CUSTOMER_ACTION",
+            can_retry=True,
+            registration_plate="LD71 XKE",
+        ),
+        "incompatible": add_entry(
+            a,
+            2,
+            VinStatus.INCOMPATIBLE,
+            codes=["OEM_VEHICLE_NOT_COMPATIBLE"],
+            action_category="CONTACT_SUPPORT",
+            make="TESLA",
+        ),
+        "consent": add_entry(b, 1, VinStatus.CONNECTION_REQUIRED, make="BMW"),
+        "pending": add_entry(b, 2, VinStatus.PENDING, make="BMW"),
+        "connected": add_entry(a, 3, VinStatus.CONNECTED),
+    }
+
+
+def listed(client, **params) -> str:
+    response = client.get(reverse("support_home"), params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+class TestAccess:
+    def test_pages(self, client, users, fleet):
+        for name in ("support_home", "support_export", "support_codes"):
+            assert_access(client, reverse(name), users, member=404, outsider=404)
+
+    def test_filtered_pages(self, client, users, fleet, mixed):
+        url = reverse("support_home") + "?status=ERROR&sort=-age&page=2"
+        assert_access(client, url, users, member=404, outsider=404)
+        url = reverse("support_export") + "?fleet=demo-fleet"
+        assert_access(client, url, users, member=404, outsider=404)
+
+    @pytest.mark.parametrize("action", ["retry", "consent", "escalate", "dismiss"])
+    def test_actions(self, client, users, mixed, action):
+        entry = mixed["incompatible"]
+        data = {"action": action, "entries": [entry.pk], "note": "n", "reason": "r"}
+        assert_access(
+            client,
+            reverse("support_action"),
+            users,
+            member=404,
+            outsider=404,
+            support=302,
+            admin=302,
+            method="post",
+            data=data,
+        )
+        # The manager of its fleet could see the VIN, yet changed nothing.
+        entry.refresh_from_db()
+        manual = entry.events.filter(actor=users["manager"])
+        assert not manual.exists()
+
+    def test_actions_need_post(self, client, support):
+        client.force_login(support)
+        assert client.get(reverse("support_action")).status_code == 405
+
+    def test_navigation_link_only_for_support(self, client, manager, support, fleet):
+        client.force_login(manager)
+        assert reverse("support_home") not in client.get(reverse("dashboard")).content.decode()
+        client.force_login(support)
+        assert reverse("support_home") in client.get(reverse("dashboard")).content.decode()
+
+    def test_entry_page_shows_actions_to_support_only(self, client, manager, support, mixed):
+        url = reverse("entry_detail", args=[mixed["offline"].pk])
+        client.force_login(manager)
+        assert "Support actions" not in client.get(url).content.decode()
+        client.force_login(support)
+        body = client.get(url).content.decode()
+        assert "Support actions" in body
+        assert reverse("support_action") in body
+
+
+class TestWorkspace:
+    def test_lists_every_fleet_but_only_what_is_not_connected(self, client, support, mixed):
+        client.force_login(support)
+        body = listed(client)
+        for name in ("offline", "incompatible", "consent", "pending"):
+            assert mixed[name].vin in body
+        assert mixed["connected"].vin not in body
+        assert "Other Fleet" in body and "Demo Fleet" in body
+
+    @pytest.mark.parametrize(
+        ("params", "expected"),
+        [
+            ({"fleet": "other-fleet"}, {"consent", "pending"}),
+            ({"status": "ERROR"}, {"offline"}),
+            ({"error": "OEM_VEHICLE_NOT_COMPATIBLE"}, {"incompatible"}),
+            ({"make": "BMW"}, {"consent", "pending"}),
+            ({"who": "CUSTOMER_ACTION"}, {"offline", "consent"}),
+            ({"who": "CONTACT_SUPPORT"}, {"incompatible"}),
+            ({"q": "ld71xke"}, {"offline"}),
+            ({"q": "LD71 XKE"}, {"offline"}),
+        ],
+    )
+    def test_filters(self, client, support, mixed, params, expected):
+        client.force_login(support)
+        body = listed(client, **params)
+        shown = {name for name, entry in mixed.items() if f"entry-{entry.pk}" in body}
+        assert shown == expected
+
+    def test_search_by_part_of_the_vin(self, client, support, mixed):
+        client.force_login(support)
+        body = listed(client, q=mixed["pending"].vin[-8:].lower())
+        assert f"entry-{mixed['pending'].pk}" in body
+        assert f"entry-{mixed['offline'].pk}" not in body
+
+    def test_age_filter_and_sorting(self, client, support, fleet, mixed):
+        VinEntry.objects.filter(pk=mixed["incompatible"].pk).update(
+            status_changed_at=datetime.now(UTC) - timedelta(days=4)
+        )
+        client.force_login(support)
+        body = listed(client, age="3d")
+        assert f"entry-{mixed['incompatible'].pk}" in body
+        assert f"entry-{mixed['offline'].pk}" not in body
+        oldest_first = listed(client, sort="-age")
+        assert oldest_first.index(mixed["incompatible"].vin) < oldest_first.index(
+            mixed["offline"].vin
+        )
+        newest_first = listed(client, sort="age")
+        assert newest_first.index(mixed["incompatible"].vin) > newest_first.index(
+            mixed["offline"].vin
+        )
+        by_fleet = listed(client, sort="-fleet")
+        assert by_fleet.index(mixed["consent"].vin) < by_fleet.index(mixed["offline"].vin)
+
+    def test_a_bad_filter_is_ignored_not_an_error(self, client, support, mixed):
+        client.force_login(support)
+        body = listed(client, status="NOPE", sort="drop table")
+        assert mixed["offline"].vin in body
+
+    def test_dismissed_and_escalated_views(self, client, support, mixed):
+        VinEntry.objects.filter(pk=mixed["offline"].pk).update(dismissed=True)
+        VinEntry.objects.filter(pk=mixed["pending"].pk).update(escalated=True)
+        client.force_login(support)
+        assert f"entry-{mixed['offline'].pk}" not in listed(client)
+        shown = listed(client, state="dismissed")
+        assert f"entry-{mixed['offline'].pk}" in shown
+        assert f"entry-{mixed['pending'].pk}" not in shown
+        shown = listed(client, state="escalated")
+        assert f"entry-{mixed['pending'].pk}" in shown
+        assert f"entry-{mixed['incompatible'].pk}" not in shown
+
+    def test_paginated_by_100_in_a_fixed_number_of_queries(
+        self, client, support, fleet, django_assert_max_num_queries
+    ):
+        upload = submitted(fleet)
+        VinEntry.objects.bulk_create(
+            VinEntry(
+                upload=upload,
+                fleet=fleet,
+                line_number=i,
+                vin=make_vin(i),
+                make="FORD",
+                validity="valid",
+                status=VinStatus.ERROR,
+                error_codes=["OEM_VEHICLE_OFFLINE"],
+                error_code="OEM_VEHICLE_OFFLINE",
+            )
+            for i in range(1, 251)
+        )
+        client.force_login(support)
+        with django_assert_max_num_queries(20):
+            first = listed(client)
+        assert first.count('name="entries"') == 100
+        assert "Page 1 of 3 (250 VINs)" in first
+        last = listed(client, page=3)
+        assert last.count('name="entries"') == 50
+
+    def test_charts_count_by_code_and_make(self, client, support, fleet, mixed):
+        upload = submitted(fleet)
+        for line in range(10, 13):
+            add_entry(upload, line, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], make="KIA")
+        client.force_login(support)
+        response = client.get(reverse("support_home"))
+        charts = response.context["code_chart"], response.context["make_chart"]
+        by_code = {bar.label: bar.count for bar in charts[0].bars}
+        by_make = {bar.label: bar.count for bar in charts[1].bars}
+        assert by_code == {"OEM_VEHICLE_OFFLINE": 4, "OEM_VEHICLE_NOT_COMPATIBLE": 1}
+        assert by_make == {"Kia": 3, "Ford": 1, "Tesla": 1, "BMW": 2}
+        body = response.content.decode()
+        assert body.count("<svg") == 2
+        assert "<title>OEM_VEHICLE_OFFLINE: 4 VINs</title>" in body
+        assert 'href="?error=OEM_VEHICLE_OFFLINE"' in body
+        # The longest bar is the widest; the counts follow the filters.
+        widths = {bar.label: bar.width for bar in charts[0].bars}
+        assert widths["OEM_VEHICLE_OFFLINE"] > widths["OEM_VEHICLE_NOT_COMPATIBLE"]
+        filtered = client.get(reverse("support_home"), {"make": "KIA"}).context["code_chart"]
+        assert [(bar.label, bar.count) for bar in filtered.bars] == [("OEM_VEHICLE_OFFLINE", 3)]
+
+    def test_links_to_webhook_log(self, client, support):
+        client.force_login(support)
+        assert reverse("webhook_events") in listed(client)
+
+
+class TestExport:
+    def test_exports_the_filtered_view(self, client, support, mixed, fleet):
+        upload = submitted(fleet)
+        add_entry(upload, 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], message="=cmd|x")
+        client.force_login(support)
+        rows = export_rows(client.get(reverse("support_export"), {"status": "ERROR"}))
+        assert sorted(r["vin"] for r in rows) == sorted(
+            [mixed["offline"].vin, upload.entries.get().vin]
+        )
+        first = next(r for r in rows if r["vin"] == mixed["offline"].vin)
+        x = explain("OEM_VEHICLE_OFFLINE")
+        assert first["fleet"] == "demo-fleet"
+        assert first["error_codes"] == "OEM_VEHICLE_OFFLINE"
+        assert first["who_must_act"] == "Customer action"
+        assert first["explanation"] == x.explanation
+        assert first["next_step"] == x.next_step
+        assert first["retry_helps"] == "true"
+        assert first["can_retry"] == "true"
+        assert first["registration_plate"] == "LD71 XKE"
+        assert first["portal_url"] == reverse("entry_detail", args=[mixed["offline"].pk])
+        injected = next(r for r in rows if r["vin"] != mixed["offline"].vin)
+        assert injected["message"] == "'=cmd|x"
+
+    def test_export_covers_every_page(self, client, support, fleet):
+        upload = submitted(fleet)
+        VinEntry.objects.bulk_create(
+            VinEntry(
+                upload=upload,
+                fleet=fleet,
+                line_number=i,
+                vin=make_vin(i),
+                validity="valid",
+                status=VinStatus.PENDING,
+            )
+            for i in range(1, 151)
+        )
+        client.force_login(support)
+        rows = export_rows(client.get(reverse("support_export")))
+        assert len(rows) == 150
+        assert {r["status"] for r in rows} == {"PENDING"}
+
+
+class TestStuck:
+    def test_per_make_thresholds(self, client, support, fleet, settings):
+        settings.SUPPORT_STUCK_HOURS = 48
+        settings.SUPPORT_STUCK_HOURS_BY_MAKE = {"BMW": 72, "TESLA": 24, "Mercedes-Benz": 10}
+        with time_machine.travel(NOW - timedelta(hours=50), tick=False):
+            upload = submitted(fleet)
+            bmw = add_entry(upload, 1, VinStatus.PENDING, make="BMW")
+            tesla = add_entry(upload, 2, VinStatus.PROCESSING, make="TESLA")
+            ford = add_entry(upload, 3, VinStatus.PENDING, make="FORD")
+            merc = add_entry(upload, 4, VinStatus.PENDING, make="MERCEDES BENZ")
+            failed = add_entry(upload, 5, VinStatus.ERROR, make="FORD", codes=["X"])
+        with time_machine.travel(NOW - timedelta(hours=30), tick=False):
+            young_ford = add_entry(upload, 6, VinStatus.PENDING, make="FORD")
+        with time_machine.travel(NOW, tick=False):
+            stuck = set(workspace.stuck_entries())
+            assert stuck == {tesla, ford, merc}
+            assert bmw not in stuck and young_ford not in stuck and failed not in stuck
+            client.force_login(support)
+            response = client.get(reverse("support_home"))
+            body = response.content.decode()
+            assert response.context["stuck_count"] == 3
+            assert "BMW 72 h" in body and "48 h for any make" in body
+            section = body[
+                body.index('id="stuck"') : body.index("</table>", body.index('id="stuck"'))
+            ]
+            assert ford.vin in section and tesla.vin in section
+            assert bmw.vin not in section
+            assert "2\xa0days, 2\xa0hours" in section  # the age, as a person reads it
+            filtered = listed(client, age="stuck")
+            assert f"entry-{ford.pk}" in filtered and f"entry-{bmw.pk}" not in filtered
+        # Three days on, the BMW is stuck too.
+        with time_machine.travel(NOW + timedelta(hours=23), tick=False):
+            assert bmw in set(workspace.stuck_entries())
+
+    def test_settings_parse_make_thresholds(self, monkeypatch):
+        from django.core.exceptions import ImproperlyConfigured
+
+        from fleet_portal.settings import env_int_map
+
+        monkeypatch.setenv("X_MAP", "bmw=72, Tesla=24")
+        assert env_int_map("X_MAP") == {"BMW": 72, "TESLA": 24}
+        monkeypatch.setenv("X_MAP", "BMW=soon")
+        with pytest.raises(ImproperlyConfigured, match="X_MAP"):
+            env_int_map("X_MAP")
+        monkeypatch.delenv("X_MAP")
+        assert env_int_map("X_MAP") == {}
+
+
+class TestIncidents:
+    def test_same_code_on_one_make_within_the_window(self, client, support, fleet, other_fleet):
+        settings_min, window = 4, timedelta(hours=6)
+        a, b = submitted(fleet), submitted(other_fleet)
+
+        def fail(upload, line, make="BMW", code="OEM_VEHICLE_OFFLINE"):
+            return add_entry(upload, line, VinStatus.ERROR, make=make, codes=[code])
+
+        with time_machine.travel(NOW - timedelta(hours=10), tick=False):
+            old = [fail(a, 1), fail(a, 2)]  # outside the window
+        with time_machine.travel(NOW - timedelta(hours=2), tick=False):
+            recent = [fail(a, 3), fail(b, 1), fail(b, 2)]
+            fail(a, 4, make="KIA")  # another make
+            fail(a, 5, code="OEM_VEHICLE_UPDATE_REQUIRED")  # another code
+        with time_machine.travel(NOW, tick=False):
+            from django.test import override_settings
+
+            with override_settings(INCIDENT_MIN_VINS=settings_min, INCIDENT_WINDOW_HOURS=6):
+                assert workspace.incidents() == []
+                fourth = fail(b, 3)
+                found = workspace.incidents()
+                assert len(found) == 1
+                incident = found[0]
+                assert (incident.make, incident.error_code) == ("BMW", "OEM_VEHICLE_OFFLINE")
+                assert incident.vins == 4 and incident.fleets == 2
+                assert incident.first_at == NOW - timedelta(hours=2)
+                assert incident.last_at == NOW
+                client.force_login(support)
+                body = listed(client)
+                assert "Probable manufacturer-side incident" in body
+                assert "Retries of these VINs are paused" in body
+                assert escape(explain("OEM_VEHICLE_OFFLINE").next_step) in body
+                assert len(old + recent) == 5 and fourth.pk
+        # Once the window has moved past, the incident is over.
+        with (
+            time_machine.travel(NOW + window, tick=False),
+            override_settings(INCIDENT_MIN_VINS=settings_min),
+        ):
+            assert workspace.incidents() == []
+
+    def test_retry_is_held_back_during_an_incident(self, client, support, fleet, settings):
+        settings.INCIDENT_MIN_VINS = 2
+        upload = submitted(fleet)
+        entries = [
+            add_entry(
+                upload,
+                i,
+                VinStatus.ERROR,
+                make="BMW",
+                codes=["OEM_VEHICLE_OFFLINE"],
+                can_retry=True,
+            )
+            for i in (1, 2)
+        ]
+        outcome = workspace.retry(entries, support)
+        assert outcome.done == []
+        assert all("manufacturer-side incident" in reason for _, reason in outcome.refused)
+        assert not upload.batches.exists()
+        assert not VinEvent.objects.filter(entry__in=entries).exists()
+
+
+class TestExplanations:
+    @pytest.mark.parametrize("code", sorted(codes_in("VIN_UPLOAD")))
+    def test_every_per_vin_code_is_explained_in_the_workspace(self, client, support, fleet, code):
+        upload = submitted(fleet)
+        entry = add_entry(upload, 1, VinStatus.ERROR, codes=[code])
+        x = explain(code)
+        assert x.code == code  # ours, not the generic fallback
+        client.force_login(support)
+        body = listed(client, error=code)
+        assert f"entry-{entry.pk}" in body
+        assert escape(x.title) in body
+        assert escape(x.next_step) in body
+        page = client.get(reverse("entry_detail", args=[entry.pk])).content.decode()
+        assert escape(x.explanation) in page and escape(x.next_step) in page
+        assert escape(x.who_acts_label) in page
+
+    def test_codes_page_lists_the_table_with_open_counts(self, client, support, fleet):
+        upload = submitted(fleet)
+        add_entry(upload, 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
+        add_entry(upload, 2, VinStatus.ERROR, codes=["SOMETHING_NEW"])
+        client.force_login(support)
+        body = client.get(reverse("support_codes")).content.decode()
+        for code in codes_in("VIN_UPLOAD"):
+            assert f'id="{code}"' in body
+        assert "?error=OEM_VEHICLE_OFFLINE" in body
+        assert "SOMETHING_NEW</a> (1)" in body
+
+    def test_consent_required_gets_its_next_step(self, client, support, fleet):
+        entry = add_entry(submitted(fleet), 1, VinStatus.CONNECTION_REQUIRED)
+        client.force_login(support)
+        assert escape(workspace.CONSENT_EXPLANATION.next_step) in listed(client)
+        assert workspace.who_must_act(entry) == "Customer action"
