@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection, connections
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Download,
+    Page,
+    Request,
+    Response,
+    sync_playwright,
+)
 
 from tests.conftest import require_all
 
@@ -106,6 +114,7 @@ class BrowserProblems:
 
     allowed: list[tuple[int, str]] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    downloads: set[str] = field(default_factory=set)
     reported: int = 0
     closed: bool = False
 
@@ -138,9 +147,18 @@ class BrowserProblems:
     def on_request_failed(self, request: Request) -> None:
         self.add(f"request failed: {request.method} {request.url}: {request.failure}")
 
+    def on_download(self, download: Download) -> None:
+        self.downloads.add(download.url)
+
+    def is_download(self, problem: str) -> bool:
+        """Chromium aborts the navigation that turned into a download: not a failure."""
+        return problem.endswith(": net::ERR_ABORTED") and any(
+            problem.startswith(f"request failed: GET {url}: ") for url in self.downloads
+        )
+
     def new(self) -> list[str]:
         """Problems not reported yet (each is reported once)."""
-        fresh = self.seen[self.reported :]
+        fresh = [p for p in self.seen[self.reported :] if not self.is_download(p)]
         self.reported = len(self.seen)
         return fresh
 
@@ -161,6 +179,7 @@ def page(browser: Browser, live_server, browser_problems: BrowserProblems) -> It
     tab.on("pageerror", lambda error: browser_problems.add(f"page error: {error}"))
     tab.on("response", browser_problems.on_response)
     tab.on("requestfailed", browser_problems.on_request_failed)
+    tab.on("download", browser_problems.on_download)
     yield tab
     late = browser_problems.new()
     # Closing aborts in-flight requests (an htmx poll, say); those are not the page's fault.
@@ -251,3 +270,16 @@ def worker(transactional_db) -> Iterator[WorkerThread]:
     yield running
     running.stop()
     assert not running.errors, f"the worker crashed: {running.errors!r}"
+
+
+@pytest.fixture
+def portal_on_sandbox(settings, sandbox, live_server):
+    """The live portal talks to the sandbox subprocess (reset for this test), and
+    the sandbox delivers its webhooks to the live portal."""
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    settings.PORTAL_BASE_URL = live_server.url
+    sandbox.control(webhook_url=f"{live_server.url}/webhooks/volteras/")
+    return sandbox
