@@ -24,7 +24,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_tasks import task
+from django_tasks import TaskResultStatus, task
+from django_tasks_db.models import DBTaskResult
 
 from . import volteras
 from .models import Source, Vehicle, VinEntry, VinStatus
@@ -325,14 +326,42 @@ def enqueue_event(event_id: int) -> None:
     process_webhook_event.enqueue(event_id)
 
 
+def _oldest_waiting_trigger():
+    """When the event behind the oldest still-queued processing task was
+    stored (its `enqueued_at`), or None when no such task is waiting."""
+    oldest = (
+        DBTaskResult.objects.filter(
+            status=TaskResultStatus.READY, task_path=process_webhook_event.module_path
+        )
+        .order_by("enqueued_at")
+        .values_list("args_kwargs", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return None
+    args = oldest.get("args") or [None]
+    return (
+        WebhookEvent.objects.filter(pk=args[0]).values_list("enqueued_at", flat=True).first()
+        or timezone.now()
+    )
+
+
 @sweeper
 def redrive_webhook_events() -> int:
     """Enqueue events that are due but have no recent task: the task was lost,
-    a retry came due, or the worker died holding the lease."""
+    a retry came due, or the worker died holding the lease.
+
+    During a burst the queue may be minutes behind; an event enqueued after
+    the oldest task still waiting has its trigger in the queue too (it is
+    roughly first in, first out), so it is not enqueued again."""
     now = timezone.now()
+    cutoff = now - REDRIVE_AFTER
+    waiting_since = _oldest_waiting_trigger()
+    if waiting_since is not None:
+        cutoff = min(cutoff, waiting_since)
     ids = list(
         WebhookEvent.objects.due(now)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - REDRIVE_AFTER))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:REDRIVE_LIMIT]
     )

@@ -343,3 +343,32 @@ class TestAdmin:
         event.refresh_from_db()
         assert (event.state, event.attempts) == (WebhookEvent.State.RECEIVED, 0)
         assert queued_tasks() == 1
+
+
+@pytest.mark.django_db
+class TestRedrive:
+    def test_sweep_runs_the_webhook_sweepers(self):
+        from connections.tasks import sweep
+
+        done = sweep()
+        assert done["redrive_webhook_events"] == 0
+        assert done["reconcile_when_due"] in (0, 1)
+
+    def test_a_backlog_is_not_enqueued_twice_but_a_lost_trigger_is(self, client):
+        import time_machine
+        from django.utils import timezone
+
+        from connections.webhooks import redrive_webhook_events
+
+        for n in range(3):
+            body = event_body(vehicle_id=f"veh-{n}")
+            assert post(client, body, signed(body)).status_code == 200
+        assert queued_tasks() == 3
+        with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=False):
+            # The queue is behind, but every event's trigger is still in it.
+            assert redrive_webhook_events() == 0
+            first = DBTaskResult.objects.order_by("enqueued_at").first()
+            first.delete()
+            assert redrive_webhook_events() == 1
+            assert queued_tasks() == 3
+            assert redrive_webhook_events() == 0
