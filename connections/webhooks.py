@@ -28,7 +28,7 @@ from django_tasks import TaskResultStatus, task
 from django_tasks_db.models import DBTaskResult
 
 from . import volteras
-from .models import Source, Vehicle, VinEntry, VinStatus
+from .models import ConnectedAccount, Source, Vehicle, VinEntry, VinStatus
 from .models_webhooks import MAX_EVENT_ATTEMPTS, UnmatchedVehicle, WebhookEvent
 from .tasks import sweeper
 
@@ -180,7 +180,10 @@ def apply_vehicle(
                     detail=detail,
                     data={"vehicle_id": vehicle_id, **(data or {})},
                 )
-        applied.unmatched = not entries and not _known_anywhere(vehicle_id, applied.vin)
+        account_id = (api.account_id if api else None) or (record.account_id if record else "")
+        applied.unmatched = not entries and not _known_anywhere(
+            vehicle_id, applied.vin, account_id or ""
+        )
     return applied
 
 
@@ -231,11 +234,15 @@ def _entries_for(vehicle_id: str, vin: str, status: str | None):
     )
 
 
-def _known_anywhere(vehicle_id: str, vin: str) -> bool:
+def _known_anywhere(vehicle_id: str, vin: str, account_id: str) -> bool:
+    """Whether any fleet knows the vehicle: by a VIN entry, or through the
+    consent-flow account it was shared from."""
     match = Q(vehicle_id=vehicle_id)
     if vin:
         match |= Q(vin=vin)
-    return VinEntry.objects.filter(match).exists()
+    if VinEntry.objects.filter(match).exists():
+        return True
+    return bool(account_id) and ConnectedAccount.objects.filter(volteras_id=account_id).exists()
 
 
 def _error_codes(api: volteras.Vehicle | None, status: str) -> list[str]:

@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import time_machine
 from django.contrib.auth.models import User
@@ -18,6 +19,7 @@ from svix.webhooks import Webhook
 from connections import volteras
 from connections.models import (
     ConnectBatch,
+    ConnectedAccount,
     Fleet,
     ReconciliationRun,
     Source,
@@ -257,6 +259,32 @@ class TestProcessing:
         entry.refresh_from_db()
         assert entry.status == VinStatus.CONNECTED
         assert not UnmatchedVehicle.objects.exists()
+
+    def test_vehicle_shared_through_a_consent_account_is_not_unmatched(
+        self, client, api, sandbox, fleet
+    ):
+        link = api.connect_account(scopes=["vehicle:all"], device_types=["VEHICLE"])
+        answer = httpx.post(
+            link,
+            data={
+                "decision": "approve",
+                "make": "VOLKSWAGEN",
+                "username": "owner",
+                "vehicles": [fake_vin("VOLKSWAGEN", "owner|0")],
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        (account,) = api.list_accounts()
+        (vehicle,) = api.list_vehicles()
+        assert vehicle.account_id == account.id
+        ConnectedAccount.objects.create(fleet=fleet, volteras_id=account.id)
+
+        event = deliver(client, sandbox.webhook_secret, "device.connected", vehicle.id)
+        drain()
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.PROCESSED
+        assert not UnmatchedVehicle.objects.exists()
+        assert Vehicle.objects.get(volteras_id=vehicle.id).account_id == account.id
 
     def test_unknown_type_is_not_processed(self, client, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "renamed")
