@@ -13,15 +13,6 @@ from tests.browser.gates import assert_page_quality, login, screenshot
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def portal_on_sandbox(settings, sandbox, live_server):
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.PORTAL_BASE_URL = live_server.url
-    return sandbox
-
-
 def test_create_share_and_complete_a_link(
     page: Page, browser: Browser, users, fleet, portal_on_sandbox
 ):
