@@ -278,3 +278,28 @@ def test_worker_killed_mid_batch_loses_nothing(manager, fleet, volteras, time_ma
     assert batch.state == ConnectBatch.State.AMBIGUOUS
     drain()
     assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.CONNECTED}
+
+
+def test_consent_links_from_the_upload_table(
+    client, manager, fleet, volteras, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    upload = submission.create_upload(
+        fleet,
+        manager,
+        read_upload("C0NSENT1000000001,Volkswagen,GB\nC0NSENT1000000002,Volkswagen,GB"),
+    )
+    submit(client, upload, django_capture_on_commit_callbacks)
+    assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.CONNECTION_REQUIRED}
+    page = client.get(upload.get_absolute_url()).content.decode()
+    assert "Create consent links for the 2 VINs" in page
+    one = upload.entries.order_by("line_number").first()
+    client.post(reverse("upload_consent_links", args=[upload.pk]), {"entry": one.pk})
+    assert one.consent_links.count() == 1
+    page = client.get(upload.get_absolute_url()).content.decode()
+    assert one.consent_links.get().get_absolute_url() in page
+    client.post(reverse("upload_consent_links", args=[upload.pk]))
+    assert sum(e.consent_links.count() for e in upload.entries.all()) == 2
+    csv_text = client.get(reverse("upload_consent_links_csv", args=[upload.pk])).content.decode()
+    assert csv_text.splitlines()[0].lstrip("\ufeff") == "vin,registration_plate,link,expires_at"
+    assert "C0NSENT1000000002" in csv_text

@@ -117,6 +117,7 @@ def _summary(upload: Upload) -> dict:
         "settled": not waiting,
         "slow": bool(waiting) and waiting <= VinStatus.slow_moving(),
         "sendable": counts.get(VinStatus.READY, 0),
+        "needs_consent": counts.get(VinStatus.CONNECTION_REQUIRED, 0),
         "invalid": counts.get(VinStatus.INVALID, 0),
     }
 
@@ -141,7 +142,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         errors=sorted(e for e in errors if e),
         makes=sorted(m for m in makes if m),
     )
-    filtered = form.apply(entries)
+    filtered = form.apply(entries).prefetch_related("consent_links")
     page = Paginator(filtered, PAGE_SIZE).get_page(request.GET.get("page"))
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
     summary = _summary(upload)
