@@ -362,9 +362,14 @@ def escalate(entries: Sequence[VinEntry], user, note: str) -> ActionOutcome:
     events = []
     for entry in outcome.done:
         found = ids.get(entry.pk, [])
-        detail = f"Escalated to Volteras: {note}"
-        if found:
-            detail += f" (requestIds: {', '.join(found)})"
+        group_id = entry.batch.group_id if entry.batch else ""
+        # What Volteras needs to find this VIN's calls in its own logs.
+        refs = [f"requestIds {', '.join(found)}" if found else "no requestId on record"]
+        if group_id:
+            refs.append(f"connect group {group_id}")
+        if entry.vehicle_id:
+            refs.append(f"vehicle {entry.vehicle_id}")
+        detail = f"Escalated to Volteras: {note} ({'; '.join(refs)})"
         events.append(
             _event(
                 entry,
@@ -375,7 +380,7 @@ def escalate(entries: Sequence[VinEntry], user, note: str) -> ActionOutcome:
                 action="escalate",
                 note=note,
                 request_ids=found,
-                group_id=entry.batch.group_id if entry.batch else "",
+                group_id=group_id,
                 vehicle_id=entry.vehicle_id,
             )
         )

@@ -1,0 +1,263 @@
+"""Support actions end to end: an upload of magic sandbox VINs goes through the
+real submission and tasks to the running sandbox (real HTTP), then support acts
+through the workspace's views, and each VIN's timeline tells who did what."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils.html import escape
+
+from connections import submission
+from connections.imports import read_upload
+from connections.models import ConnectBatch, ConsentLink, LinkStatus, Upload, VinEntry, VinStatus
+from connections.tasks import drain
+from tests.test_consent import PORTAL
+
+ERROR_VIN = "PERR0R11000000001"
+ERROR_VIN_2 = "PERR0R11000000009"
+INCOMPATIBLE_VIN = "1NC0MP11400000002"
+PENDING_VIN = "PR0C11AA500000003"
+CONSENT_VIN = "C0NSENT1000000005"
+CONNECTED_VIN = "WVGZZZE29MP012345"
+ROWS = "\n".join(
+    [
+        f"{ERROR_VIN},Volkswagen,GB",
+        f"{ERROR_VIN_2},Volkswagen,GB",
+        f"{INCOMPATIBLE_VIN},Ford,US",
+        f"{PENDING_VIN},Renault,FR",
+        f"{CONSENT_VIN},Volkswagen,GB",
+        f"{CONNECTED_VIN},Volkswagen,DE",
+    ]
+)
+
+
+@pytest.fixture
+def volteras(settings, sandbox):
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    settings.VOLTERAS_MAX_RETRIES = 0
+    settings.PORTAL_BASE_URL = PORTAL
+    return sandbox
+
+
+def settle(fleet, manager, capture) -> Upload:
+    """The magic VINs submitted, and every task run until nothing is left."""
+    upload = submission.create_upload(fleet, manager, read_upload(ROWS))
+    with capture(execute=True):
+        assert submission.submit(upload, manager) == 1
+    drain()
+    return upload
+
+
+@pytest.fixture
+def settled(fleet, manager, volteras, django_capture_on_commit_callbacks) -> Upload:
+    return settle(fleet, manager, django_capture_on_commit_callbacks)
+
+
+def entry(upload: Upload, vin: str) -> VinEntry:
+    return upload.entries.get(vin=vin)
+
+
+def act(client, capture, action: str, entries: list[VinEntry], **fields) -> str:
+    """POST an action as the logged-in user, run the work it queued, and return
+    the page it redirects to (with its messages)."""
+    data = {"action": action, "entries": [e.pk for e in entries], **fields}
+    with capture(execute=True):
+        response = client.post(reverse("support_action"), data)
+    assert response.status_code == 302
+    drain()
+    return client.get(response["Location"]).content.decode()
+
+
+def test_the_upload_settled_as_the_sandbox_says(settled):
+    got = {e.vin: (e.status, e.error_code) for e in settled.entries.all()}
+    assert got[ERROR_VIN] == (VinStatus.ERROR, "OEM_VEHICLE_UPDATE_REQUIRED")
+    assert got[INCOMPATIBLE_VIN][0] == VinStatus.INCOMPATIBLE
+    assert got[PENDING_VIN][0] == VinStatus.PENDING
+    assert got[CONSENT_VIN][0] == VinStatus.CONNECTION_REQUIRED
+    assert got[CONNECTED_VIN][0] == VinStatus.CONNECTED
+
+
+def test_support_finds_failed_vins_with_reason_and_next_step(client, support, settled):
+    client.force_login(support)
+    body = client.get(reverse("support_home")).content.decode()
+    for vin in (ERROR_VIN, INCOMPATIBLE_VIN, PENDING_VIN, CONSENT_VIN):
+        assert vin in body
+    assert CONNECTED_VIN not in body
+    x = entry(settled, ERROR_VIN).explanation
+    assert escape(x.title) in body and escape(x.next_step) in body
+
+
+def test_retry_sends_a_new_batch_and_records_it(
+    client, support, settled, django_capture_on_commit_callbacks
+):
+    error = entry(settled, ERROR_VIN)
+    batches = ConnectBatch.objects.filter(upload=settled).count()
+    client.force_login(support)
+    page = act(client, django_capture_on_commit_callbacks, "retry", [error])
+    assert "1 VIN sent again." in page
+    assert ConnectBatch.objects.filter(upload=settled).count() == batches + 1
+    error.refresh_from_db()
+    new_batch = ConnectBatch.objects.filter(upload=settled).order_by("-number").first()
+    assert error.batch == new_batch
+    assert new_batch.group_id and new_batch.state == ConnectBatch.State.DONE
+    # The sandbox answers this VIN the same way every time.
+    assert (error.status, error.error_code) == (VinStatus.ERROR, "OEM_VEHICLE_UPDATE_REQUIRED")
+    retry = error.events.get(detail__startswith="Retry requested")
+    assert retry.actor == support and retry.source == "manual"
+    later = error.events.filter(at__gte=retry.at, source="poll")
+    assert later.exists()
+    timeline = client.get(reverse("entry_detail", args=[error.pk])).content.decode()
+    assert "Retry requested" in timeline and "by support" in timeline
+
+
+def test_retry_is_refused_with_the_reason_where_it_cannot_help(
+    client, support, settled, django_capture_on_commit_callbacks
+):
+    incompatible, pending = entry(settled, INCOMPATIBLE_VIN), entry(settled, PENDING_VIN)
+    batches = ConnectBatch.objects.count()
+    client.force_login(support)
+    page = act(client, django_capture_on_commit_callbacks, "retry", [incompatible, pending])
+    assert "2 VINs were not sent again" in page
+    assert escape(incompatible.retry_refusal()) in page
+    assert escape(pending.retry_refusal()) in page
+    assert ConnectBatch.objects.count() == batches
+    assert not incompatible.events.filter(source="manual", actor=support).exists()
+
+
+def test_retry_during_an_incident_needs_retry_anyway(
+    client, support, settled, settings, django_capture_on_commit_callbacks
+):
+    settings.INCIDENT_MIN_VINS = 2
+    errors = [entry(settled, ERROR_VIN), entry(settled, ERROR_VIN_2)]
+    batches = ConnectBatch.objects.count()
+    client.force_login(support)
+    home = client.get(reverse("support_home")).content.decode()
+    assert "Probable manufacturer-side incident" in home
+    page = act(client, django_capture_on_commit_callbacks, "retry", errors)
+    assert "manufacturer-side incident" in page
+    assert ConnectBatch.objects.count() == batches
+    page = act(client, django_capture_on_commit_callbacks, "retry", errors, force="on")
+    assert "2 VINs sent again." in page
+    # Both go out together: one new batch for the upload, one connect call.
+    assert ConnectBatch.objects.count() == batches + 1
+
+
+def test_escalate_with_note_and_request_ids(
+    client, support, fleet, manager, volteras, django_capture_on_commit_callbacks
+):
+    # Volteras turns the first connect call away (429): its answer carries the
+    # requestId that support will hand over; the second call goes through.
+    volteras.control(
+        faults=[
+            {"kind": "rate_limit", "path_prefix": "/v1/vehicles/connect", "method": "POST"}
+            | {"count": 1, "retry_after": 1}
+        ]
+    )
+    settled = settle(fleet, manager, django_capture_on_commit_callbacks)
+    error = entry(settled, ERROR_VIN)
+    client.force_login(support)
+    page = act(client, django_capture_on_commit_callbacks, "escalate", [error])
+    assert "Nothing was done" in page and "the note is required" in page
+    assert not VinEntry.objects.get(pk=error.pk).escalated
+
+    note = "Update done by the driver on Monday, still failing."
+    page = act(client, django_capture_on_commit_callbacks, "escalate", [error], note=note)
+    assert "1 VIN escalated to Volteras." in page
+    error.refresh_from_db()
+    assert error.escalated
+    event = error.events.get(data__action="escalate")
+    assert event.actor == support and event.data["note"] == note
+    known = {
+        *error.events.exclude(request_id="")
+        .exclude(pk=event.pk)
+        .values_list("request_id", flat=True),
+        error.batch.last_request_id,
+    } - {""}
+    assert len(known) == 1, "the refused first call left its requestId"
+    assert set(event.data["request_ids"]) == known
+    assert event.data["group_id"] == error.batch.group_id
+    for reference in (*known, error.batch.group_id, error.vehicle_id):
+        assert reference in event.detail
+    timeline = client.get(reverse("entry_detail", args=[error.pk])).content.decode()
+    assert escape(note) in timeline and "escalated to Volteras" in timeline
+
+    again = act(client, django_capture_on_commit_callbacks, "escalate", [error], note="more")
+    assert "Already escalated to Volteras" in again
+    assert error.events.filter(data__action="escalate").count() == 1
+
+
+def test_dismiss_with_reason(client, support, settled, django_capture_on_commit_callbacks):
+    pending, connected = entry(settled, PENDING_VIN), entry(settled, CONNECTED_VIN)
+    client.force_login(support)
+    page = act(client, django_capture_on_commit_callbacks, "dismiss", [pending])
+    assert "the reason is required" in page
+    reason = "Vehicle sold; the fleet asked us to stop."
+    page = act(
+        client, django_capture_on_commit_callbacks, "dismiss", [pending, connected], reason=reason
+    )
+    assert "1 VIN dismissed." in page
+    assert "This VIN is connected: there is nothing to dismiss." in page
+    pending.refresh_from_db()
+    assert pending.dismissed and pending.status == VinStatus.PENDING
+    event = pending.events.get(data__action="dismiss")
+    assert event.actor == support and event.data["reason"] == reason
+    assert f"entry-{pending.pk}" not in client.get(reverse("support_home")).content.decode()
+    shown = client.get(reverse("support_home"), {"state": "dismissed"}).content.decode()
+    assert f"entry-{pending.pk}" in shown
+    assert not VinEntry.objects.get(pk=connected.pk).dismissed
+
+
+def test_consent_link_sent_then_reissued(
+    client, support, settled, django_capture_on_commit_callbacks
+):
+    waiting, error = entry(settled, CONSENT_VIN), entry(settled, ERROR_VIN)
+    client.force_login(support)
+    page = act(client, django_capture_on_commit_callbacks, "consent", [waiting, error])
+    assert "1 VIN got a consent link." in page
+    assert "Only a VIN waiting for its owner" in page
+    first = ConsentLink.objects.get(vin_entry=waiting)
+    assert first.vin == CONSENT_VIN and first.created_by == support
+    assert first.authentication_url.startswith("http")
+    assert not ConsentLink.objects.filter(vin_entry=error).exists()
+    sent = waiting.events.get(data__consent_link=first.pk)
+    assert sent.actor == support
+
+    page = act(client, django_capture_on_commit_callbacks, "consent", [waiting])
+    assert "1 VIN got a consent link." in page
+    first.refresh_from_db()
+    second = ConsentLink.objects.filter(vin_entry=waiting).exclude(pk=first.pk).get()
+    assert first.status == LinkStatus.REISSUED and first.replaced_by == second
+    assert waiting.events.filter(data__consent_link=second.pk, actor=support).exists()
+    detail = client.get(reverse("entry_detail", args=[waiting.pk])).content.decode()
+    assert second.get_absolute_url() in detail and first.get_absolute_url() in detail
+
+
+def test_entry_page_shows_volteras_current_view(client, manager, support, settled, volteras):
+    connected = entry(settled, CONNECTED_VIN)
+    assert connected.vehicle_id
+    client.force_login(manager)
+    body = client.get(reverse("entry_detail", args=[connected.pk])).content.decode()
+    section = body[body.index('id="volteras-view"') : body.index('id="consent-links"')]
+    assert "CONNECTED" in section and CONNECTED_VIN in section
+    assert settled.get_absolute_url() in body and settled.fleet.get_absolute_url() in body
+
+
+def test_entry_page_says_clearly_when_volteras_cannot_answer(
+    client, support, settled, settings, volteras
+):
+    connected = entry(settled, CONNECTED_VIN)
+    VinEntry.objects.filter(pk=connected.pk).update(vehicle_id="no-such-vehicle")
+    client.force_login(support)
+    body = client.get(reverse("entry_detail", args=[connected.pk])).content.decode()
+    assert "Volteras does not know vehicle no-such-vehicle" in body
+
+    VinEntry.objects.filter(pk=connected.pk).update(vehicle_id=connected.vehicle_id)
+    volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/", "method": "GET"}])
+    body = client.get(reverse("entry_detail", args=[connected.pk])).content.decode()
+    assert "Volteras could not be asked about this vehicle just now" in body
+    # The portal's own record is still there.
+    assert connected.vehicle_id in body
