@@ -44,6 +44,7 @@ run: venv
 	$(VENV)/bin/honcho start -f Procfile
 
 lint: dev-venv
+	@mkdir -p $(DATA_DIR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run

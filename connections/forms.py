@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 from django.db.models import Q
 
+from .makes import make_label
 from .models import VinStatus
 
 
@@ -71,7 +72,7 @@ class EntryFilterForm(forms.Form):
             (s, VinStatus(s).label if s in VinStatus.values else s) for s in statuses
         ]
         self.fields["error"].choices = [("", "All error codes")] + [(e, e) for e in errors]
-        self.fields["make"].choices = [("", "All makes")] + [(m, m.title()) for m in makes]
+        self.fields["make"].choices = [("", "All makes")] + [(m, make_label(m)) for m in makes]
 
     def apply(self, entries):
         if not self.is_valid():

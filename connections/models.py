@@ -298,6 +298,20 @@ class VinEntry(models.Model):
         return self.vin or f"line {self.line_number}"
 
     @property
+    def make_label(self) -> str:
+        from .makes import make_label
+
+        return make_label(self.make) if self.make else ""
+
+    @property
+    def who_acts(self) -> str:
+        """Volteras' own word on who must act, else our explanation's."""
+        if self.action_category in ActionCategory.values:
+            return ActionCategory(self.action_category).label
+        explanation = self.explanation
+        return explanation.who_acts_label if explanation else ""
+
+    @property
     def badge(self) -> str:
         return STATUS_BADGES.get(self.status, "off")
 
