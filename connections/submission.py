@@ -274,28 +274,16 @@ def send_batch(batch_id: int) -> str:
     except volteras.VolterasError as exc:
         # Volteras refused the request itself (validation, not permitted,
         # device limit): sending it again unchanged cannot help.
-        _release(
+        _fail_batch(
             batch,
             owner,
-            state=ConnectBatch.State.FAILED,
-            attempts=attempt,
-            last_error=str(exc)[:2000],
-            last_request_id=exc.request_id or "",
-            completed_at=timezone.now(),
+            entries,
+            attempt,
+            exc,
+            message=exc.message,
+            can_retry=exc.code == "DEVICE_LIMIT_REACHED",
+            detail=f"Volteras refused the batch: {exc.message}",
         )
-        with transaction.atomic():
-            for entry in entries:
-                entry.observe(
-                    VinStatus.ERROR,
-                    Source.SUBMISSION,
-                    error_codes=[exc.code] if exc.code else [],
-                    message=exc.message,
-                    can_retry=exc.code == "DEVICE_LIMIT_REACHED",
-                    request_id=exc.request_id or "",
-                    detail=f"Volteras refused the batch: {exc.message}",
-                    bump=False,
-                )
-            batch.upload.bump()
         return "refused"
 
     request_id = group.raw.get("requestId", "") if isinstance(group.raw, dict) else ""
@@ -327,35 +315,59 @@ def send_batch(batch_id: int) -> str:
     return "sent"
 
 
+def _fail_batch(
+    batch: ConnectBatch,
+    owner: str,
+    entries: list[VinEntry],
+    attempt: int,
+    exc: volteras.VolterasError,
+    *,
+    message: str,
+    can_retry: bool,
+    detail: str = "",
+) -> None:
+    """The batch is over without a group: each of its VINs is shown as failed."""
+    _release(
+        batch,
+        owner,
+        state=ConnectBatch.State.FAILED,
+        attempts=attempt,
+        last_error=str(exc)[:2000],
+        last_request_id=exc.request_id or "",
+        completed_at=timezone.now(),
+    )
+    with transaction.atomic():
+        for entry in entries:
+            entry.observe(
+                VinStatus.ERROR,
+                Source.SUBMISSION,
+                error_codes=[exc.code] if exc.code else [],
+                message=message,
+                can_retry=can_retry,
+                request_id=exc.request_id or "",
+                detail=detail,
+                bump=False,
+            )
+        batch.upload.bump()
+
+
 def _send_failed_transiently(
     batch: ConnectBatch, owner: str, entries: list[VinEntry], attempt: int, exc
 ) -> str:
     ambiguous = isinstance(exc, (volteras.AmbiguousWrite, volteras.ServerError))
     if attempt >= MAX_SEND_ATTEMPTS:
-        _release(
+        _fail_batch(
             batch,
             owner,
-            state=ConnectBatch.State.FAILED,
-            attempts=attempt,
-            last_error=str(exc)[:2000],
-            last_request_id=exc.request_id or "",
-            completed_at=timezone.now(),
+            entries,
+            attempt,
+            exc,
+            message=(
+                f"Volteras could not be reached after {attempt} attempts "
+                f"({exc.message}). Retry when the service is back."
+            ),
+            can_retry=True,
         )
-        with transaction.atomic():
-            for entry in entries:
-                entry.observe(
-                    VinStatus.ERROR,
-                    Source.SUBMISSION,
-                    error_codes=[exc.code] if exc.code else [],
-                    message=(
-                        f"Volteras could not be reached after {attempt} attempts "
-                        f"({exc.message}). Retry when the service is back."
-                    ),
-                    can_retry=True,
-                    request_id=exc.request_id or "",
-                    bump=False,
-                )
-            batch.upload.bump()
         return "gave up"
     if isinstance(exc, volteras.RateLimited) and exc.retry_after:
         delay = timedelta(seconds=exc.retry_after)

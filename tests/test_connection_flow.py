@@ -303,3 +303,42 @@ def test_consent_links_from_the_upload_table(
     csv_text = client.get(reverse("upload_consent_links_csv", args=[upload.pk])).content.decode()
     assert csv_text.splitlines()[0].lstrip("\ufeff") == "vin,registration_plate,link,expires_at"
     assert "C0NSENT1000000002" in csv_text
+
+
+def test_refused_batch_shows_each_vin_failed(
+    client, manager, fleet, volteras, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    volteras.control(vehicle_limit=1)
+    first = submission.create_upload(fleet, manager, read_upload(f"{make_vin(29)},Ford,US"))
+    submit(client, first, django_capture_on_commit_callbacks)
+    assert first.entries.get().status == VinStatus.CONNECTED
+    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(30)},Ford,US"))
+    submit(client, upload, django_capture_on_commit_callbacks)
+    batch = ConnectBatch.objects.get(upload=upload)
+    assert batch.state == ConnectBatch.State.FAILED
+    entry = upload.entries.get()
+    assert (entry.status, entry.error_code, entry.can_retry) == (
+        VinStatus.ERROR,
+        "DEVICE_LIMIT_REACHED",
+        True,
+    )
+    assert "Volteras refused the batch" in entry.events.last().detail
+
+
+def test_lasting_outage_gives_up_with_a_retryable_error(
+    client, manager, fleet, volteras, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(31)},Ford,US"))
+    volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect"}])
+    submit(client, upload, django_capture_on_commit_callbacks)
+    batch = ConnectBatch.objects.get(upload=upload)
+    assert (batch.state, batch.attempts) == (
+        ConnectBatch.State.FAILED,
+        submission.MAX_SEND_ATTEMPTS,
+    )
+    entry = upload.entries.get()
+    assert entry.status == VinStatus.ERROR
+    assert entry.can_retry is True
+    assert "could not be reached after 8 attempts" in entry.message
