@@ -53,7 +53,10 @@ _TABLE_PROBLEMS_JS = """
     const headers = table.querySelectorAll("thead th, th[scope=col]");
     if (!headers.length) problems.push(`${where} has no column header cells`);
     table.querySelectorAll("th").forEach((th) => {
-      const name = th.textContent.trim() || (th.getAttribute("aria-label") || "").trim();
+      // A header whose content is a labelled control (a "select all" box) is named by it.
+      const control = th.querySelector("[aria-label]");
+      const name = th.textContent.trim() || (th.getAttribute("aria-label") || "").trim()
+        || (control ? control.getAttribute("aria-label").trim() : "");
       if (!name) problems.push(`${where} has an empty header cell: ${th.outerHTML.slice(0, 120)}`);
     });
   });
@@ -65,11 +68,27 @@ _TABLE_PROBLEMS_JS = """
 _FOCUS_TOP_JS = """
 () => {
   if (document.activeElement) document.activeElement.blur();
+  window.__tabStart = null;
   const body = document.body;
   body.setAttribute("tabindex", "-1");
   body.focus();
   body.removeAttribute("tabindex");
   window.scrollTo(0, 0);
+}
+"""
+
+
+# After each Tab: is the target focused, or has focus come back to where it started?
+_FOCUS_STEP_JS = """
+(target) => {
+  const el = document.activeElement;
+  if (el === target) return {hit: true, wrapped: false, focused: ""};
+  const focused = el ? el.outerHTML.slice(0, 80) : "(none)";
+  if (!window.__tabStart) {
+    if (el && el !== document.body) window.__tabStart = el;
+    return {hit: false, wrapped: false, focused};
+  }
+  return {hit: false, wrapped: el === window.__tabStart, focused};
 }
 """
 
@@ -106,15 +125,18 @@ def assert_keyboard_reachable(page: Page, selector: str) -> int:
     target = page.locator(selector).first
     expect(target).to_be_visible()
     page.evaluate(_FOCUS_TOP_JS)
+    handle = target.element_handle()
     focused = []
     for presses in range(1, MAX_TABS + 1):
         page.keyboard.press("Tab")
-        if target.evaluate("el => el === document.activeElement"):
+        now = page.evaluate(_FOCUS_STEP_JS, handle)
+        if now["hit"]:
             return presses
-        focused.append(page.evaluate("() => document.activeElement.outerHTML.slice(0, 80)"))
+        if now["wrapped"]:
+            break  # focus went round the whole page without reaching it
+        focused.append(now["focused"])
     raise AssertionError(
-        f"{selector!r} not reached by {MAX_TABS} Tab presses on {page.url}; "
-        f"focus went through: {focused[:20]}"
+        f"{selector!r} not reached by Tab on {page.url}; focus went through: {focused[:25]}"
     )
 
 

@@ -82,14 +82,17 @@ def test_console_errors_and_http_errors_are_recorded(bare_page: Page):
     bare_page.on("response", problems.on_response)
     bare_page.on("requestfailed", problems.on_request_failed)
     statuses = {"/broken": 500, "/expected-missing": 404, "/fine": 200}
-    bare_page.route(
-        "http://portal.test/**",
-        lambda route: route.fulfill(
-            status=statuses.get(route.request.url.removeprefix("http://portal.test"), 200),
-            body="<p>ok</p>",
-            content_type="text/html",
-        ),
-    )
+
+    def serve(route):
+        path = route.request.url.removeprefix("http://portal.test")
+        if path in {"/refused", "/cancelled"}:
+            route.abort("connectionrefused" if path == "/refused" else "aborted")
+        else:
+            route.fulfill(
+                status=statuses.get(path, 200), body="<p>ok</p>", content_type="text/html"
+            )
+
+    bare_page.route("http://portal.test/**", serve)
     bare_page.goto("http://portal.test/fine")
     with bare_page.expect_event("pageerror"):
         bare_page.evaluate(
@@ -97,6 +100,8 @@ def test_console_errors_and_http_errors_are_recorded(bare_page: Page):
                 console.error("boom");
                 await fetch("/broken");
                 await fetch("/expected-missing");
+                await fetch("/refused").catch(() => null);
+                await fetch("/cancelled").catch(() => null);
                 setTimeout(() => { throw new Error("uncaught"); });
             }"""
         )
@@ -104,5 +109,7 @@ def test_console_errors_and_http_errors_are_recorded(bare_page: Page):
     assert "console error: boom" in seen
     assert "HTTP 500: GET http://portal.test/broken" in seen
     assert "page error: uncaught" in seen
+    assert "request failed: GET http://portal.test/refused: net::ERR_CONNECTION_REFUSED" in seen
     assert "expected-missing" not in seen
+    assert "cancelled" not in seen
     assert problems.new() == []  # each problem is reported once

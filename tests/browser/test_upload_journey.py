@@ -112,34 +112,44 @@ def test_manager_uploads_sends_watches_filters_and_exports(
     assert len(lines) == sum(1 for _ in DEMO_CSV.read_text(encoding="utf-8").splitlines()) - 1
 
 
-def test_support_reads_a_failed_vin_and_retries_it(page: Page, users, portal_on_sandbox, worker):
+def test_support_finds_a_failed_vin_reads_why_and_retries_it(
+    page: Page, users, portal_on_sandbox, worker
+):
     login(page, "manager")
     upload_demo_csv(page)
     send_and_settle(page)
     logout(page)
 
     login(page, "support")
-    page.get_by_role("link", name="Demo Fleet").click()
-    page.locator("table.data tbody th[scope=row] a").first.click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Support").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Support")
+    assert_page_quality(page)
     page.get_by_label("Status").select_option("ERROR")
     page.get_by_role("button", name="Filter").click()
-    page.get_by_role("link", name="PERR0R11000000001").click()
+    failed = page.locator("table.vin-table tbody tr").filter(has_text="PERR0R11000000001")
+    expect(failed).to_contain_text("OEM_VEHICLE_UPDATE_REQUIRED")
+    expect(failed).to_contain_text("Next:")
+    expect(failed).to_contain_text("Demo Fleet")
+    assert_page_quality(page)
+    screenshot(page, "support")
 
+    page.get_by_role("link", name="PERR0R11000000001").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("PERR0R11000000001")
-    expect(page.locator("main")).to_contain_text("OEM_VEHICLE_UPDATE_REQUIRED")
-    expect(page.locator("main")).to_contain_text("Next step:")
-    expect(page.locator("main")).to_contain_text("a retry can help")
+    main = page.locator("main")
+    expect(main).to_contain_text("OEM_VEHICLE_UPDATE_REQUIRED")
+    expect(main).to_contain_text("Next step:")
+    expect(main).to_contain_text("a retry can help")
     assert_page_quality(page)
     timeline = page.locator("ol.timeline > li")
     before = timeline.count()
     assert before >= 2
     screenshot(page, "vin-detail")
 
-    assert_keyboard_reachable(page, "button:has-text('Retry')")
+    actions = page.locator("#support-actions")
+    actions.get_by_label("Action").select_option(label="Retry")
+    assert_keyboard_reachable(page, "#support-actions button[type=submit]")
     page.keyboard.press("Enter")
-    # The retry lands back on the upload's table, with the VIN on its way again.
-    expect(page).to_have_url(re.compile(r"/uploads/\d+/"))
-    expect(page.locator(".messages")).to_contain_text("PERR0R11000000001 is being sent again")
-    page.get_by_role("link", name="PERR0R11000000001").click()
+    # Back on the VIN's page, whose timeline now records the retry and who asked.
+    expect(page.get_by_role("heading", level=1)).to_have_text("PERR0R11000000001")
     expect(page.locator("ol.timeline")).to_contain_text("by support")
     assert timeline.count() > before
