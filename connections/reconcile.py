@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -53,18 +54,21 @@ def reconcile(client: volteras.VolterasClient | None = None) -> Report:
     """One full pass; raises `VolterasError` only if the vehicle list cannot be read."""
     client = client or volteras.get_client()
     report = Report()
+    # A webhook applied while the list is read is fresher than the list:
+    # everything taken from the list counts as read when listing started.
+    started = timezone.now()
     listed = {vehicle.id: vehicle for vehicle in client.list_vehicles(page_size=PAGE_SIZE)}
     report.vehicles_listed = len(listed)
-    _store_listed(listed)
-    report.changes += _connect_listed(listed)
+    _store_listed(listed, started)
+    report.changes += _connect_listed(listed, started)
     report.changes += _check_connected_unlisted(client, listed, report)
     report.changes += _reread_groups(client, report)
     return report
 
 
-def _store_listed(listed: dict[str, volteras.Vehicle]) -> None:
-    """Refresh the vehicle records in bulk (no per-vehicle queries)."""
-    now = timezone.now()
+def _store_listed(listed: dict[str, volteras.Vehicle], started: datetime) -> None:
+    """Refresh the vehicle records in bulk (no per-vehicle queries), except
+    those read again since the list was started."""
     ids = list(listed)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -73,6 +77,8 @@ def _store_listed(listed: dict[str, volteras.Vehicle]) -> None:
         for vehicle_id in chunk:
             api = listed[vehicle_id]
             record = existing.get(vehicle_id) or Vehicle(volteras_id=vehicle_id)
+            if record.pk and record.last_seen_at > started:
+                continue
             record.vin = api.vin.upper()
             record.make = api.make
             record.connection_status = api.connection_status or ""
@@ -80,7 +86,7 @@ def _store_listed(listed: dict[str, volteras.Vehicle]) -> None:
             record.account_id = api.account_id or ""
             record.disconnected = (api.connection_status or "").upper() == "DISCONNECTED"
             record.raw = api.raw
-            record.last_seen_at = now
+            record.last_seen_at = started
             (changed if record.pk else new).append(record)
         Vehicle.objects.bulk_create(new, ignore_conflicts=True)
         Vehicle.objects.bulk_update(
@@ -98,30 +104,35 @@ def _store_listed(listed: dict[str, volteras.Vehicle]) -> None:
         )
 
 
-def _connect_listed(listed: dict[str, volteras.Vehicle]) -> int:
+def _connect_listed(listed: dict[str, volteras.Vehicle], started: datetime) -> int:
+    """Entries still waiting whose vehicle the list shows connected."""
     connected_by_vin: dict[str, volteras.Vehicle] = {}
     for vehicle in listed.values():
         if status_from_api(vehicle) == VinStatus.CONNECTED and vehicle.vin:
             connected_by_vin[vehicle.vin.upper()] = vehicle
-    changes = 0
-    candidates = (
-        VinEntry.objects.filter(superseded=False, status__in=(*WAITING, VinStatus.DISCONNECTED))
-        .select_related("upload")
-        .order_by("pk")
-    )
-    for entry in candidates.iterator(chunk_size=2000):
-        api = listed.get(entry.vehicle_id) if entry.vehicle_id else connected_by_vin.get(entry.vin)
+    to_apply: dict[str, volteras.Vehicle] = {}
+    candidates = VinEntry.objects.filter(
+        superseded=False, status__in=(*WAITING, VinStatus.DISCONNECTED)
+    ).values_list("vehicle_id", "vin", "status")
+    for vehicle_id, vin, status in candidates.iterator(chunk_size=5000):
+        api = listed.get(vehicle_id) if vehicle_id else connected_by_vin.get(vin)
         if api is None or status_from_api(api) != VinStatus.CONNECTED:
             continue
-        if entry.status == VinStatus.DISCONNECTED and entry.vehicle_id != api.id:
+        if status == VinStatus.DISCONNECTED and vehicle_id != api.id:
             continue
-        changes += entry.observe(
-            VinStatus.CONNECTED,
+        to_apply[api.id] = api
+    changes = 0
+    for vehicle_id, api in to_apply.items():
+        # Applied like a webhook's read: locked, and skipped if a fresher read
+        # of this vehicle was applied since the list was started.
+        applied = apply_vehicle(
+            vehicle_id,
             Source.RECONCILIATION,
-            vehicle_id=api.id,
-            detail="Found by reconciliation: Volteras lists the vehicle as connected",
-            data={"vehicle_id": api.id},
+            known=api,
+            read_at=started,
+            reason="Found by reconciliation",
         )
+        changes += applied.changed
     return changes
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -136,6 +136,7 @@ def apply_vehicle(
     known: volteras.Vehicle | None = None,
     reason: str = "",
     data: dict[str, Any] | None = None,
+    read_at: datetime | None = None,
 ) -> Applied:
     """Read the vehicle (unless `known` was just read, as from the vehicle
     list) and apply what the API says to the vehicle record and to every VIN
@@ -145,7 +146,8 @@ def apply_vehicle(
     is locked while applying and a read older than the last applied one is
     dropped, so a slow worker never writes back an older state.
     """
-    read_at = timezone.now()
+    # When `known` came from a list, `read_at` is when that list was started.
+    read_at = read_at or timezone.now()
     api = known
     if api is None:
         try:

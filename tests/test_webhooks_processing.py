@@ -422,6 +422,27 @@ class TestReconciliation:
         assert entry.events.filter(source=Source.RECONCILIATION).count() == 1
         assert reconcile().changes == 0  # nothing left to heal
 
+    def test_never_undoes_a_fresher_webhook(self, api, sandbox, upload):
+        vin = fake_vin("VOLKSWAGEN", "fresher-webhook")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.DISCONNECTED, vehicle_id=result.vehicle_id)
+        # A webhook's read, applied while the list was being read, said disconnected.
+        Vehicle.objects.create(
+            volteras_id=result.vehicle_id,
+            vin=vin,
+            connection_status="DISCONNECTED",
+            disconnected=True,
+            last_seen_at=timezone.now() + timedelta(minutes=1),
+        )
+        report = reconcile()
+        assert report.vehicles_listed == 1
+        assert report.changes == 0
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.DISCONNECTED
+        assert Vehicle.objects.get(volteras_id=result.vehicle_id).connection_status == (
+            "DISCONNECTED"
+        )
+
     def test_rereads_the_group_of_vins_still_waiting(self, api, sandbox, upload):
         vin = magic("1NC0MP11", "G1")
         group, _ = connect(api, vin)
