@@ -73,7 +73,7 @@ class SupportFilterForm(forms.Form):
     def apply(self, entries: QuerySet[VinEntry]) -> QuerySet[VinEntry]:
         """The entries matching the filters, sorted; invalid filters filter nothing."""
         if not self.is_valid():
-            return entries.filter(dismissed=False).order_by("-status_changed_at", "pk")
+            return entries.filter(dismissed=False).order_by("-status_changed_at", "-pk")
         data = self.cleaned_data
         state = data["state"] or "open"
         if state == "open":
@@ -108,7 +108,8 @@ class SupportFilterForm(forms.Form):
         field = SORTS[sort.lstrip("-")]
         if sort.startswith("-"):
             field = field[1:] if field.startswith("-") else f"-{field}"
-        return entries.order_by(field, "pk")
+        # The tie-breaker follows the direction so an index on the field serves both.
+        return entries.order_by(field, "-pk" if field.startswith("-") else "pk")
 
     @property
     def sort_key(self) -> str:

@@ -292,6 +292,9 @@ class VinEntry(models.Model):
             models.Index(fields=["fleet", "vin"]),
             models.Index(fields=["status", "next_check_at"]),
             models.Index(fields=["upload", "error_code"]),
+            # The support workspace sorts every fleet's VINs by age and groups
+            # recent failures into incidents: both read this range.
+            models.Index(fields=["status_changed_at"], name="vinentry_status_changed"),
         ]
 
     def __str__(self) -> str:
