@@ -76,6 +76,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def chromium_path() -> str | None:
+    """Debian's Chromium, or the binary CHROMIUM_PATH names (None when it is missing)."""
+    chosen = os.environ.get("CHROMIUM_PATH")
+    if chosen:
+        return chosen if Path(chosen).is_file() else None
     if Path("/usr/bin/chromium").exists():
         return "/usr/bin/chromium"
     return shutil.which("chromium")
@@ -93,8 +97,8 @@ def browser() -> Iterator[Browser]:
     path = chromium_path()
     if path is None:
         reason = (
-            "BROWSER TESTS NOT RUN: no Chromium at /usr/bin/chromium or on PATH "
-            "(apt-get install chromium)"
+            "BROWSER TESTS NOT RUN: no Chromium at /usr/bin/chromium, on PATH or at "
+            "CHROMIUM_PATH (apt-get install chromium)"
         )
         if require_all():
             pytest.fail(reason + " and CI_REQUIRE_ALL=1 forbids skipping")

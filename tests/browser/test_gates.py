@@ -1,7 +1,11 @@
 """The quality gates themselves: each one must catch what it is there to catch,
 or every journey's green would mean nothing."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -14,6 +18,8 @@ from tests.browser.gates import (
 )
 
 pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -113,3 +119,23 @@ def test_console_errors_and_http_errors_are_recorded(bare_page: Page):
     assert "expected-missing" not in seen
     assert "cancelled" not in seen
     assert problems.new() == []  # each problem is reported once
+
+
+@pytest.mark.parametrize(("require_all", "outcome"), [("", "1 skipped"), ("1", "1 error")])
+def test_without_chromium_the_journeys_skip_loudly_or_fail_under_ci(require_all, outcome):
+    """Run one browser test in a child pytest whose Chromium does not exist."""
+    env = {
+        **os.environ,
+        "CHROMIUM_PATH": "/nonexistent/chromium",
+        "CI_REQUIRE_ALL": require_all,
+        "DEBUG": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         "tests/browser/test_gates.py::test_unlabelled_fields_are_caught"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert outcome in result.stdout, result.stdout + result.stderr
+    assert "BROWSER TESTS NOT RUN: no Chromium" in result.stdout
+    if require_all:
+        assert "CI_REQUIRE_ALL=1 forbids skipping" in result.stdout
