@@ -5,6 +5,7 @@ sandbox's secret; the worker reads each vehicle from the sandbox's API.
 """
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -485,3 +486,56 @@ class TestReconciliation:
 @pytest.fixture
 def manager_user(manager) -> User:
     return manager
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_and_redeliveries_have_one_effect(api, sandbox, fleet):
+    """Four workers race for each event, and every message arrives twice at
+    once: each VIN still moves exactly once."""
+    from django.db import connection
+    from django.test import Client
+
+    upload = Upload.objects.create(fleet=fleet, state=Upload.State.SUBMITTED)
+    sandbox.control(faults=[{"kind": "latency", "ms": 200, "path_prefix": "/v1/vehicles/"}])
+    vehicles = []
+    for n in range(3):
+        vin = fake_vin("VOLKSWAGEN", f"race-{n}")
+        _, result = connect(api, vin)
+        add_entry(upload, vin, VinStatus.PENDING)
+        vehicles.append(result.vehicle_id)
+
+    def run_all(jobs) -> list:
+        barrier = threading.Barrier(len(jobs))
+        outcomes: list = []
+
+        def run(job):
+            barrier.wait()
+            try:
+                outcomes.append(job())
+            finally:
+                connection.close()  # this thread's own connection
+
+        threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return outcomes
+
+    statuses = run_all(
+        [
+            lambda vid=vehicle_id: (
+                deliver(Client(), sandbox.webhook_secret, "device.connected", vid, f"msg-{vid}").pk
+            )
+            for vehicle_id in vehicles
+            for _ in range(2)
+        ]
+    )
+    assert len(set(statuses)) == 3
+    for event in WebhookEvent.objects.all():
+        outcomes = run_all([lambda pk=event.pk: process_event(pk) for _ in range(4)])
+        assert sorted(outcomes) == ["not due", "not due", "not due", "processed"]
+    assert sorted(WebhookEvent.objects.values_list("duplicates", flat=True)) == [1, 1, 1]
+    assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.CONNECTED}
+    assert VinEvent.objects.filter(source=Source.WEBHOOK).count() == 3
