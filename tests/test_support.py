@@ -443,3 +443,40 @@ class TestExplanations:
         client.force_login(support)
         assert escape(workspace.CONSENT_EXPLANATION.next_step) in listed(client)
         assert workspace.who_must_act(entry) == "Customer action"
+
+
+class TestActionForm:
+    def test_single_vin_action_returns_to_its_page(self, client, support, mixed):
+        pending = mixed["pending"]
+        page = reverse("entry_detail", args=[pending.pk])
+        client.force_login(support)
+        data = {"action": "dismiss", "entries": [pending.pk], "reason": "Sold", "next": page}
+        response = client.post(reverse("support_action"), data)
+        assert response.status_code == 302 and response["Location"] == page
+        body = client.get(page).content.decode()
+        assert "1 VIN dismissed." in body and "Dismissed: Sold" in body and "by support" in body
+
+    def test_foreign_next_is_ignored(self, client, support, mixed):
+        client.force_login(support)
+        data = {
+            "action": "dismiss",
+            "entries": [mixed["pending"].pk],
+            "reason": "x",
+            "next": "https://evil.example/",
+            "return_query": "status=PENDING",
+        }
+        response = client.post(reverse("support_action"), data)
+        assert response["Location"] == reverse("support_home") + "?status=PENDING"
+
+    def test_nothing_selected_or_unknown_ids(self, client, support, mixed):
+        client.force_login(support)
+        response = client.post(reverse("support_action"), {"action": "retry"}, follow=True)
+        assert "Select at least one VIN first." in response.content.decode()
+        response = client.post(
+            reverse("support_action"), {"action": "retry", "entries": [999999]}, follow=True
+        )
+        assert "none of the selected VINs exists" in response.content.decode()
+        response = client.post(
+            reverse("support_action"), {"action": "explode", "entries": [1]}, follow=True
+        )
+        assert "Nothing was done" in response.content.decode()

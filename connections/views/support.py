@@ -23,7 +23,7 @@ from connections.explanations import EXPLANATIONS
 from connections.forms_support import SupportActionForm, SupportFilterForm
 from connections.imports import csv_safe
 from connections.makes import make_label
-from connections.models import Fleet, VinEntry, user_is_support
+from connections.models import Fleet, user_is_support
 
 PAGE_SIZE = 100
 STUCK_SHOWN = 20
@@ -172,7 +172,6 @@ def support_home(request: HttpRequest) -> HttpResponse:
         "incident_min": settings.INCIDENT_MIN_VINS,
         "incident_hours": settings.INCIDENT_WINDOW_HOURS,
         "actions": support.ACTIONS,
-        "action_form": SupportActionForm(),
         "webhooks_url": _optional_url("webhook_events"),
     }
     return render(request, "connections/support/home.html", context)
@@ -305,12 +304,3 @@ def support_codes(request: HttpRequest) -> HttpResponse:
         "connections/support/codes.html",
         {"rows": rows, "unknown": [(c, open_counts[c]) for c in unknown]},
     )
-
-
-def entry_support_context(entry: VinEntry) -> dict:
-    """What the per-VIN page adds for support: the actions and what they need."""
-    return {
-        "actions": support.ACTIONS,
-        "retry_refusal": entry.retry_refusal(),
-        "request_ids": support.request_ids([entry]).get(entry.pk, []),
-    }
