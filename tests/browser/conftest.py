@@ -153,6 +153,13 @@ class BrowserProblems:
         if request.failure != "net::ERR_ABORTED":
             self.add(f"request failed: {request.method} {request.url}: {request.failure}")
 
+    def watch(self, page: Page) -> None:
+        """Record this page's problems too (say, a second browser's tab)."""
+        page.on("console", self.on_console)
+        page.on("pageerror", lambda error: self.add(f"page error: {error}"))
+        page.on("response", self.on_response)
+        page.on("requestfailed", self.on_request_failed)
+
     def new(self) -> list[str]:
         """Problems not reported yet (each is reported once)."""
         fresh = self.seen[self.reported :]
@@ -172,10 +179,7 @@ def page(browser: Browser, live_server, browser_problems: BrowserProblems) -> It
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     tab = context.new_page()
-    tab.on("console", browser_problems.on_console)
-    tab.on("pageerror", lambda error: browser_problems.add(f"page error: {error}"))
-    tab.on("response", browser_problems.on_response)
-    tab.on("requestfailed", browser_problems.on_request_failed)
+    browser_problems.watch(tab)
     yield tab
     late = browser_problems.new()
     # Closing aborts in-flight requests (an htmx poll, say); those are not the page's fault.

@@ -8,13 +8,24 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from connections.models import ConnectedAccount, ConsentLink, LinkStatus
-from tests.browser.gates import assert_page_quality, login, screenshot
+from tests.browser.conftest import BrowserProblems
+from tests.browser.gates import (
+    assert_keyboard_reachable,
+    assert_page_quality,
+    login,
+    screenshot,
+)
 
 pytestmark = pytest.mark.browser
 
 
 def test_create_share_and_complete_a_link(
-    page: Page, browser: Browser, users, fleet, portal_on_sandbox
+    page: Page,
+    browser: Browser,
+    users,
+    fleet,
+    portal_on_sandbox,
+    browser_problems: BrowserProblems,
 ):
     login(page, "manager")
     page.get_by_role("link", name="Demo Fleet").click()
@@ -25,19 +36,24 @@ def test_create_share_and_complete_a_link(
     assert_page_quality(page)
     screenshot(page, "consent-link-new")
     page.get_by_label("Label").fill("Jane's company car")
-    page.get_by_role("button", name="Create link").click()
+    assert_keyboard_reachable(page, "button:has-text('Create link')")
+    page.keyboard.press("Enter")
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("Jane's company car")
     short_link = page.get_by_label("Short link").input_value()
     assert re.fullmatch(rf"{re.escape(portal_on_sandbox_url(page))}/l/[\w-]+", short_link)
     expect(page.locator("figure.qr svg")).to_be_visible()
     assert_page_quality(page)
+    assert_keyboard_reachable(page, "button:has-text('Copy link')")
     screenshot(page, "consent-link")
 
     # The owner, in another browser with no portal session.
     owner = browser.new_context()
     try:
         tab = owner.new_page()
+        browser_problems.watch(tab)
+        # The sandbox stands in for the manufacturer's site, which has no favicon.
+        browser_problems.allow(404, f"{portal_on_sandbox.url}/favicon.ico")
         tab.goto(short_link)
         expect(tab.get_by_role("heading", level=1)).to_have_text("Connect your vehicle")
         assert tab.url.startswith(portal_on_sandbox.url)

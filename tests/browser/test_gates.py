@@ -83,10 +83,7 @@ def test_keyboard_reach_counts_presses_and_catches_the_unreachable(bare_page: Pa
 def test_console_errors_and_http_errors_are_recorded(bare_page: Page):
     problems = BrowserProblems()
     problems.allow(404, "/expected-missing")
-    bare_page.on("console", problems.on_console)
-    bare_page.on("pageerror", lambda error: problems.add(f"page error: {error}"))
-    bare_page.on("response", problems.on_response)
-    bare_page.on("requestfailed", problems.on_request_failed)
+    problems.watch(bare_page)
     statuses = {"/broken": 500, "/expected-missing": 404, "/fine": 200}
 
     def serve(route):
