@@ -24,7 +24,14 @@ from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The published contract lives beside the repository (CI clones it with
+# shared/ next to the checkout); every test reads it from here.
 CONTRACT_DIR = REPO_ROOT.parent / "shared" / "volteras"
+if not (CONTRACT_DIR / "openapi.json").exists():
+    raise RuntimeError(
+        f"The Volteras contract is missing: expected {CONTRACT_DIR}/openapi.json "
+        "(the shared/ folder beside this repository)."
+    )
 SPEC_PATH = CONTRACT_DIR / "openapi.json"
 ERROR_CODES_PATH = CONTRACT_DIR / "error-codes.yml"
 HOST_URL = "https://api.sandbox.volteras.com"

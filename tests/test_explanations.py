@@ -1,14 +1,13 @@
 """Our explanation of every Volteras error code the portal can show (connections.explanations)."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from connections.explanations import EXPLANATIONS, Explanation, WhoActs, explain
 from connections.models import ActionCategory
+from tests.contract import ERROR_CODES_PATH
 
-REGISTRY = Path(__file__).resolve().parents[2] / "shared" / "volteras" / "error-codes.yml"
+REGISTRY = ERROR_CODES_PATH
 
 
 def registry() -> list[dict]:

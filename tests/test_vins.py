@@ -3,7 +3,6 @@
 import json
 import time
 import tracemalloc
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -27,6 +26,7 @@ from connections.vins import (
     parse_tags,
     validate_rows,
 )
+from tests.contract import SPEC_PATH
 
 
 def with_check_digit(vin: str) -> str:
@@ -38,7 +38,7 @@ def wrong_check_digit(vin: str) -> str:
     return vin[:8] + ("1" if right != "1" else "2") + vin[9:]
 
 
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "volteras" / "openapi.json"
+CONTRACT = SPEC_PATH
 VW = with_check_digit("WVGZZZE2ZMP012345")
 TESLA_US = with_check_digit("5YJ3E1EA7KF000001")
 BMW = with_check_digit("WBY71AW050FM20581")
