@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -53,7 +53,7 @@ class WebhookEvent(models.Model):
     state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    # When a task was last enqueued for it: the sweep re-enqueues only old ones.
+    # When the receiver enqueued a drain right after storing it (None: skipped).
     enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
@@ -104,6 +104,31 @@ class WebhookEvent(models.Model):
     @property
     def is_unmatched(self) -> bool:
         return self.state == self.State.PROCESSED and self.entries_matched == 0
+
+    @classmethod
+    def store_once(cls, **fields: Any) -> int | None:
+        """Insert the event unless its svix-id is stored already; its id, or
+        None for a redelivery. One statement (`INSERT ... ON CONFLICT DO
+        NOTHING RETURNING`, spoken by PostgreSQL and SQLite 3.35+): no
+        transaction, savepoint or exception on the receiver's hot path."""
+        event = cls(**fields)
+        names, values = [], []
+        for field in cls._meta.concrete_fields:
+            if field.primary_key:
+                continue
+            names.append(connection.ops.quote_name(field.column))
+            values.append(field.get_db_prep_save(getattr(event, field.attname), connection))
+        # Only quoted identifiers from the model are formatted in; values are parameters.
+        table = connection.ops.quote_name(cls._meta.db_table)
+        key = connection.ops.quote_name("svix_id")
+        pk = connection.ops.quote_name(cls._meta.pk.column)
+        placeholders = ", ".join(["%s"] * len(values))
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders}) "  # noqa: S608
+        sql += f"ON CONFLICT ({key}) DO NOTHING RETURNING {pk}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            row = cursor.fetchone()
+        return row[0] if row else None
 
     @classmethod
     def claim(cls, event_id: int) -> WebhookEvent | None:

@@ -7,16 +7,19 @@ lacks) and applies what the API says now. Duplicates and late or reordered
 deliveries are therefore harmless: each one applies the current state again,
 which `VinEntry.observe()` recognises as nothing new.
 
-The receiver (`views/webhooks.py`) only verifies, stores one row and enqueues
-`process_webhook_event`; the row is what guarantees processing, the task is a
-trigger. `redrive_webhook_events` (a sweeper) picks up rows whose task was
-lost or whose worker died holding the lease.
+The receiver (`views/webhooks.py`) only verifies and stores one row, and now
+and then enqueues `process_due_webhook_events`, which drains every due row;
+the rows are what guarantee processing, tasks are triggers.
+`redrive_webhook_events` (a sweeper) enqueues a drain whenever rows are due
+and none is waiting: a skipped or lost trigger, a retry come due, a worker
+that died holding a lease.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,9 +41,11 @@ CONNECTED = "device.connected"
 DISCONNECTED = "device.disconnected"
 ACTED_ON = frozenset({CONNECTED, DISCONNECTED})
 
-# A stored event whose task has not claimed it by then is enqueued again.
-REDRIVE_AFTER = timedelta(seconds=30)
-REDRIVE_LIMIT = 1000
+# The receiver enqueues a drain at most this often per process (seconds).
+TRIGGER_EVERY = 0.2
+# A drain task hands over to a new one after this long (seconds).
+DRAIN_BUDGET = 30.0
+DRAIN_CHUNK = 50
 RETRY_FIRST = 5.0
 RETRY_MAX = 600.0
 
@@ -316,12 +321,11 @@ def _failed_transiently(event: WebhookEvent, exc: volteras.VolterasError) -> str
     delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (event.attempts - 1)) * random.uniform(0.8, 1.2)
     if isinstance(exc, volteras.RateLimited) and exc.retry_after:
         delay = max(delay, exc.retry_after)
-    # `enqueued_at` cleared: the sweep enqueues it again once it is due.
+    # The sweep enqueues a drain once it is due.
     event.finish(
         WebhookEvent.State.RECEIVED,
         error=error,
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        enqueued_at=None,
     )
     return "retry"
 
@@ -331,57 +335,74 @@ def process_webhook_event(event_id: int) -> str:
     return process_event(event_id)
 
 
-def enqueue_event(event_id: int) -> None:
-    process_webhook_event.enqueue(event_id)
-
-
-def _oldest_waiting_trigger():
-    """When the event behind the oldest still-queued processing task was
-    stored (its `enqueued_at`), or None when no such task is waiting."""
-    oldest = (
-        DBTaskResult.objects.filter(
-            status=TaskResultStatus.READY, task_path=process_webhook_event.module_path
+def process_due(*, budget: float = DRAIN_BUDGET) -> int:
+    """Process due events until none is left or the time budget is spent;
+    returns how many this call processed. Several may run at once on several
+    workers: each event is claimed by exactly one."""
+    deadline = time.monotonic() + budget
+    done = 0
+    while time.monotonic() < deadline:
+        ids = list(
+            WebhookEvent.objects.due()
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:DRAIN_CHUNK]
         )
-        .order_by("enqueued_at")
-        .values_list("args_kwargs", flat=True)
-        .first()
-    )
-    if oldest is None:
-        return None
-    args = oldest.get("args") or [None]
-    return (
-        WebhookEvent.objects.filter(pk=args[0]).values_list("enqueued_at", flat=True).first()
-        or timezone.now()
-    )
+        if not ids:
+            return done
+        # Parallel drains read the same first rows: a shuffled order keeps
+        # them from queueing behind one another's claims.
+        random.shuffle(ids)
+        for pk in ids:
+            if process_event(pk) != "not due":
+                done += 1
+            if time.monotonic() >= deadline:
+                break
+    # Out of time with work left: hand over to a fresh task.
+    if WebhookEvent.objects.due().exists():
+        process_due_webhook_events.enqueue()
+    return done
+
+
+@task()
+def process_due_webhook_events() -> int:
+    return process_due()
+
+
+_last_trigger = 0.0
+
+
+def trigger_processing() -> bool:
+    """Enqueue a drain of the due events, at most once per `TRIGGER_EVERY` in
+    this process: a burst of deliveries costs a few task rows, not one each,
+    and the receiver stays at one INSERT per delivery. An event that arrives
+    just as the last drain finishes is picked up by the sweep."""
+    global _last_trigger
+    now = time.monotonic()
+    if now - _last_trigger < TRIGGER_EVERY:
+        return False
+    _last_trigger = now
+    process_due_webhook_events.enqueue()
+    return True
+
+
+def _drain_waiting() -> bool:
+    return DBTaskResult.objects.filter(
+        status=TaskResultStatus.READY, task_path=process_due_webhook_events.module_path
+    ).exists()
 
 
 @sweeper
 def redrive_webhook_events() -> int:
-    """Enqueue events that are due but have no recent task: the task was lost,
-    a retry came due, or the worker died holding the lease.
-
-    During a burst the queue may be minutes behind; an event enqueued after
-    the oldest task still waiting has its trigger in the queue too (it is
-    roughly first in, first out), so it is not enqueued again."""
-    now = timezone.now()
-    cutoff = now - REDRIVE_AFTER
-    waiting_since = _oldest_waiting_trigger()
-    if waiting_since is not None:
-        cutoff = min(cutoff, waiting_since)
-    ids = list(
-        WebhookEvent.objects.due(now)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:REDRIVE_LIMIT]
-    )
-    for pk in ids:
-        enqueue_event(pk)
-    WebhookEvent.objects.filter(pk__in=ids).update(enqueued_at=now)
-    return len(ids)
+    """Enqueue a drain when events are due and no drain is waiting in the
+    queue: a trigger skipped or lost, a retry come due, or a worker that died
+    holding a lease (its event is due again once the lease expires)."""
+    if not WebhookEvent.objects.due().exists() or _drain_waiting():
+        return 0
+    process_due_webhook_events.enqueue()
+    return 1
 
 
 def process_again(event: WebhookEvent) -> None:
     """Support's "process again" for one event."""
     event.process_again()
-    enqueue_event(event.pk)
-    WebhookEvent.objects.filter(pk=event.pk).update(enqueued_at=timezone.now())
+    process_webhook_event.enqueue(event.pk)

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from svix.webhooks import Webhook
 
-from connections import volteras
+from connections import volteras, webhooks
 from connections.models import (
     ConnectBatch,
     ConnectedAccount,
@@ -43,6 +43,12 @@ URL = "/webhooks/volteras/"
 def magic(prefix: str, seed: str = "") -> str:
     tail = (seed.upper() + "0" * 17)[: 17 - len(prefix)]
     return prefix + tail
+
+
+@pytest.fixture(autouse=True)
+def fresh_trigger(monkeypatch):
+    # Each test starts as if this process had not triggered processing lately.
+    monkeypatch.setattr(webhooks, "_last_trigger", 0.0)
 
 
 @pytest.fixture
@@ -176,6 +182,9 @@ class TestProcessing:
             client, sandbox.webhook_secret, "device.disconnected", result.vehicle_id
         )
         late = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        # Processed in the order they arrived: the late connected event last.
+        assert process_event(disconnected.pk) == "processed"
+        assert process_event(late.pk) == "processed"
         drain()
 
         entry.refresh_from_db()
@@ -313,7 +322,7 @@ class TestProcessing:
 
         with time_machine.travel(timezone.now() + timedelta(minutes=3), tick=False):
             assert redrive_webhook_events() == 1
-            assert redrive_webhook_events() == 0  # enqueued once, not every sweep
+            assert redrive_webhook_events() == 0  # one drain waiting is enough
             drain()
         event.refresh_from_db()
         assert event.state == WebhookEvent.State.PROCESSED

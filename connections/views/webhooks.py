@@ -18,7 +18,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -128,26 +127,24 @@ def receive(request: HttpRequest) -> HttpResponse:
     event_type, vehicle_id = webhooks.delivery_fields(payload)
     acted_on = webhooks.is_acted_on(event_type, vehicle_id)
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                svix_id=svix_id,
-                event_type=event_type,
-                vehicle_id=vehicle_id,
-                body=body.decode(),
-                headers={
-                    "svix-timestamp": headers["svix-timestamp"],
-                    "content-type": request.headers.get("Content-Type", "")[:100],
-                    "user-agent": request.headers.get("User-Agent", "")[:200],
-                },
-                source_address=_source_address(request),
-                received_at=now,
-                state=WebhookEvent.State.RECEIVED if acted_on else WebhookEvent.State.IGNORED,
-                result="" if acted_on else "Event type not acted on; stored only.",
-                processed_at=None if acted_on else now,
-                enqueued_at=now if acted_on else None,
-            )
-    except IntegrityError:
+    event_id = WebhookEvent.store_once(
+        svix_id=svix_id,
+        event_type=event_type,
+        vehicle_id=vehicle_id,
+        body=body.decode(),
+        headers={
+            "svix-timestamp": headers["svix-timestamp"],
+            "content-type": request.headers.get("Content-Type", "")[:100],
+            "user-agent": request.headers.get("User-Agent", "")[:200],
+        },
+        source_address=_source_address(request),
+        received_at=now,
+        next_attempt_at=now,
+        state=WebhookEvent.State.RECEIVED if acted_on else WebhookEvent.State.IGNORED,
+        result="" if acted_on else "Event type not acted on; stored only.",
+        processed_at=None if acted_on else now,
+    )
+    if event_id is None:
         # Svix redelivers what it thinks failed: the first copy already counts.
         WebhookEvent.objects.filter(svix_id=svix_id).update(
             duplicates=F("duplicates") + 1, last_duplicate_at=now
@@ -155,10 +152,11 @@ def receive(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"status": "duplicate"})
     if acted_on:
         try:
-            webhooks.enqueue_event(event.pk)
+            if webhooks.trigger_processing():
+                WebhookEvent.objects.filter(pk=event_id).update(enqueued_at=now)
         except Exception:
-            # The row is stored: the sweep enqueues it shortly.
-            logger.exception("could not enqueue webhook event %s", event.pk)
+            # The row is stored: the sweep enqueues a drain shortly.
+            logger.exception("could not enqueue processing of webhook event %s", event_id)
     return JsonResponse({"status": "accepted"})
 
 
