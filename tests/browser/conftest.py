@@ -173,7 +173,9 @@ def browser_problems() -> BrowserProblems:
 
 
 @pytest.fixture
-def page(browser: Browser, live_server, browser_problems: BrowserProblems) -> Iterator[Page]:
+def page(
+    browser: Browser, live_server, transactional_db, browser_problems: BrowserProblems
+) -> Iterator[Page]:
     """A fresh browser context (no cookies) on the live server, watched for problems."""
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
     context.set_default_timeout(TIMEOUT_MS)

@@ -133,6 +133,14 @@ def test_support_finds_a_failed_vin_reads_why_and_retries_it(
     assert_page_quality(page)
     screenshot(page, "support")
 
+    # The sandbox's webhooks about these vehicles arrived and were processed.
+    page.get_by_role("link", name="Webhook deliveries").click()
+    expect(page.locator("table.data tbody tr").first).to_be_visible()
+    deliveries = page.get_by_role("table", name=re.compile("^Webhook deliveries"))
+    expect(deliveries).to_contain_text("device.connected")
+    assert_page_quality(page)
+    page.go_back()
+
     page.get_by_role("link", name="PERR0R11000000001").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("PERR0R11000000001")
     main = page.locator("main")
