@@ -342,3 +342,14 @@ def test_lasting_outage_gives_up_with_a_retryable_error(
     assert entry.status == VinStatus.ERROR
     assert entry.can_retry is True
     assert "could not be reached after 8 attempts" in entry.message
+
+
+def test_retry_from_the_vin_page_returns_there(
+    client, manager, fleet, volteras, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    upload = submission.create_upload(fleet, manager, read_upload("PERR0R11000000005,VW,GB"))
+    submit(client, upload, django_capture_on_commit_callbacks)
+    entry = upload.entries.get()
+    response = client.post(reverse("entry_retry", args=[upload.pk, entry.pk]), {"back_to": "entry"})
+    assert response["Location"] == reverse("entry_detail", args=[entry.pk])

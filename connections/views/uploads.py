@@ -238,6 +238,8 @@ def entry_retry(request: HttpRequest, upload_id: int, entry_id: int) -> HttpResp
     else:
         submission.retry_entries(upload, [entry], request.user)
         messages.success(request, f"{entry.vin} is being sent again.")
+    if request.POST.get("back_to") == "entry":
+        return redirect("entry_detail", entry.pk)
     return _back(request, upload)
 
 
