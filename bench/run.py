@@ -243,6 +243,10 @@ def webhook_target() -> Target:
         f"disconnected vehicles -> {check['timeline_events']} timeline events "
         f"({check['timeline_distinct_svix_ids']} distinct svix ids)"
     )
+    target.notes.append(
+        f"lost {check['lost']}, unfinished {check['unfinished']}, failed {check['failed']}; "
+        f"queue rows {check['tasks']}"
+    )
     target.raw = result
     return target
 

@@ -182,6 +182,7 @@ def process_all(env: dict[str, str], expected: int, timeout: float) -> dict[str,
 
 def verify(burst_count: int, duplicates: int, disconnected: set[str]) -> dict[str, Any]:
     from django.db.models import Count, Sum
+    from django_tasks_db.models import DBTaskResult
 
     from connections.models import Source, VinEntry, VinEvent, WebhookEvent
 
@@ -200,7 +201,15 @@ def verify(burst_count: int, duplicates: int, disconnected: set[str]) -> dict[st
         fleet__slug=FLEET, vehicle_id__in=disconnected
     ).count()
     now_disconnected = VinEntry.objects.filter(fleet__slug=FLEET, status="DISCONNECTED").count()
+    # Queue rows the burst cost (per task and state): a cost, not a correctness figure.
+    task_rows = DBTaskResult.objects.values_list("task_path", "status").annotate(n=Count("pk"))
+    task_states = {f"{path.rsplit('.', 1)[-1]}:{status}": n for path, status, n in task_rows}
+    processed = states.get(WebhookEvent.State.PROCESSED, 0)
     return {
+        "tasks": task_states,
+        "lost": burst_count - (totals["rows"] or 0),
+        "unfinished": (totals["rows"] or 0) - processed - states.get(WebhookEvent.State.FAILED, 0),
+        "failed": states.get(WebhookEvent.State.FAILED, 0),
         "rows": totals["rows"],
         "distinct_svix_ids": totals["ids"],
         "states": states,
