@@ -114,7 +114,9 @@ def _batches_for(upload: Upload, entry_ids: Sequence[int], start: int) -> list[C
     return batches
 
 
-def _record_bulk(entry_ids: Sequence[int], source: str, detail: str, actor=None, **data) -> None:
+def _record_bulk(moves: Sequence[tuple[int, str]], source: str, detail: str, *, actor=None) -> None:
+    """One timeline event per (entry id, status it leaves), in bulk: these VINs
+    all move to SUBMITTING."""
     now = timezone.now()
     VinEvent.objects.bulk_create(
         [
@@ -122,12 +124,12 @@ def _record_bulk(entry_ids: Sequence[int], source: str, detail: str, actor=None,
                 entry_id=pk,
                 at=now,
                 source=source,
-                status_from=data.pop("status_from", ""),
+                status_from=status_from,
                 status_to=VinStatus.SUBMITTING,
                 detail=detail,
                 actor=actor,
             )
-            for pk in entry_ids
+            for pk, status_from in moves
         ],
         batch_size=INSERT_CHUNK,
     )
@@ -155,11 +157,10 @@ def submit(upload: Upload, user) -> int:
         ).update(superseded=True)
         batches = _batches_for(locked, ids, start=1)
         _record_bulk(
-            ids,
+            [(pk, VinStatus.READY) for pk in ids],
             Source.SUBMISSION,
             "Confirmed and queued for Volteras",
             actor=user,
-            status_from=VinStatus.READY,
         )
         locked.state = Upload.State.SUBMITTED
         locked.submitted_at = timezone.now()
@@ -193,7 +194,12 @@ def retry_entries(upload: Upload, entries: Sequence[VinEntry], user, reason: str
                 actor=user,
             )
         batches = _batches_for(upload, ids, start=start)
-        _record_bulk(ids, Source.MANUAL, "Queued to be sent again", actor=user)
+        _record_bulk(
+            [(e.pk, e.status) for e in retryable],
+            Source.MANUAL,
+            "Queued to be sent again",
+            actor=user,
+        )
         upload.bump()
         transaction.on_commit(lambda: _enqueue_sends(batches))
     return len(retryable)

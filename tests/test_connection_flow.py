@@ -185,6 +185,7 @@ def test_retry_of_failed_vin(client, manager, fleet, volteras, django_capture_on
     assert ConnectBatch.objects.filter(upload=upload).count() == 2
     sources = list(error.events.values_list("source", flat=True))
     assert "manual" in sources
+    assert error.events.filter(status_from="ERROR", status_to="SUBMITTING").exists()
     assert error.status == VinStatus.ERROR  # the sandbox's rule for PERR0R11 holds
 
 

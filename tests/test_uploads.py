@@ -277,3 +277,14 @@ class TestEntryPage:
         client.force_login(manager)
         body = client.get(url).content.decode()
         assert "Confirmed and queued for Volteras" in body
+
+
+def test_every_submitted_vin_records_where_it_came_from(client, manager, fleet):
+    upload = submission.create_upload(
+        fleet, manager, read_upload("\n".join(make_vin(i) for i in range(3)))
+    )
+    submission.submit(upload, manager)
+    from connections.models import VinEvent
+
+    moves = set(VinEvent.objects.values_list("status_from", "status_to"))
+    assert moves == {(VinStatus.READY, VinStatus.SUBMITTING)}
