@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 
@@ -27,9 +27,15 @@ class FleetQuerySet(models.QuerySet["Fleet"]):
         """The one place that decides which fleets a user may see."""
         if not user.is_authenticated or not user.is_active:
             return self.none()
-        if user_is_support(user):
+        if user.is_superuser:
             return self.all()
-        return self.filter(memberships__user=user).distinct()
+        # One query, no join to deduplicate: support staff see every fleet,
+        # managers the fleets they are members of.
+        from django.contrib.auth.models import Group
+
+        support = Group.objects.filter(name=SUPPORT_GROUP, user=user)
+        member_of = Membership.objects.filter(user=user).values("fleet_id")
+        return self.filter(Q(Exists(support)) | Q(pk__in=member_of))
 
 
 def user_is_support(user) -> bool:
@@ -228,9 +234,6 @@ class Upload(models.Model):
     def status_counts(self) -> dict[str, int]:
         rows = self.entries.values_list("status").annotate(n=models.Count("pk")).order_by()
         return dict(rows)
-
-    def is_settled(self) -> bool:
-        return not self.entries.exclude(status__in=VinStatus.final()).exists()
 
 
 class VinEntry(models.Model):

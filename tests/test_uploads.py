@@ -203,6 +203,29 @@ class TestLiveTable:
         assert 'id="live"' in changed.content.decode()
         assert "every 2s" in changed.content.decode()
 
+    def test_unchanged_poll_is_one_query_past_the_session(
+        self, client, manager, fleet, django_assert_num_queries
+    ):
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        upload.refresh_from_db()
+        client.force_login(manager)
+        url = reverse("upload_rows", args=[upload.pk])
+        # session, user, then the version (with the visibility check in the same query)
+        with django_assert_num_queries(3):
+            response = client.get(url, {"v": upload.version}, headers={"HX-Request": "true"})
+        assert response.status_code == 204
+
+    def test_unchanged_poll_of_another_fleet_is_404(self, client, outsider, manager, fleet):
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        client.force_login(outsider)
+        response = client.get(
+            reverse("upload_rows", args=[upload.pk]),
+            {"v": upload.version},
+            headers={"HX-Request": "true"},
+        )
+        assert response.status_code == 404
+
     def test_settled_upload_stops_polling(self, client, manager, fleet):
         client.force_login(manager)
         upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))

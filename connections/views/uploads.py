@@ -82,8 +82,7 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "connections/upload_new.html", {"fleet": fleet, "form": form})
 
 
-def _summary(upload: Upload) -> dict:
-    counts = upload.status_counts()
+def _summary(counts: dict[str, int]) -> dict:
     total = sum(counts.values())
     final = sum(n for status, n in counts.items() if status in VinStatus.final())
     ordered = [
@@ -130,12 +129,15 @@ def _badge(status: str) -> str:
 
 def _table_context(request: HttpRequest, upload: Upload) -> dict:
     entries = upload.entries.all()
-    present = upload.entries.values_list("status", "error_code", "make").distinct()
-    statuses, errors, makes = set(), set(), set()
-    for status, error, make in present.order_by():
-        statuses.add(status)
+    # One scan of the upload gives both the summary counts and the filters' choices.
+    groups = upload.entries.values_list("status", "error_code", "make").annotate(n=Count("pk"))
+    counts: dict[str, int] = {}
+    errors, makes = set(), set()
+    for status, error, make, n in groups.order_by():
+        counts[status] = counts.get(status, 0) + n
         errors.add(error)
         makes.add(make)
+    statuses = set(counts)
     form = EntryFilterForm(
         request.GET,
         statuses=[s for s in VinStatus.values if s in statuses],
@@ -145,7 +147,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     filtered = form.apply(entries).prefetch_related("consent_links")
     page = Paginator(filtered, PAGE_SIZE).get_page(request.GET.get("page"))
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
-    summary = _summary(upload)
+    summary = _summary(counts)
     return {
         "upload": upload,
         "fleet": upload.fleet,
@@ -174,9 +176,16 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     """The live table's poll: a version check first, rows only when changed."""
+    if request.htmx and "v" in request.GET:
+        # The common case, a poll that finds nothing new: one small query.
+        version = (
+            Upload.objects.filter(pk=upload_id, fleet__in=Fleet.objects.visible_to(request.user))
+            .values_list("version", flat=True)
+            .first()
+        )
+        if version is not None and request.GET["v"] == str(version):
+            return HttpResponse(status=204)
     upload = visible_upload(request, upload_id)
-    if request.GET.get("v") == str(upload.version) and request.htmx:
-        return HttpResponse(status=204)
     context = _table_context(request, upload)
     response = render(request, "connections/upload_detail.html#live", context)
     if not context["polling"]:
@@ -346,17 +355,3 @@ def _volteras_view(entry: VinEntry) -> tuple[Vehicle | None, str]:
         if exc.request_id:
             text += f" Volteras request {exc.request_id}."
         return None, text
-
-
-def upload_list_counts(uploads):
-    """Per-upload status counts for a list of uploads, in one query."""
-    rows = (
-        VinEntry.objects.filter(upload__in=uploads)
-        .values_list("upload_id", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    counts: dict[int, dict[str, int]] = {}
-    for upload_id, status, n in rows:
-        counts.setdefault(upload_id, {})[status] = n
-    return counts
