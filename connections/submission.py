@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -84,20 +84,54 @@ def create_upload(
             source_name=source_name[:255],
             include_existing=include_existing,
         )
-        chunk: list[VinEntry] = []
-        for row in validate_rows(
+        validated = validate_rows(
             rows,
             default_country=fleet.default_country_code,
             default_region=fleet.default_region,
             existing_vins=known,
-        ):
-            chunk.append(VinEntry(upload=upload, fleet=fleet, **row.entry_fields()))
-            if len(chunk) >= INSERT_CHUNK:
-                VinEntry.objects.bulk_create(chunk)
-                chunk = []
-        if chunk:
-            VinEntry.objects.bulk_create(chunk)
+        )
+        if connection.vendor == "postgresql":
+            _copy_entries(upload, validated)
+        else:
+            _insert_entries(upload, validated)
     return upload
+
+
+def _insert_entries(upload: Upload, validated: Iterable) -> None:
+    chunk: list[VinEntry] = []
+    for row in validated:
+        chunk.append(VinEntry(upload=upload, fleet_id=upload.fleet_id, **row.entry_fields()))
+        if len(chunk) >= INSERT_CHUNK:
+            VinEntry.objects.bulk_create(chunk)
+            chunk = []
+    if chunk:
+        VinEntry.objects.bulk_create(chunk)
+
+
+def _copy_entries(upload: Upload, validated: Iterable) -> None:
+    """PostgreSQL: stream the rows with COPY, several times faster than INSERTs
+    for a 100,000-row file. Columns a row does not set take the model's
+    defaults, prepared once; only the row's own values are adapted per row."""
+    from psycopg.types.json import Jsonb
+
+    fields = [f for f in VinEntry._meta.concrete_fields if not f.primary_key]
+    now = timezone.now()
+    constant = {}
+    for f in fields:
+        value = now if getattr(f, "auto_now", False) else f.get_default()
+        constant[f.attname] = f.get_db_prep_save(value, connection)
+    constant["upload_id"], constant["fleet_id"] = upload.pk, upload.fleet_id
+    json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(VinEntry._meta.db_table)
+    names = [f.attname for f in fields]
+    sql = f"COPY {table} ({columns}) FROM STDIN"  # names from the model, not from input
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in validated:
+            values = dict(constant)
+            for name, value in row.entry_fields().items():
+                values[name] = Jsonb(value) if name in json_fields else value
+            copy.write_row([values[name] for name in names])
 
 
 def _batches_for(upload: Upload, entry_ids: Sequence[int], start: int) -> list[ConnectBatch]:

@@ -311,3 +311,33 @@ def test_every_submitted_vin_records_where_it_came_from(client, manager, fleet):
 
     moves = set(VinEvent.objects.values_list("status_from", "status_to"))
     assert moves == {(VinStatus.READY, VinStatus.SUBMITTING)}
+
+
+def test_stored_rows_keep_every_field(manager, fleet):
+    """Both storage paths (COPY on PostgreSQL, bulk INSERT elsewhere) keep the same values."""
+    text = (
+        "vin,make,country,plate,model,model year,tags\n"
+        f"{make_vin(1)},Ford,US,7ABC123,Mustang,2018,depot=Leeds;team=vans\n"
+        "NOTAVIN,Ford,US,,,,\n"
+    )
+    rows = read_upload(text.encode(), filename="x.csv")
+    upload = submission.create_upload(fleet, manager, rows)
+    good, bad = upload.entries.order_by("line_number")
+    assert (good.line_number, good.vin, good.make, good.country_code) == (
+        2,
+        make_vin(1),
+        "FORD",
+        "US",
+    )
+    assert (good.registration_plate, good.model, good.model_year) == ("7ABC123", "Mustang", 2018)
+    assert good.tags == [{"key": "depot", "value": "Leeds"}, {"key": "team", "value": "vans"}]
+    assert (good.status, good.problems, good.error_codes, good.dismissed) == (
+        "READY",
+        [],
+        [],
+        False,
+    )
+    assert good.fleet_id == fleet.pk and good.upload_id == upload.pk
+    assert good.status_changed_at is not None and good.updated_at is not None
+    assert good.can_retry is None and good.batch_id is None
+    assert bad.status == "INVALID" and bad.problems
