@@ -22,7 +22,7 @@ def make_vin(serial: int) -> str:
     """A valid North American Ford VIN (real check digit) for any serial."""
     from connections.vins import check_digit
 
-    body = f"1FA6P8TH0J5{serial:06d}"
+    body = f"1FA6P8TH0J5{serial % 1_000_000:06d}"
     return body[:8] + check_digit(body) + body[9:]
 
 
