@@ -168,7 +168,7 @@ def _check_connected_unlisted(
 
 
 def _reread_groups(client: volteras.VolterasClient, report: Report) -> int:
-    from .submission import apply_result
+    from .tracking import apply_result
 
     waiting = (
         VinEntry.objects.filter(

@@ -90,28 +90,28 @@ def recover_orphaned_tasks() -> int:
 
 @task()
 def send_batch(batch_id: int) -> str:
-    from .submission import send_batch as send
+    from .tracking import send_batch as send
 
     return send(batch_id)
 
 
 @task()
 def poll_batch(batch_id: int) -> str:
-    from .submission import poll_batch as poll
+    from .tracking import poll_batch as poll
 
     return poll(batch_id)
 
 
 @sweeper
 def redrive_batches() -> int:
-    from .submission import redrive_batches as redrive
+    from .tracking import redrive_batches as redrive
 
     return redrive()
 
 
 @sweeper
 def recheck_waiting_entries() -> int:
-    from .submission import recheck_waiting_entries as recheck
+    from .tracking import recheck_waiting_entries as recheck
 
     return recheck()
 

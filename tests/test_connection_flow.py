@@ -15,7 +15,7 @@ from django.db import close_old_connections
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import submission
+from connections import submission, tracking
 from connections.imports import read_upload
 from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
 from connections.tasks import drain, sweep
@@ -200,9 +200,9 @@ def test_pending_vin_is_rechecked_later(
     assert entry.status == VinStatus.PENDING
     assert entry.next_check_at is not None
     volteras.connect_pending()
-    assert submission.recheck_waiting_entries() == 0  # not due yet
-    time_machine.move_to(timezone.now() + submission.RECHECK_FIRST * 2)
-    assert submission.recheck_waiting_entries() == 1
+    assert tracking.recheck_waiting_entries() == 0  # not due yet
+    time_machine.move_to(timezone.now() + tracking.RECHECK_FIRST * 2)
+    assert tracking.recheck_waiting_entries() == 1
     entry.refresh_from_db()
     assert entry.status == VinStatus.CONNECTED
 
@@ -241,7 +241,7 @@ def test_two_workers_never_send_the_same_batch(manager, fleet, volteras):
     def worker():
         barrier.wait()
         try:
-            outcomes.append(submission.send_batch(batch.pk))
+            outcomes.append(tracking.send_batch(batch.pk))
         finally:
             close_old_connections()
 
@@ -265,7 +265,7 @@ def test_worker_killed_mid_batch_loses_nothing(manager, fleet, volteras, time_ma
     submission.submit(upload, manager)
     batch = ConnectBatch.objects.get(upload=upload)
     # The dead worker's claim: state SUBMITTING, a lease, and it did POST.
-    claimed, _owner = submission._claim(
+    claimed, _owner = tracking._claim(
         batch.pk, [ConnectBatch.State.QUEUED], state=ConnectBatch.State.SUBMITTING
     )
     assert claimed is not None
@@ -274,8 +274,8 @@ def test_worker_killed_mid_batch_loses_nothing(manager, fleet, volteras, time_ma
     api.get_client().connect_vehicles(
         [api.VehicleInput(vin=e.vin, make="FORD", country_code="US") for e in upload.entries.all()]
     )
-    assert submission.send_batch(batch.pk) == "not due"  # the lease still holds
-    time_machine.move_to(timezone.now() + submission.LEASE + submission.LEASE)
+    assert tracking.send_batch(batch.pk) == "not due"  # the lease still holds
+    time_machine.move_to(timezone.now() + tracking.LEASE + tracking.LEASE)
     sweep()
     batch.refresh_from_db()
     assert batch.state == ConnectBatch.State.AMBIGUOUS
@@ -339,7 +339,7 @@ def test_lasting_outage_gives_up_with_a_retryable_error(
     batch = ConnectBatch.objects.get(upload=upload)
     assert (batch.state, batch.attempts) == (
         ConnectBatch.State.FAILED,
-        submission.MAX_SEND_ATTEMPTS,
+        tracking.MAX_SEND_ATTEMPTS,
     )
     entry = upload.entries.get()
     assert entry.status == VinStatus.ERROR
