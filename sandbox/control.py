@@ -74,6 +74,9 @@ class ControlState:
 
 _lock = threading.RLock()
 _state: ControlState | None = None
+# Bumped by every reset: a request that began before a reset (one held by a
+# "hang" fault, say) must not touch the fresh state or consume its faults.
+_generation = 0
 
 
 def defaults() -> ControlState:
@@ -87,9 +90,14 @@ def defaults() -> ControlState:
 
 
 def reset() -> None:
-    global _state
+    global _state, _generation
     with _lock:
         _state = defaults()
+        _generation += 1
+
+
+def generation() -> int:
+    return _generation
 
 
 def current() -> ControlState:

@@ -23,6 +23,7 @@ class FaultMiddleware:
         method, path = request.method or "", request.path
         if path.startswith("/_sandbox/"):
             return self.get_response(request)
+        started_in = control.generation()
         latency = control.take_fault(method, path, {"latency"})
         if latency:
             time.sleep(latency.ms / 1000)
@@ -30,6 +31,9 @@ class FaultMiddleware:
         if hang:
             # Longer than the client is willing to wait; it should give up first.
             time.sleep(hang.seconds)
+            if control.generation() != started_in:
+                # The sandbox was reset meanwhile; the client gave up long ago.
+                return error_response("SERVER_ERROR", "Request abandoned by a sandbox reset.")
         failure = control.take_fault(method, path, {"error", "rate_limit"})
         if failure and failure.kind == "error":
             return error_response("SERVER_ERROR", "Injected server error (sandbox fault).")
@@ -38,7 +42,7 @@ class FaultMiddleware:
             response["Retry-After"] = str(failure.retry_after)
             return response
         response = self.get_response(request)
-        if control.take_fault(method, path, {"drop"}):
+        if control.generation() == started_in and control.take_fault(method, path, {"drop"}):
             # The write above has been applied; the server drops the socket unanswered.
             request.META[DROP_FLAG] = True
         return response

@@ -40,6 +40,24 @@ def test_hang_outlasts_the_client_timeout(sandbox, sandbox_api):
     assert sandbox_api.get("/v1/vehicles").status_code == 200
 
 
+def test_a_request_held_across_a_reset_leaves_the_fresh_sandbox_alone(sandbox, sandbox_api):
+    """A hung POST that wakes after a reset neither writes nor consumes new faults
+    (it once stole the next test's drop fault)."""
+    sandbox.control(faults=[{"kind": "hang", "seconds": 1, "count": 1, "method": "POST"}])
+    body = {"vehicles": [{"vin": fake_vin("FORD", "held"), "make": "FORD", "countryCode": "GB"}]}
+    with pytest.raises(httpx.ReadTimeout):
+        sandbox_api.post("/v1/vehicles/connect", json=body, timeout=0.2)
+    sandbox.reset()
+    token = sandbox.token()
+    sandbox.control(faults=[{"kind": "drop", "method": "POST", "count": 1}])
+    time.sleep(1.2)  # the held request wakes up now
+    assert sandbox.state()["faults"][0]["count"] == 1
+    listed = httpx.get(
+        f"{sandbox.url}/v1/vehicles", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert listed.json()["results"] == []
+
+
 def test_drop_applies_the_write_then_closes_the_connection(sandbox, sandbox_api):
     sandbox.control(faults=[{"kind": "drop", "method": "POST", "count": 1}])
     body = {"vehicles": [{"vin": fake_vin("FORD", "drop"), "make": "FORD", "countryCode": "GB"}]}
