@@ -2,8 +2,10 @@
 server, with a worker thread doing the background work.
 
 Every browser test gets a `page` that records JavaScript console errors, page
-errors, failed requests and HTTP errors; any of them fails the test unless the
+errors, failed requests, HTTP errors, and fields without a label or tables
+without header cells on any page it shows; any of them fails the test unless the
 test said it expects that answer (`browser_problems.allow(404, "/fleets/...")`).
+A second browser (`another_browser()`) is watched the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +24,16 @@ from django.conf import settings
 from django.db import connection, connections
 from playwright.sync_api import (
     Browser,
+    BrowserContext,
     ConsoleMessage,
+    Error,
     Page,
     Request,
     Response,
     sync_playwright,
 )
 
+from tests.browser.gates import QUALITY_BINDING, QUALITY_CHECK_NOW_JS, QUALITY_INIT_JS
 from tests.conftest import require_all
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses
@@ -119,6 +124,7 @@ class BrowserProblems:
     seen: list[str] = field(default_factory=list)
     reported: int = 0
     closed: bool = False
+    pages: list[Page] = field(default_factory=list)
 
     def allow(self, status: int, url_part: str) -> None:
         """The test expects this HTTP error (say, an outsider's 404)."""
@@ -128,7 +134,7 @@ class BrowserProblems:
         return any(status == code and part in url for code, part in self.allowed)
 
     def add(self, problem: str) -> None:
-        if not self.closed:
+        if not self.closed and problem not in self.seen:
             self.seen.append(problem)
 
     def on_console(self, message: ConsoleMessage) -> None:
@@ -153,12 +159,38 @@ class BrowserProblems:
         if request.failure != "net::ERR_ABORTED":
             self.add(f"request failed: {request.method} {request.url}: {request.failure}")
 
+    def on_page_quality(self, url: str, problems: list[str]) -> None:
+        for problem in problems:
+            self.add(f"page quality: {problem} ({url})")
+
     def watch(self, page: Page) -> None:
-        """Record this page's problems too (say, a second browser's tab)."""
+        """Record this page's console, page and request problems."""
+        self.pages.append(page)
         page.on("console", self.on_console)
         page.on("pageerror", lambda error: self.add(f"page error: {error}"))
         page.on("response", self.on_response)
         page.on("requestfailed", self.on_request_failed)
+
+    def watch_context(self, context: BrowserContext) -> None:
+        """Record the problems of every page this context opens, the quality
+        gates included (they run inside each document; see QUALITY_INIT_JS)."""
+        context.expose_binding(
+            QUALITY_BINDING, lambda _source, url, problems: self.on_page_quality(url, problems)
+        )
+        context.add_init_script(QUALITY_INIT_JS)
+        context.on("page", self.watch)
+
+    def check_pages_now(self) -> None:
+        """Run the quality gates once more on every open page: a problem that
+        appeared just before the test body ended is reported with the test."""
+        for page in self.pages:
+            if page.is_closed():
+                continue
+            try:
+                problems = page.evaluate(QUALITY_CHECK_NOW_JS)
+            except Error:
+                continue  # mid-navigation: the next document is checked as it loads
+            self.on_page_quality(page.url, problems)
 
     def new(self) -> list[str]:
         """Problems not reported yet (each is reported once)."""
@@ -180,8 +212,8 @@ def page(
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
+    browser_problems.watch_context(context)
     tab = context.new_page()
-    browser_problems.watch(tab)
     yield tab
     late = browser_problems.new()
     # Closing aborts in-flight requests (an htmx poll, say); those are not the page's fault.
@@ -191,12 +223,34 @@ def page(
         pytest.fail("browser problems after the test body:\n" + "\n".join(late))
 
 
+@pytest.fixture
+def another_browser(
+    browser: Browser, browser_problems: BrowserProblems
+) -> Iterator[Callable[[], BrowserContext]]:
+    """Opens another browser with no portal session (a vehicle owner's phone),
+    watched like `page`; whatever is still open is closed after the test."""
+    opened: list[BrowserContext] = []
+
+    def open_context() -> BrowserContext:
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(TIMEOUT_MS)
+        context.set_default_navigation_timeout(TIMEOUT_MS)
+        browser_problems.watch_context(context)
+        opened.append(context)
+        return context
+
+    yield open_context
+    for context in opened:
+        context.close()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Fail the test itself (not its teardown) for problems seen while it ran."""
     result = yield
     problems = item.funcargs.get("browser_problems")
     if isinstance(problems, BrowserProblems):
+        problems.check_pages_now()
         fresh = problems.new()
         if fresh:
             raise AssertionError("problems in the browser:\n" + "\n".join(fresh))

@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import PASSWORD
 
@@ -63,6 +63,51 @@ _TABLE_PROBLEMS_JS = """
   return problems;
 }
 """
+
+# Installed in every watched browser context (see BrowserProblems.watch_context),
+# so the label and table gates run on every document a journey visits without
+# the journey remembering to ask: once the page has loaded, and again after each
+# change to the DOM (an htmx swap brings new rows and fields). New problems go to
+# the test through the binding; `check()` returns them all, for a last look when
+# the test body ends.
+QUALITY_BINDING = "__reportPageQuality"
+QUALITY_INIT_JS = (
+    """
+(() => {
+  if (window !== window.top) return;
+  const unlabelled = UNLABELLED;
+  const tables = TABLES;
+  const reported = new Set();
+  const check = () => {
+    if (!document.body) return [];
+    const found = [
+      ...unlabelled().map((field) => `field without a label: ${field}`),
+      ...tables(),
+    ];
+    const fresh = found.filter((problem) => !reported.has(problem));
+    fresh.forEach((problem) => reported.add(problem));
+    if (fresh.length) window.BINDING(location.href, fresh);
+    return found;
+  };
+  let pending = null;
+  const soon = () => {
+    if (pending === null) pending = setTimeout(() => { pending = null; check(); }, 50);
+  };
+  window.__pageQuality = { check };
+  addEventListener("load", () => {
+    check();
+    new MutationObserver(soon).observe(document.documentElement, {
+      subtree: true, childList: true, attributes: true,
+    });
+  });
+})();
+""".replace("UNLABELLED", _UNLABELLED_FIELDS_JS.strip())
+    .replace("TABLES", _TABLE_PROBLEMS_JS.strip())
+    .replace("BINDING", QUALITY_BINDING)
+)
+
+# Every problem the page has now (the page keeps no check when it never loaded).
+QUALITY_CHECK_NOW_JS = "() => (window.__pageQuality ? window.__pageQuality.check() : [])"
 
 # Focus the document itself, so the next Tab starts from the top of the page.
 _FOCUS_TOP_JS = """
@@ -119,10 +164,11 @@ def assert_tables_have_headers(page: Page) -> None:
     assert not problems, f"tables on {page.url}: {problems}"
 
 
-def assert_keyboard_reachable(page: Page, selector: str) -> int:
-    """Press Tab from the top of the page until `selector` has focus; return the
-    number of presses. Fails when it is not reached within MAX_TABS presses."""
-    target = page.locator(selector).first
+def assert_keyboard_reachable(page: Page, selector: str | Locator) -> int:
+    """Press Tab from the top of the page until `selector` (CSS, or a locator
+    found by role or label) has focus; return the number of presses. Fails when
+    it is not reached within MAX_TABS presses."""
+    target = page.locator(selector).first if isinstance(selector, str) else selector.first
     expect(target).to_be_visible()
     page.evaluate(_FOCUS_TOP_JS)
     handle = target.element_handle()
@@ -140,8 +186,17 @@ def assert_keyboard_reachable(page: Page, selector: str) -> int:
     )
 
 
+def press_on(page: Page, target: str | Locator, key: str) -> None:
+    """Operate `target` from the keyboard alone: reach it by Tab, then press
+    `key` (Enter follows a link or presses a button, Space ticks a box)."""
+    assert_keyboard_reachable(page, target)
+    page.keyboard.press(key)
+
+
 def assert_page_quality(page: Page) -> None:
-    """The gates that need no argument, for every page a journey visits."""
+    """The gates that need no argument, now. The page fixture runs them on every
+    page by itself (QUALITY_INIT_JS); this is for a journey that wants the
+    answer at one step, with the page's URL in the message."""
     assert_fields_labelled(page)
     assert_tables_have_headers(page)
 

@@ -18,6 +18,7 @@ from tests.browser.gates import (
 )
 
 pytestmark = pytest.mark.browser
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,3 +137,89 @@ def test_without_chromium_the_journeys_skip_loudly_or_fail_under_ci(require_all,
     assert "BROWSER TESTS NOT RUN: no Chromium" in result.stdout
     if require_all:
         assert "CI_REQUIRE_ALL=1 forbids skipping" in result.stdout
+
+
+# Journeys as the real `page` fixture and hook see them, each with one thing
+# wrong; none of them asks for a check, so only the automatic gates can fail them.
+CHILD_JOURNEYS = """
+import socket
+
+import pytest
+
+def serve(page, path, html):
+    page.route(f"**{path}", lambda route: route.fulfill(body=html, content_type="text/html"))
+
+def test_clean_pages_and_an_expected_404_pass(page, browser_problems):
+    browser_problems.allow(404, "/not-there/")
+    page.goto("/accounts/login/")
+    assert page.goto("/not-there/").status == 404
+
+def test_console_error(page):
+    page.goto("/accounts/login/")
+    page.evaluate("console.error('boom from the page')")
+
+def test_failed_request(page):
+    with socket.socket() as probe:  # a port nobody listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    page.goto("/accounts/login/")
+    with page.expect_event("requestfailed"):
+        page.evaluate(f"fetch('http://127.0.0.1:{port}/unreachable').catch(() => null)")
+
+def test_unlabelled_field(page):
+    serve(page, "/unlabelled/", "<main><h1>Form</h1><input name=plate></main>")
+    page.goto("/unlabelled/")
+
+def test_table_without_header_cells(page):
+    serve(page, "/bare-table/", "<table><tr><td>VIN</td></tr></table>")
+    page.goto("/bare-table/")
+
+def test_field_swapped_in_after_load(page):
+    page.goto("/accounts/login/")
+    page.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', '<textarea>')")
+
+@pytest.fixture
+def late_error(page):
+    yield
+    page.evaluate("console.error('late boom')")
+
+def test_problem_after_the_body(late_error):
+    pass
+"""
+
+
+def test_browser_problems_fail_the_journey_that_had_them(
+    pytester: pytest.Pytester, browser: Browser, monkeypatch: pytest.MonkeyPatch
+):
+    """A child pytest runs journeys through the real page fixture and hook: each
+    problem fails its test with the problem named; a clean journey passes."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("DEBUG", "true")
+    # Its own SQLite file, never the parent's (PostgreSQL) test database.
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("SANDBOX_DATABASE_URL", raising=False)
+    pytester.makeconftest('pytest_plugins = ["tests.browser.conftest"]')
+    pytester.makepyfile(test_child=CHILD_JOURNEYS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--ds=fleet_portal.settings", "-rA", timeout=300
+    )
+    # The late problem errors the teardown of a test whose body passed.
+    result.assert_outcomes(passed=2, failed=5, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "PASSED test_child.py::test_clean_pages_and_an_expected_404_pass",
+            "FAILED test_child.py::test_console_error - AssertionError: problems in the br*",
+            "*console error: boom from the page*",
+            "FAILED test_child.py::test_failed_request - *",
+            "*request failed: GET http://127.0.0.1:*/unreachable: net::ERR_CONNECTION_REFUSED",
+            "FAILED test_child.py::test_unlabelled_field - *",
+            '*page quality: field without a label: <input name="plate">*/unlabelled/)',
+            "FAILED test_child.py::test_table_without_header_cells - *",
+            "*page quality: table #1 (no class) has no column header cells*/bare-table/)",
+            "FAILED test_child.py::test_field_swapped_in_after_load - *",
+            "*page quality: field without a label: <textarea></textarea>*/accounts/login/)",
+            "ERROR test_child.py::test_problem_after_the_body - *",
+            "*browser problems after the test body:*",
+            "*console error: late boom*",
+        ]
+    )
