@@ -66,7 +66,7 @@ _TABLE_PROBLEMS_JS = """
 
 # Installed in every watched browser context (see BrowserProblems.watch_context),
 # so the label and table gates run on every document a journey visits without
-# the journey remembering to ask: once the page has loaded, and again after each
+# the journey remembering to ask: once the page is parsed, and again after each
 # change to the DOM (an htmx swap brings new rows and fields). New problems go to
 # the test through the binding; `check()` returns them all, for a last look when
 # the test body ends.
@@ -94,11 +94,19 @@ QUALITY_INIT_JS = (
     if (pending === null) pending = setTimeout(() => { pending = null; check(); }, 50);
   };
   window.__pageQuality = { check };
-  addEventListener("load", () => {
+  const start = () => {
     check();
     new MutationObserver(soon).observe(document.documentElement, {
       subtree: true, childList: true, attributes: true,
     });
+  };
+  // As soon as the document is parsed and styled (what is visible depends on
+  // the CSS), so a page the journey leaves before its images load is checked too.
+  document.addEventListener("DOMContentLoaded", () => {
+    const styled = Array.from(document.querySelectorAll("link[rel~=stylesheet]"))
+      .every((link) => link.sheet);
+    if (styled) start();
+    else addEventListener("load", start, { once: true });
   });
 })();
 """.replace("UNLABELLED", _UNLABELLED_FIELDS_JS.strip())
