@@ -114,7 +114,7 @@ QUALITY_INIT_JS = (
     .replace("BINDING", QUALITY_BINDING)
 )
 
-# Every problem the page has now (the page keeps no check when it never loaded).
+# Every problem the page has now (none on a page the init script never ran in).
 QUALITY_CHECK_NOW_JS = "() => (window.__pageQuality ? window.__pageQuality.check() : [])"
 
 # Focus the document itself, so the next Tab starts from the top of the page.
