@@ -16,11 +16,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .models import Fleet, Source, Upload, VinEntry, VinStatus
 from .models_consent import ConnectedAccount, ConsentLink, LinkStatus, new_token
 from .volteras import (
+    Account,
     AmbiguousWrite,
     AuthenticationError,
     NetworkError,
@@ -233,53 +235,100 @@ def open_link(token: str) -> ConsentLink | None:
     return link
 
 
-def complete_return(token: str, result: str, account_id: str) -> ConsentLink | None:
+@dataclass(frozen=True)
+class Returned:
+    """What a visit of the return URL recorded: the link, and whether the
+    account the owner signed in with was refused because another fleet holds it."""
+
+    link: ConsentLink
+    held_elsewhere: bool = False
+
+
+def complete_return(return_token: str, result: str, account_id: str) -> Returned | None:
     """Record the owner's return from the consent flow. None for an unknown token.
 
-    Anyone holding the token can call the return URL with any parameters, so a
-    claimed account is believed only once `GET /v1/accounts/{id}` confirms it;
-    a link that already recorded a return is never changed again.
+    The return token is only in the URL Volteras redirects to, but whoever
+    has it can still call it with any parameters, so a claimed account is
+    believed only once `GET /v1/accounts/{id}` confirms it. A decline is
+    recorded once and never repeated; a confirmed success still wins over it
+    (the owner may decline, then change their mind in the same flow), and a
+    completed link never changes again.
     """
-    link = ConsentLink.objects.select_related("fleet").filter(token=token).first()
+    link = ConsentLink.objects.select_related("fleet").filter(return_token=return_token).first()
     if link is None:
         return None
-    if link.returned_at is not None:
-        return link
+    if link.account_id is not None:
+        return Returned(link)
     result = (result or "").strip()[:40]
     account_id = (account_id or "").strip()[:64]
     if not result and not account_id:
         # Not a return from Volteras (someone opened the bare URL): nothing to record.
-        return link
+        return Returned(link)
     succeeded = result.lower() in SUCCESS_RESULTS and bool(account_id)
-    now = timezone.now()
     if not succeeded:
-        fields = {"result": result, "returned_at": now}
+        if link.returned_at is not None:
+            return Returned(link)
+        fields = {"result": result, "returned_at": timezone.now()}
         detail = f"The owner did not complete the consent flow (result: {result or 'none'})."
         if not _settle(link, LinkStatus.DECLINED, detail, fields):
             ConsentLink.objects.filter(pk=link.pk).update(**fields)
             link.refresh_from_db()
             link.note(detail)
         _note_entry(link, detail)
-        return link
+        return Returned(link)
     try:
         remote = get_client().get_account(account_id)
     except NotFound:
         link.note(f"The return claimed account {account_id}, which Volteras does not know.")
-        return link
+        return Returned(link)
     except VolterasError as exc:
         # The owner's page must not fail; the claim is kept and confirmed later
-        # by `refresh_accounts`.
-        ConsentLink.objects.filter(pk=link.pk, returned_account_id="").update(
+        # by the sweep (`confirm_pending_returns`) or `refresh_accounts`.
+        ConsentLink.objects.filter(pk=link.pk, account__isnull=True).update(
             returned_account_id=account_id, result=result
         )
         link.note(f"Could not confirm account {account_id} with Volteras yet: {exc}")
         link.refresh_from_db()
-        return link
+        return Returned(link)
+    return _confirm(link, remote, result)
+
+
+def _held_elsewhere(fleet: Fleet, volteras_id: str) -> bool:
+    """Whether another fleet holds the account: Volteras confirms any account of
+    the organisation, so without this a fleet could take over another's."""
+    return (
+        ConnectedAccount.objects.filter(
+            volteras_id=volteras_id, status=ConnectedAccount.Status.CONNECTED
+        )
+        .exclude(fleet=fleet)
+        .exists()
+    )
+
+
+def _confirm(link: ConsentLink, remote: Account, result: str, *, sync: bool = True) -> Returned:
+    """Complete a link with an account Volteras just confirmed (unless another
+    fleet holds it), and have its vehicles read in the background."""
+    if _held_elsewhere(link.fleet, remote.id):
+        logger.warning(
+            "consent link %s of fleet %s: account %s is connected to another fleet; refused",
+            link.pk,
+            link.fleet.slug,
+            remote.id,
+        )
+        # The claim is dropped so the sweep stops asking; the event keeps it for support.
+        ConsentLink.objects.filter(pk=link.pk).update(returned_account_id="")
+        link.refresh_from_db()
+        link.note(
+            "The owner signed in with an account that is already connected to another fleet; "
+            "it was not added. The link can still be used with another account.",
+            refused_account_id=remote.id,
+        )
+        return Returned(link, held_elsewhere=True)
     account = _remember_account(link.fleet, remote.id, remote.username, remote.raw)
     fields = {
-        "result": result,
-        "returned_account_id": account_id,
-        "returned_at": now,
+        "result": result or link.result or "success",
+        "returned_account_id": remote.id,
+        "returned_at": timezone.now(),
         "account": account,
     }
     detail = f"The owner connected account {remote.username or remote.id}."
@@ -290,13 +339,76 @@ def complete_return(token: str, result: str, account_id: str) -> ConsentLink | N
         link.refresh_from_db()
         link.note(f"{detail} The link had been {link.get_status_display().lower()}.")
     _note_entry(link, detail)
-    sync_account_vehicles(account, "The owner completed a consent link")
-    return link
+    if sync:
+        enqueue_vehicle_sync([account.pk], Source.CONSENT, "The owner completed a consent link")
+    return Returned(link)
+
+
+def confirm_pending_return(link_id: int) -> str:
+    """Ask Volteras again about the account a return claimed when it could not
+    be confirmed at the time (run by a task the sweep enqueues)."""
+    link = (
+        ConsentLink.objects.select_related("fleet")
+        .filter(pk=link_id, account__isnull=True)
+        .exclude(returned_account_id="")
+        .first()
+    )
+    if link is None:
+        return "nothing to confirm"
+    try:
+        remote = get_client().get_account(link.returned_account_id)
+    except NotFound:
+        ConsentLink.objects.filter(pk=link.pk).update(returned_account_id="")
+        link.note(f"Volteras does not know account {link.returned_account_id}; claim dropped.")
+        return "unknown account"
+    except VolterasError as exc:
+        # `return_checked_at` was set when the sweep claimed it: it asks again later.
+        return f"still unconfirmed: {exc}"
+    confirmed = _confirm(link, remote, link.result)
+    return "refused: held by another fleet" if confirmed.held_elsewhere else "confirmed"
+
+
+# How often the sweep asks Volteras again about one unconfirmed return, how
+# many it asks about per sweep, and for how long (a link lives 14 days at most).
+PENDING_RETURN_RECHECK = timedelta(minutes=5)
+PENDING_RETURNS_PER_SWEEP = 20
+PENDING_RETURN_GIVE_UP = timedelta(days=15)
+
+
+def claim_pending_returns() -> list[int]:
+    """Links whose return claimed an account Volteras could not confirm at the
+    time and that are due for another look; each is claimed (its
+    `return_checked_at` set by a conditional update) so two workers' sweeps
+    never ask twice. Bounded, so one sweep never floods Volteras."""
+    now = timezone.now()
+    due = (
+        ConsentLink.objects.filter(
+            account__isnull=True, created_at__gte=now - PENDING_RETURN_GIVE_UP
+        )
+        .exclude(returned_account_id="")
+        .filter(
+            Q(return_checked_at__isnull=True)
+            | Q(return_checked_at__lte=now - PENDING_RETURN_RECHECK)
+        )
+        .order_by(F("return_checked_at").asc(nulls_first=True), "pk")
+        .values_list("pk", "return_checked_at")[:PENDING_RETURNS_PER_SWEEP]
+    )
+    claimed = []
+    for pk, checked in due:
+        if ConsentLink.objects.filter(pk=pk, return_checked_at=checked).update(
+            return_checked_at=now
+        ):
+            claimed.append(pk)
+    return claimed
 
 
 def _settle(link: ConsentLink, status: str, detail: str, fields: dict[str, Any]) -> bool:
-    """Move a link that was still waiting for the owner (by the clock or not)."""
-    if link.status not in {*LinkStatus.open(), LinkStatus.EXPIRED}:
+    """Move a link that was still waiting for the owner (by the clock or not).
+    A confirmed success also moves a declined link: the account is real."""
+    waiting = {*LinkStatus.open(), LinkStatus.EXPIRED}
+    if status == LinkStatus.COMPLETED:
+        waiting.add(LinkStatus.DECLINED)
+    if link.status not in waiting:
         return False
     return link.move(status, detail, **fields)
 
@@ -330,25 +442,36 @@ def _remember_account(
     return account
 
 
-def sync_account_vehicles(account: ConnectedAccount, reason: str) -> int:
-    """Read the vehicles Volteras lists for the account and apply each one (its
-    local record, and any VIN entry waiting for it, as a webhook would).
-    Webhooks bring the same news later; this saves the manager the wait.
-    Returns how many vehicles the account has; 0 when Volteras cannot be read."""
+def enqueue_vehicle_sync(account_ids: list[int], source: str, reason: str) -> None:
+    """Have a worker read the accounts' vehicles: that pages through the
+    organisation's whole vehicle list, too slow for a page someone waits on."""
+    from .tasks import sync_account_vehicles as sync
+
+    if account_ids:
+        sync.enqueue(account_ids, source, reason)
+
+
+def sync_account_vehicles(account_ids: Iterable[int], source: str, reason: str) -> int:
+    """Read the vehicles Volteras lists (once) and apply each one that belongs to
+    one of the accounts (its local record, and any VIN entry waiting for it, as
+    a webhook would). Webhooks bring the same news later; this saves the
+    manager the wait. Returns how many vehicles were applied; raises
+    `VolterasError` when Volteras cannot be read."""
     from .webhooks import apply_vehicle
 
-    try:
-        found = [
-            vehicle
-            for vehicle in get_client().list_vehicles()
-            if vehicle.account_id == account.volteras_id
-        ]
-        for vehicle in found:
-            apply_vehicle(vehicle.id, Source.RECONCILIATION, known=vehicle, reason=reason)
-    except VolterasError as exc:
-        logger.info("reading the vehicles of account %s failed: %s", account.volteras_id, exc)
+    wanted = set(
+        ConnectedAccount.objects.filter(
+            pk__in=list(account_ids), status=ConnectedAccount.Status.CONNECTED
+        ).values_list("volteras_id", flat=True)
+    )
+    if not wanted:
         return 0
-    return len(found)
+    applied = 0
+    for vehicle in get_client().list_vehicles():
+        if vehicle.account_id in wanted:
+            apply_vehicle(vehicle.id, source, known=vehicle, reason=reason)
+            applied += 1
+    return applied
 
 
 def revoke(link: ConsentLink, user) -> bool:
@@ -474,15 +597,11 @@ def refresh_accounts(fleet: Fleet) -> tuple[int, int]:
     confirmed at the time. Returns (accounts seen, accounts now disconnected)."""
     remote = {account.id: account for account in get_client().list_accounts()}
     pending = fleet.consent_links.filter(returned_account_id__gt="", account__isnull=True)
-    for link in pending:
+    for link in pending.select_related("fleet"):
         found = remote.get(link.returned_account_id)
-        if found is None:
-            continue
-        account = _remember_account(fleet, found.id, found.username, found.raw)
-        fields = {"account": account, "returned_at": timezone.now()}
-        detail = f"Account {found.username or found.id} confirmed with Volteras."
-        if not _settle(link, LinkStatus.COMPLETED, detail, fields):
-            ConsentLink.objects.filter(pk=link.pk).update(**fields)
+        if found is not None:
+            # The caller reads the vehicles of all the fleet's accounts at once.
+            _confirm(link, found, link.result, sync=False)
     seen = gone = 0
     now = timezone.now()
     for account in fleet.connected_accounts.filter(status=ConnectedAccount.Status.CONNECTED):

@@ -190,6 +190,7 @@ class Source(models.TextChoices):
     POLL = "poll", "Poll"
     WEBHOOK = "webhook", "Webhook"
     RECONCILIATION = "reconciliation", "Found by reconciliation"
+    CONSENT = "consent", "Owner completed a consent link"
     MANUAL = "manual", "Manual"
 
 

@@ -1,9 +1,11 @@
 """Consent Flow links and the accounts vehicle owners connect through them.
 
 A `ConsentLink` is the portal's record of one `POST /v1/accounts:connect`: the
-options sent, Volteras' `authenticationUrl`, and an unguessable token behind
-the tracked short link (`/l/<token>`) and the return URL
-(`/consent/return/<token>`). Every status change goes through
+options sent, Volteras' `authenticationUrl`, and two unguessable tokens: one
+behind the tracked short link (`/l/<token>`), which is shared (QR, CSV, e-mail),
+and one behind the return URL (`/consent/return/<return_token>`), which only
+Volteras and the owner's browser see, so holding the short link is not enough
+to forge the owner's answer. Every status change goes through
 `ConsentLink.move()`, which writes a `ConsentLinkEvent` in the same transaction.
 
 "Expired" is decided by the clock, not by a writer: a link still active or
@@ -127,6 +129,10 @@ class ConsentLink(models.Model):
         "connections.Fleet", on_delete=models.CASCADE, related_name="consent_links"
     )
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    # Its own token: the short-link token is shared widely and must not let
+    # anyone answer for the owner. Links made before it existed keep their
+    # short-link token here, as Volteras was given that return URL.
+    return_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     status = models.CharField(max_length=20, choices=LinkStatus.choices, default=LinkStatus.ACTIVE)
     label = models.CharField(max_length=120, blank=True)
     recipient_note = models.TextField(blank=True)
@@ -146,6 +152,9 @@ class ConsentLink(models.Model):
     result = models.CharField(max_length=40, blank=True)
     returned_account_id = models.CharField(max_length=64, blank=True)
     returned_at = models.DateTimeField(null=True, blank=True)
+    # When the sweep last asked Volteras about a claimed account it could not
+    # confirm at the time (bounds how often it asks).
+    return_checked_at = models.DateTimeField(null=True, blank=True)
     account = models.ForeignKey(
         ConnectedAccount,
         on_delete=models.SET_NULL,
@@ -191,7 +200,8 @@ class ConsentLink(models.Model):
 
     @property
     def return_url(self) -> str:
-        return settings.PORTAL_BASE_URL.rstrip("/") + reverse("consent_return", args=[self.token])
+        path = reverse("consent_return", args=[self.return_token])
+        return settings.PORTAL_BASE_URL.rstrip("/") + path
 
     @property
     def is_expired(self) -> bool:

@@ -156,3 +156,33 @@ def check_eligibility(upload_id: int) -> str:
     from .eligibility import run
 
     return run(upload_id)
+
+
+@task()
+def sync_account_vehicles(account_ids: list[int], source: str, reason: str) -> str:
+    from .consent import sync_account_vehicles as sync
+    from .volteras import VolterasError
+
+    try:
+        return f"{sync(account_ids, source, reason)} vehicle(s) applied"
+    except VolterasError as exc:
+        # Webhooks and reconciliation bring the same news later; nothing is lost.
+        logger.info("reading the vehicles of accounts %s failed: %s", account_ids, exc)
+        return f"failed: {exc}"
+
+
+@task()
+def confirm_pending_return(link_id: int) -> str:
+    from .consent import confirm_pending_return as confirm
+
+    return confirm(link_id)
+
+
+@sweeper
+def confirm_pending_returns() -> int:
+    from .consent import claim_pending_returns
+
+    link_ids = claim_pending_returns()
+    for link_id in link_ids:
+        confirm_pending_return.enqueue(link_id)
+    return len(link_ids)

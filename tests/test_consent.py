@@ -14,6 +14,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
+from connections import consent
 from connections.models import (
     ConnectedAccount,
     ConsentLink,
@@ -22,6 +23,7 @@ from connections.models import (
     Upload,
     Vehicle,
 )
+from connections.tasks import drain, sweep
 from connections.vins import check_digit
 from tests.permissions import assert_access
 
@@ -131,7 +133,10 @@ class TestJourney:
         client.force_login(manager)
         link = new_link(client, fleet)
         assert link.state == LinkStatus.ACTIVE
-        assert link.options["returnUrl"] == f"{PORTAL}/consent/return/{link.token}"
+        assert link.options["returnUrl"] == f"{PORTAL}/consent/return/{link.return_token}"
+        # The shared short link does not give away the return URL.
+        assert link.return_token != link.token
+        assert link.token not in link.options["returnUrl"]
         assert link.options["scopes"] == ["vehicle:information", "vehicle:telemetry"]
         assert link.authentication_url.startswith(volteras.url)
         assert fleet.active_consent_link_count() == 1
@@ -161,7 +166,10 @@ class TestJourney:
         assert account.username == "jane" and account.fleet == fleet
         assert account.volteras_id == link.returned_account_id
         assert fleet.active_consent_link_count() == 0
-        # The account's vehicles were read from Volteras on the way back.
+        # The account's vehicles are read from Volteras by a worker, not while
+        # the owner waits on the return page.
+        assert not Vehicle.objects.filter(account_id=account.volteras_id).exists()
+        assert drain() >= 1
         vins = set(Vehicle.objects.filter(account_id=account.volteras_id).values_list("vin"))
         assert len(vins) == 3
 
@@ -266,6 +274,7 @@ class TestJourney:
         client.force_login(manager)
         link = new_link(client, fleet)
         follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
+        drain()  # the worker reads the account's vehicles
         account = ConnectedAccount.objects.get()
         client.force_login(manager)
         url = reverse("consent_account_disconnect", args=[fleet.slug, account.pk])
@@ -317,6 +326,102 @@ class TestForgedAndForeign:
         assert link.state == LinkStatus.ACTIVE
         assert link.account is None
         assert not ConnectedAccount.objects.exists()
+
+    def test_a_decline_forged_with_the_short_link_token_changes_nothing(
+        self, client, manager, fleet, volteras
+    ):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        client.logout()
+        before = snapshot()
+        forged = f"/consent/return/{link.token}?result=declined"
+        assert client.get(forged).status_code == 404
+        assert snapshot() == before
+        # The owner can still use the shared link.
+        assert open_short_link(client, link) == link.authentication_url
+
+    def test_a_confirmed_success_wins_over_an_earlier_decline(
+        self, client, manager, fleet, volteras
+    ):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        auth_url = open_short_link(client, link)
+        follow_return(client, f"{link.return_url}?result=declined")
+        link.refresh_from_db()
+        assert link.state == LinkStatus.DECLINED
+        # A second decline is not recorded again.
+        events = link.events.count()
+        follow_return(client, f"{link.return_url}?result=declined")
+        assert link.events.count() == events
+        page = follow_return(client, consent_at_sandbox(auth_url, approve=True, username="jo"))
+        assert "your vehicle is connected" in page.content.decode()
+        link.refresh_from_db()
+        assert link.state == LinkStatus.COMPLETED
+        assert link.account.username == "jo" and link.result == "success"
+        assert link.events.last().status_from == LinkStatus.DECLINED
+
+    def test_an_account_another_fleet_holds_is_refused(
+        self, client, manager, fleet, other_fleet, volteras, caplog
+    ):
+        client.force_login(manager)
+        theirs = new_link(client, fleet)
+        follow_return(client, consent_at_sandbox(open_short_link(client, theirs), approve=True))
+        drain()
+        held = ConnectedAccount.objects.get(fleet=fleet)
+        mine = consent.create_link(other_fleet, consent.LinkOptions(), label="other")
+        # Volteras confirms any account of the organisation, whoever's it is.
+        page = follow_return(
+            client, f"{mine.return_url}?result=success&accountId={held.volteras_id}"
+        )
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert "already connected elsewhere" in text
+        assert held.volteras_id not in text and fleet.name not in text
+        mine.refresh_from_db()
+        assert mine.state == LinkStatus.ACTIVE and mine.account is None
+        assert not mine.returned_account_id  # the sweep does not keep asking
+        assert not ConnectedAccount.objects.filter(fleet=other_fleet).exists()
+        refused = mine.events.last()
+        assert "already connected to another fleet" in refused.detail
+        assert refused.data == {"refused_account_id": held.volteras_id}
+        assert f"account {held.volteras_id} is connected to another fleet" in caplog.text
+        assert not drain()  # no vehicle sync for the refused account
+
+    def test_the_sweep_confirms_a_return_volteras_could_not_confirm_then(
+        self, client, manager, fleet, volteras
+    ):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        return_url = consent_at_sandbox(open_short_link(client, link), approve=True)
+        volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/accounts/", "count": 1}])
+        page = follow_return(client, return_url)
+        assert "We are confirming the connection" in page.content.decode()
+        link.refresh_from_db()
+        assert link.returned_account_id and link.account is None
+        assert sweep()["confirm_pending_returns"] == 1
+        # Claimed: the next sweep within the recheck interval leaves it alone.
+        assert sweep()["confirm_pending_returns"] == 0
+        drain()
+        link.refresh_from_db()
+        assert link.state == LinkStatus.COMPLETED
+        assert Vehicle.objects.filter(account_id=link.account.volteras_id).count() == 3
+        assert sweep()["confirm_pending_returns"] == 0
+
+    def test_the_sweep_asks_about_few_returns_at_a_time(self, fleet, monkeypatch):
+        monkeypatch.setattr(consent, "PENDING_RETURNS_PER_SWEEP", 2)
+        for n in range(3):
+            stored_link(fleet, returned_account_id=f"acc-{n}")
+        stored_link(
+            fleet,
+            returned_account_id="too-old",
+            created_at=timezone.now() - consent.PENDING_RETURN_GIVE_UP - timedelta(minutes=1),
+        )
+        assert len(consent.claim_pending_returns()) == 2
+        assert len(consent.claim_pending_returns()) == 1
+        assert consent.claim_pending_returns() == []
+        later = timezone.now() + consent.PENDING_RETURN_RECHECK + timedelta(seconds=1)
+        with time_machine.travel(later):
+            assert len(consent.claim_pending_returns()) == 2
 
     def test_bare_return_url_records_nothing(self, client, fleet):
         link = stored_link(fleet)

@@ -21,6 +21,7 @@ from connections.models import (
     VinEntry,
     VinStatus,
 )
+from connections.tasks import drain
 from connections.volteras import VolterasClient
 from tests.test_consent import (
     PORTAL,
@@ -121,9 +122,13 @@ class TestVinLinks:
         auth_url = open_short_link(client, link)
         page = follow_return(client, consent_at_sandbox(auth_url, approve=True))
         assert "your vehicle is connected" in page.content.decode()
+        drain()  # a worker reads the account's vehicles
         entry = VinEntry.objects.get(pk=link.vin_entry_id)
         assert entry.status == VinStatus.CONNECTED
         assert entry.vehicle_id
+        connected = entry.events.get(status_to=VinStatus.CONNECTED)
+        assert connected.source == Source.CONSENT
+        assert connected.get_source_display() == "Owner completed a consent link"
         details = list(entry.events.values_list("detail", flat=True))
         assert any("Consent link sent" in d for d in details)
         assert any("The owner connected account" in d for d in details)

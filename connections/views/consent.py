@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from connections import consent
 from connections.forms_consent import ConsentLinkForm, StatusFilterForm
 from connections.imports import csv_safe
-from connections.models import VinStatus
+from connections.models import Source, VinStatus
 from connections.models_consent import ConnectedAccount, ConsentLink, LinkStatus
 from connections.views.fleets import visible_fleet
 from connections.views.uploads import visible_upload
@@ -242,11 +242,14 @@ def account_refresh(request: HttpRequest, slug: str) -> HttpResponse:
     except VolterasError as exc:
         messages.error(request, consent.refusal_message(exc))
     else:
-        for account in fleet.connected_accounts.filter(status=ConnectedAccount.Status.CONNECTED):
-            consent.sync_account_vehicles(account, "Accounts refreshed")
+        connected = fleet.connected_accounts.filter(status=ConnectedAccount.Status.CONNECTED)
+        ids = list(connected.values_list("pk", flat=True))
+        consent.enqueue_vehicle_sync(ids, Source.RECONCILIATION, "Accounts refreshed")
         text = f"{seen} account(s) still connected."
         if gone:
             text += f" {gone} no longer listed by Volteras, now shown as disconnected."
+        if seen:
+            text += " Their vehicles are being read from Volteras and appear here shortly."
         messages.success(request, text)
     return redirect("consent_account_list", fleet.slug)
 
@@ -295,13 +298,17 @@ def public_open(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 @require_GET
 def public_return(request: HttpRequest, token: str) -> HttpResponse:
-    """Where Volteras sends the owner back with `result` and `accountId`."""
-    link = consent.complete_return(
+    """Where Volteras sends the owner back with `result` and `accountId`
+    (`token` is the link's return token, not its short-link token)."""
+    returned = consent.complete_return(
         token, request.GET.get("result", ""), request.GET.get("accountId", "")
     )
-    if link is None:
+    if returned is None:
         return _not_found(request)
-    if link.account_id:
+    link = returned.link
+    if returned.held_elsewhere:
+        outcome = "held_elsewhere"
+    elif link.account_id:
         outcome = "connected"
     elif link.returned_account_id:
         outcome = "confirming"
