@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -524,13 +524,20 @@ def reissue_expiring(fleet: Fleet, within: timedelta, user) -> tuple[list[Consen
     return created, ""
 
 
-class VinLinksIncomplete(Exception):
-    """Volteras refused part of a bulk creation; `links` holds those made."""
+# Per-VIN links are made one `POST /v1/accounts:connect` each: a request makes
+# at most this many, so 1,000 VINs never hold one page (or one 429) for minutes.
+VIN_LINKS_PER_REQUEST = 50
 
-    def __init__(self, links: list[ConsentLink], failures: dict[str, str]) -> None:
-        super().__init__(f"{len(failures)} VIN(s) got no link")
-        self.links = links
-        self.failures = failures
+
+@dataclass
+class VinLinksRun:
+    """What one `create_vin_links` call did."""
+
+    links: list[ConsentLink] = field(default_factory=list)  # every asked VIN's usable link
+    created: int = 0  # new links among them (reissues included)
+    failures: dict[str, str] = field(default_factory=dict)  # VIN -> Volteras' refusal
+    remaining: int = 0  # VINs left without a link, to do in a next run
+    stopped: str = ""  # why the run stopped early (Volteras refused for everyone)
 
 
 def vin_link_options(entry: VinEntry) -> LinkOptions:
@@ -549,46 +556,99 @@ def vin_link_options(entry: VinEntry) -> LinkOptions:
     )
 
 
-def create_vin_links(upload: Upload, entries: Iterable[VinEntry] | None, user) -> list[ConsentLink]:
+def needing_consent(upload: Upload) -> models.QuerySet[VinEntry]:
+    """The upload's VINs still waiting for their owner's consent."""
+    return upload.entries.filter(status=VinStatus.CONNECTION_REQUIRED, superseded=False)
+
+
+def create_vin_links(
+    upload: Upload,
+    entries: Iterable[VinEntry] | None,
+    user,
+    *,
+    limit: int | None = None,
+) -> VinLinksRun:
     """A single-vehicle consent link for each CONNECTION_REQUIRED VIN of the
     upload (all of them when `entries` is None), recorded in each VIN's timeline.
 
     A VIN that already has a usable link keeps it (it is returned, not
-    duplicated). Entries of other uploads or in other states are ignored.
-    Raises `VinLinksIncomplete` when Volteras refused some; a refusal for the
-    whole organisation (anything but a validation error) stops the run.
+    duplicated); one whose last link expired or was declined gets it reissued,
+    so the short link the owner already has forwards to the new one. Entries of
+    other uploads or in other states are ignored. At most `limit` links are
+    made (default `VIN_LINKS_PER_REQUEST`): calling again goes on where this
+    stopped. A refusal for the whole organisation (anything but a validation
+    error, a 429 say) stops the run.
     """
-    candidates = upload.entries.filter(
-        status=VinStatus.CONNECTION_REQUIRED, superseded=False
-    ).select_related("fleet")
+    limit = VIN_LINKS_PER_REQUEST if limit is None else limit
+    candidates = needing_consent(upload).select_related("fleet")
     if entries is not None:
         candidates = candidates.filter(pk__in=[entry.pk for entry in entries])
-    links: list[ConsentLink] = []
-    failures: dict[str, str] = {}
+    usable = {
+        link.vin_entry_id: link
+        for link in ConsentLink.objects.active()
+        .filter(vin_entry__in=candidates)
+        .order_by("expires_at")
+    }
+    run = VinLinksRun()
     for entry in candidates.order_by("line_number"):
-        existing = entry.consent_links.active().order_by("-expires_at").first()
-        if existing is not None:
-            links.append(existing)
+        if entry.pk in usable:
+            run.links.append(usable[entry.pk])
+            continue
+        if run.stopped or run.created >= limit:
+            run.remaining += 1
             continue
         try:
-            links.append(
-                create_link(
-                    upload.fleet,
-                    vin_link_options(entry),
-                    user=user,
-                    label=entry.registration_plate or entry.vin,
-                    vin_entry=entry,
-                )
-            )
+            run.links.append(_new_vin_link(upload, entry, user))
+            run.created += 1
         except VolterasError as exc:
             message = refusal_message(exc)
-            failures[entry.vin] = message
             entry.record(Source.MANUAL, f"No consent link: {message}", actor=user)
-            if not isinstance(exc, ValidationError):
-                break
-    if failures:
-        raise VinLinksIncomplete(links, failures)
-    return links
+            if isinstance(exc, ValidationError):
+                run.failures[entry.vin] = message
+            else:
+                run.stopped = message
+                run.remaining += 1
+    return run
+
+
+def _new_vin_link(upload: Upload, entry: VinEntry, user) -> ConsentLink:
+    latest = entry.consent_links.order_by("-created_at", "-pk").first()
+    if latest is not None and latest.state in {LinkStatus.EXPIRED, LinkStatus.DECLINED}:
+        return reissue(latest, user)
+    return create_link(
+        upload.fleet,
+        vin_link_options(entry),
+        user=user,
+        label=entry.registration_plate or entry.vin,
+        vin_entry=entry,
+    )
+
+
+@dataclass(frozen=True)
+class VinLinksSummary:
+    needing: int  # VINs waiting for the owner's consent
+    with_link: int  # of which have a usable link (the CSV's rows)
+    to_reissue: int  # of which whose last link expired or was declined
+
+
+def vin_links_summary(upload: Upload) -> VinLinksSummary:
+    needing = needing_consent(upload)
+    active = ConsentLink.objects.active().filter(vin_entry__in=needing)
+    with_link = set(active.values_list("vin_entry_id", flat=True))
+    reissue_ids = set(
+        ConsentLink.objects.filter(vin_entry__in=needing)
+        .filter(
+            Q(status=LinkStatus.DECLINED)
+            | Q(status=LinkStatus.EXPIRED)
+            | Q(status__in=LinkStatus.open(), expires_at__lte=timezone.now())
+        )
+        .values_list("vin_entry_id", flat=True)
+    )
+    return VinLinksSummary(
+        needing=needing.count(),
+        with_link=len(with_link),
+        to_reissue=len(reissue_ids - with_link),
+    )
 
 
 def refresh_accounts(fleet: Fleet) -> tuple[int, int]:

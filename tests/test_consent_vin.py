@@ -11,6 +11,7 @@ import json
 import httpx
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from connections import consent
 from connections.models import (
@@ -73,7 +74,9 @@ def export(client, upload: Upload) -> list[dict[str, str]]:
     response = client.get(reverse("upload_consent_links_csv", args=[upload.pk]))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    text = response.content.decode("utf-8")  # strictly: no byte-order mark
+    assert text.startswith("vin,registration_plate,link,expires_at\r\n")
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 class TestVinLinks:
@@ -164,6 +167,57 @@ class TestVinLinks:
         assert [link.vin for link in ConsentLink.objects.all()] == [good]
         refused = upload.entries.get(vin=bad).events.get()
         assert refused.detail.startswith("No consent link: Volteras refused")
+
+    def test_bulk_is_bounded_per_request_and_resumes(
+        self, client, manager, upload, volteras, monkeypatch
+    ):
+        monkeypatch.setattr(consent, "VIN_LINKS_PER_REQUEST", 2)
+        client.force_login(manager)
+        url = reverse("upload_consent_links", args=[upload.pk])
+        text = client.post(url, follow=True).content.decode()
+        assert "2 consent link(s) created." in text
+        assert "1 VIN(s) still need a link: at most 2 are created at a time" in text
+        assert ConsentLink.objects.count() == 2
+        text = client.post(url, follow=True).content.decode()
+        assert "1 consent link(s) created. 2 VIN(s) already had one and keep it." in text
+        assert "still need a link" not in text
+        assert ConsentLink.objects.count() == 3
+
+    def test_a_rate_limit_stops_the_run_with_what_is_left(self, client, manager, upload, volteras):
+        volteras.control(
+            faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 1}]
+        )
+        client.force_login(manager)
+        first = client.post(reverse("upload_consent_links", args=[upload.pk]), follow=True)
+        text = first.content.decode()
+        assert "Stopped: Volteras is receiving too many requests" in text
+        assert "3 VIN(s) still need a link" in text
+        assert not ConsentLink.objects.exists()
+        client.post(reverse("upload_consent_links", args=[upload.pk]))
+        assert ConsentLink.objects.count() == 3
+
+    def test_csv_lists_only_vins_still_needing_consent(self, client, manager, upload, volteras):
+        client.force_login(manager)
+        client.post(reverse("upload_consent_links", args=[upload.pk]))
+        first, second, golf = ConsentLink.objects.order_by("vin_entry__line_number")
+        # The first VIN connected another way; the second's link ran out.
+        VinEntry.objects.filter(pk=first.vin_entry_id).update(status=VinStatus.CONNECTED)
+        ConsentLink.objects.filter(pk=second.pk).update(expires_at=timezone.now())
+        assert [row["vin"] for row in export(client, upload)] == [golf.vin]
+        page = client.get(upload.get_absolute_url()).content.decode()
+        assert "The mail-merge CSV lists the 1 VIN with a usable consent link" in page
+        assert "(2 need the owner's consent)" in page
+        assert "1 VIN needs a reissue" in page
+        # Creating links again reissues the expired one: the old short link forwards.
+        client.post(reverse("upload_consent_links", args=[upload.pk]))
+        second.refresh_from_db()
+        assert second.state == LinkStatus.REISSUED
+        assert second.replaced_by.vin_entry_id == second.vin_entry_id
+        assert [row["link"] for row in export(client, upload)] == [
+            second.replaced_by.short_url,
+            golf.short_url,
+        ]
+        assert "needs a reissue" not in client.get(upload.get_absolute_url()).content.decode()
 
     def test_nothing_to_do_is_said(self, client, manager, fleet):
         upload = Upload.objects.create(fleet=fleet)

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from connections import consent
 from connections.forms_consent import ConsentLinkForm, StatusFilterForm
 from connections.imports import csv_safe
-from connections.models import Source, VinStatus
+from connections.models import Source
 from connections.models_consent import ConnectedAccount, ConsentLink, LinkStatus
 from connections.views.fleets import visible_fleet
 from connections.views.uploads import visible_upload
@@ -169,36 +169,50 @@ def link_reissue_expiring(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
     """Per-VIN links for the upload's CONNECTION_REQUIRED VINs (the ticked
-    `entry` ids, or all of them when none is ticked)."""
+    `entry` ids, or all of them when none is ticked), a bounded number per
+    request: the message says what is left, and posting again goes on."""
     upload = visible_upload(request, upload_id)
     ids = [int(value) for value in request.POST.getlist("entry") if value.isdigit()]
     entries = list(upload.entries.filter(pk__in=ids)) if ids else None
-    try:
-        links = consent.create_vin_links(upload, entries, request.user)
-    except consent.VinLinksIncomplete as exc:
-        links = exc.links
-        for vin, problem in exc.failures.items():
-            messages.error(request, f"{vin}: {problem}")
-    if links:
-        messages.success(
+    run = consent.create_vin_links(upload, entries, request.user)
+    for vin, problem in run.failures.items():
+        messages.error(request, f"{vin}: {problem}")
+    if run.links:
+        kept = len(run.links) - run.created
+        text = f"{run.created} consent link(s) created."
+        if kept:
+            text += f" {kept} VIN(s) already had one and keep it."
+        messages.success(request, text + " Download the CSV to send them.")
+    if run.stopped:
+        messages.error(
             request,
-            f"{len(links)} VIN(s) have a consent link. Download the CSV to send them.",
+            f"Stopped: {run.stopped} {run.remaining} VIN(s) still need a link; "
+            "create consent links again later to go on (links already made are kept).",
         )
-    elif not upload.entries.filter(status=VinStatus.CONNECTION_REQUIRED).exists():
-        messages.info(request, "No VIN of this upload needs the owner's consent.")
+    elif run.remaining:
+        messages.warning(
+            request,
+            f"{run.remaining} VIN(s) still need a link: at most "
+            f"{consent.VIN_LINKS_PER_REQUEST} are created at a time, so create consent "
+            "links again to go on.",
+        )
+    if not run.links and not run.failures and not run.remaining:
+        which = "selected VIN" if ids else "VIN of this upload"
+        messages.info(request, f"No {which} needs the owner's consent.")
     return redirect(upload)
 
 
 @require_GET
 def upload_links_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
-    """`vin,registration_plate,link,expires_at` of each VIN's usable link, for a mail merge."""
+    """`vin,registration_plate,link,expires_at` of each usable link of a VIN that
+    still needs the owner's consent, for a mail merge (plain UTF-8, no BOM)."""
     upload = visible_upload(request, upload_id)
     out = StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     links = (
         ConsentLink.objects.active()
-        .filter(vin_entry__upload=upload)
+        .filter(vin_entry__in=consent.needing_consent(upload))
         .select_related("vin_entry")
         .order_by("vin_entry__line_number", "-expires_at")
     )
@@ -215,7 +229,7 @@ def upload_links_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
                 link.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             ]
         )
-    response = HttpResponse(out.getvalue().encode("utf-8-sig"), content_type="text/csv")
+    response = HttpResponse(out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="upload-{upload.pk}-consent-links.csv"'
     return response
 
