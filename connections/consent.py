@@ -89,6 +89,9 @@ class LinkOptions:
     vin: str = ""
     model: str = ""
     model_year: int | None = None
+    integration_method: str = ""
+    charger_latitude: float | None = None
+    charger_longitude: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def payload(self, return_url: str) -> dict[str, Any]:
@@ -105,6 +108,9 @@ class LinkOptions:
             "vin": self.vin or None,
             "model": self.model or None,
             "modelYear": self.model_year,
+            "integrationMethod": self.integration_method or None,
+            "chargerLocationLatitude": self.charger_latitude,
+            "chargerLocationLongitude": self.charger_longitude,
         }
         return {key: value for key, value in fields.items() if value is not None}
 
@@ -121,7 +127,15 @@ class LinkOptions:
             vin=payload.get("vin") or "",
             model=payload.get("model") or "",
             model_year=payload.get("modelYear"),
+            integration_method=payload.get("integrationMethod") or "",
+            charger_latitude=_number(payload.get("chargerLocationLatitude")),
+            charger_longitude=_number(payload.get("chargerLocationLongitude")),
         )
+
+
+def _number(value: Any) -> float | None:
+    """The contract allows a coordinate as a number or a numeric string."""
+    return None if value is None or value == "" else float(value)
 
 
 def _connect(options: LinkOptions, return_url: str) -> str:
@@ -137,6 +151,9 @@ def _connect(options: LinkOptions, return_url: str) -> str:
         vin=options.vin or None,
         model=options.model or None,
         model_year=options.model_year,
+        integration_method=options.integration_method or None,
+        charger_location_latitude=options.charger_latitude,
+        charger_location_longitude=options.charger_longitude,
     )
 
 

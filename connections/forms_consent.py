@@ -14,13 +14,12 @@ from .models_consent import LinkStatus
 from .vins import check_vin, normalise_country, normalise_vin
 
 HOUR = 3600
-EXPIRY_CHOICES = [
-    (HOUR, "1 hour"),
-    (6 * HOUR, "6 hours"),
-    (24 * HOUR, "1 day"),
-    (3 * 24 * HOUR, "3 days"),
-    (7 * 24 * HOUR, "7 days"),
-    (14 * 24 * HOUR, "14 days"),
+DAY = 24 * HOUR
+EXPIRY_UNITS = [("hours", "hours"), ("days", "days")]
+UNIT_SECONDS = {"hours": HOUR, "days": DAY}
+INTEGRATION_METHODS = [
+    ("", "Default"),
+    ("BMW_ENERGY_API", "BMW Energy API (smart charging)"),
 ]
 
 
@@ -69,11 +68,35 @@ class ConsentLinkForm(forms.Form):
         label="Country",
         help_text="The owner's country (e.g. GB, DE), used to look up vehicle details.",
     )
-    expires_in = forms.TypedChoiceField(
-        choices=EXPIRY_CHOICES,
-        coerce=int,
-        initial=7 * 24 * HOUR,
+    expiry_amount = forms.IntegerField(
+        initial=7,
         label="Link valid for",
+        help_text="From 1 hour to 14 days. The owner must finish before then.",
+        widget=forms.NumberInput(attrs={"min": 1, "max": 336, "step": 1}),
+    )
+    expiry_unit = forms.ChoiceField(choices=EXPIRY_UNITS, initial="days", label="Unit")
+    integration_method = forms.ChoiceField(
+        choices=INTEGRATION_METHODS,
+        required=False,
+        label="Connection method",
+        help_text="For makes that connect in more than one way. For BMW and MINI, the BMW "
+        "Energy API is for smart charging; the default (BMW CarData) gives other vehicle data.",
+    )
+    charger_latitude = forms.FloatField(
+        required=False,
+        min_value=-90,
+        max_value=90,
+        label="Charger latitude",
+        help_text="Where the vehicle charges, e.g. 51.5074 (currently used by BMW only): "
+        "helps the owner pick their charger, which BMW needs before charging can be "
+        "started or stopped remotely.",
+    )
+    charger_longitude = forms.FloatField(
+        required=False,
+        min_value=-180,
+        max_value=180,
+        label="Charger longitude",
+        help_text="E.g. -0.1278. Give both latitude and longitude, or neither.",
     )
     vin = forms.CharField(
         max_length=40,
@@ -102,12 +125,6 @@ class ConsentLinkForm(forms.Form):
             )
         return code
 
-    def clean_expires_in(self) -> int:
-        value = self.cleaned_data["expires_in"]
-        if not MIN_EXPIRY <= value <= MAX_EXPIRY:
-            raise forms.ValidationError("A link is valid for 1 hour to 14 days.")
-        return value
-
     def clean_vin(self) -> str:
         vin = normalise_vin(self.cleaned_data["vin"])
         if vin:
@@ -135,7 +152,26 @@ class ConsentLinkForm(forms.Form):
             )
         if (data.get("model") or data.get("model_year")) and not data.get("vin"):
             self.add_error("vin", "Model and model year are only sent with a VIN.")
+        self._clean_expiry(data)
+        latitude, longitude = data.get("charger_latitude"), data.get("charger_longitude")
+        if (latitude is None) != (longitude is None):
+            missing = "charger_longitude" if longitude is None else "charger_latitude"
+            self.add_error(missing, "Give both the charger's latitude and longitude, or neither.")
         return data
+
+    def _clean_expiry(self, data: dict[str, Any]) -> None:
+        amount, unit = data.get("expiry_amount"), data.get("expiry_unit")
+        if amount is None or unit not in UNIT_SECONDS:
+            return  # the field's own error says what is wrong
+        seconds = amount * UNIT_SECONDS[unit]
+        if not MIN_EXPIRY <= seconds <= MAX_EXPIRY:
+            self.add_error(
+                "expiry_amount",
+                f"A link is valid for 1 hour to 14 days (336 hours); {amount} {unit} is "
+                f"too {'short' if seconds < MIN_EXPIRY else 'long'}.",
+            )
+        else:
+            data["expires_in"] = seconds
 
     def options(self) -> LinkOptions:
         data = self.cleaned_data
@@ -150,6 +186,9 @@ class ConsentLinkForm(forms.Form):
             vin=data.get("vin") or "",
             model=(data.get("model") or "").strip(),
             model_year=data.get("model_year"),
+            integration_method=data.get("integration_method") or "",
+            charger_latitude=data.get("charger_latitude"),
+            charger_longitude=data.get("charger_longitude"),
         )
 
 

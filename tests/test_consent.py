@@ -47,7 +47,7 @@ def volteras(settings, sandbox):
     return sandbox
 
 
-def new_link(client, fleet, **fields) -> ConsentLink:
+def new_link(client, fleet, *, expires_in: int = 7 * 24 * 3600, **fields) -> ConsentLink:
     data = {
         "label": "Jane's car",
         "recipient_note": "Hi Jane, please connect the company car.",
@@ -55,7 +55,8 @@ def new_link(client, fleet, **fields) -> ConsentLink:
         "device_types": ["VEHICLE"],
         "country_code": "GB",
         "region": "EUROPE",
-        "expires_in": 7 * 24 * 3600,
+        "expiry_amount": expires_in // 3600,
+        "expiry_unit": "hours",
         **fields,
     }
     before = set(ConsentLink.objects.values_list("pk", flat=True))

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connections import consent
+from connections.forms_consent import ConsentLinkForm
 from connections.models import (
     ConsentLink,
     LinkStatus,
@@ -231,7 +232,8 @@ class TestVinLinks:
 FORM = {
     "scopes": ["vehicle:all"],
     "device_types": ["VEHICLE"],
-    "expires_in": 3600,
+    "expiry_amount": 1,
+    "expiry_unit": "hours",
 }
 
 
@@ -250,7 +252,59 @@ class TestFormValidation:
 
     def test_expiry_range(self, client, manager, fleet):
         client.force_login(manager)
-        assert "Select a valid choice" in form_errors(client, fleet, expires_in=1209601)
+        text = form_errors(client, fleet, expiry_amount=15, expiry_unit="days")
+        assert "A link is valid for 1 hour to 14 days (336 hours); 15 days is too long." in text
+        text = form_errors(client, fleet, expiry_amount=337, expiry_unit="hours")
+        assert "337 hours is too long" in text
+        assert "0 hours is too short" in form_errors(client, fleet, expiry_amount=0)
+        assert "Enter a whole number" in form_errors(client, fleet, expiry_amount="2.5")
+        assert "Select a valid choice" in form_errors(client, fleet, expiry_unit="weeks")
+
+    @pytest.mark.parametrize(
+        ("amount", "unit", "seconds"),
+        [(1, "hours", 3600), (36, "hours", 129600), (5, "days", 432000), (14, "days", 1209600)],
+    )
+    def test_any_expiry_in_range(self, fleet, amount, unit, seconds):
+        data = {**FORM, "expiry_amount": amount, "expiry_unit": unit}
+        form = ConsentLinkForm(data, fleet=fleet)
+        assert form.is_valid(), form.errors
+        assert form.options().expires_in == seconds
+
+    def test_charger_location(self, client, manager, fleet):
+        client.force_login(manager)
+        text = form_errors(client, fleet, charger_latitude="91", charger_longitude="0")
+        assert "Ensure this value is less than or equal to 90" in text
+        text = form_errors(client, fleet, charger_latitude="51.5", charger_longitude="-181")
+        assert "Ensure this value is greater than or equal to -180" in text
+        text = form_errors(client, fleet, charger_latitude="51.5")
+        assert "Give both the charger&#x27;s latitude and longitude, or neither." in text
+        assert "Enter a number" in form_errors(
+            client, fleet, charger_latitude="north", charger_longitude="0"
+        )
+        text = form_errors(client, fleet, integration_method="BMW_CARDATA")
+        assert "Select a valid choice" in text
+
+    def test_contract_options_reach_volteras(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(
+            client,
+            fleet,
+            makes=["BMW"],
+            integration_method="BMW_ENERGY_API",
+            charger_latitude="51.5074",
+            charger_longitude="-0.1278",
+        )
+        assert link.options["integrationMethod"] == "BMW_ENERGY_API"
+        assert link.options["chargerLocationLatitude"] == 51.5074
+        assert link.options["chargerLocationLongitude"] == -0.1278
+        page = client.get(link.get_absolute_url()).content.decode()
+        assert "BMW_ENERGY_API" in page and "51.5074, -0.1278" in page
+        # A reissue asks for the same.
+        client.post(reverse("consent_link_reissue", args=[fleet.slug, link.pk]))
+        link.refresh_from_db()
+        new = link.replaced_by.options
+        assert new["integrationMethod"] == "BMW_ENERGY_API"
+        assert new["chargerLocationLatitude"] == 51.5074
 
     def test_region_rules(self, client, manager, fleet):
         client.force_login(manager)
