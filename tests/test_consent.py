@@ -306,6 +306,20 @@ class TestJourney:
         account.refresh_from_db()
         assert account.status == ConnectedAccount.Status.DISCONNECTED
 
+    def test_refresh_reads_vehicles_in_the_background(self, client, manager, fleet, volteras):
+        client.force_login(manager)
+        link = new_link(client, fleet)
+        follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
+        drain()
+        account = ConnectedAccount.objects.get()
+        Vehicle.objects.all().delete()
+        client.force_login(manager)
+        response = client.post(reverse("consent_account_refresh", args=[fleet.slug]), follow=True)
+        assert "Their vehicles are being read from Volteras" in response.content.decode()
+        assert not Vehicle.objects.exists()
+        assert drain() == 1  # one read of the vehicle list for all the fleet's accounts
+        assert Vehicle.objects.filter(account_id=account.volteras_id).count() == 3
+
 
 class TestForgedAndForeign:
     def test_unknown_token_changes_nothing(self, client, manager, fleet, volteras):
