@@ -555,6 +555,7 @@ class VinLinksRun:
     failures: dict[str, str] = field(default_factory=dict)  # VIN -> Volteras' refusal
     remaining: int = 0  # VINs left without a link, to do in a next run
     stopped: str = ""  # why the run stopped early (Volteras refused for everyone)
+    stopped_vin: str = ""  # the VIN it was at then
 
 
 def vin_link_options(entry: VinEntry) -> LinkOptions:
@@ -578,7 +579,29 @@ def needing_consent(upload: Upload) -> models.QuerySet[VinEntry]:
     return upload.entries.filter(status=VinStatus.CONNECTION_REQUIRED, superseded=False)
 
 
-def create_vin_links(
+class VinLinksIncomplete(Exception):
+    """Volteras refused part of a bulk creation; `links` holds those made."""
+
+    def __init__(self, links: list[ConsentLink], failures: dict[str, str]) -> None:
+        super().__init__(f"{len(failures)} VIN(s) got no link")
+        self.links = links
+        self.failures = failures
+
+
+def create_vin_links(upload: Upload, entries: Iterable[VinEntry] | None, user) -> list[ConsentLink]:
+    """`create_vin_links_batch` without a limit, for a caller that sends a few
+    VINs it chose: the links, or `VinLinksIncomplete` naming each VIN refused
+    (and the one at which an organisation-wide refusal stopped the run)."""
+    run = create_vin_links_batch(upload, entries, user, limit=0)
+    if run.failures or run.stopped:
+        failures = dict(run.failures)
+        if run.stopped:
+            failures[run.stopped_vin] = run.stopped
+        raise VinLinksIncomplete(run.links, failures)
+    return run.links
+
+
+def create_vin_links_batch(
     upload: Upload,
     entries: Iterable[VinEntry] | None,
     user,
@@ -592,8 +615,8 @@ def create_vin_links(
     duplicated); one whose last link expired or was declined gets it reissued,
     so the short link the owner already has forwards to the new one. Entries of
     other uploads or in other states are ignored. At most `limit` links are
-    made (default `VIN_LINKS_PER_REQUEST`): calling again goes on where this
-    stopped. A refusal for the whole organisation (anything but a validation
+    made (default `VIN_LINKS_PER_REQUEST`, 0 for no limit): calling again goes
+    on where this stopped. A refusal for the whole organisation (anything but a validation
     error, a 429 say) stops the run.
     """
     limit = VIN_LINKS_PER_REQUEST if limit is None else limit
@@ -611,7 +634,7 @@ def create_vin_links(
         if entry.pk in usable:
             run.links.append(usable[entry.pk])
             continue
-        if run.stopped or run.created >= limit:
+        if run.stopped or (limit and run.created >= limit):
             run.remaining += 1
             continue
         try:
@@ -623,7 +646,7 @@ def create_vin_links(
             if isinstance(exc, ValidationError):
                 run.failures[entry.vin] = message
             else:
-                run.stopped = message
+                run.stopped, run.stopped_vin = message, entry.vin
                 run.remaining += 1
     return run
 

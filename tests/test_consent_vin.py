@@ -197,6 +197,19 @@ class TestVinLinks:
         client.post(reverse("upload_consent_links", args=[upload.pk]))
         assert ConsentLink.objects.count() == 3
 
+    def test_unbounded_creation_names_the_vin_a_rate_limit_stopped_at(
+        self, manager, upload, volteras
+    ):
+        volteras.control(
+            faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 1}]
+        )
+        with pytest.raises(consent.VinLinksIncomplete) as caught:
+            consent.create_vin_links(upload, None, manager)
+        first = upload.entries.get(line_number=1)
+        assert list(caught.value.failures) == [first.vin]
+        assert "too many requests" in caught.value.failures[first.vin]
+        assert caught.value.links == []
+
     def test_csv_lists_only_vins_still_needing_consent(self, client, manager, upload, volteras):
         client.force_login(manager)
         client.post(reverse("upload_consent_links", args=[upload.pk]))

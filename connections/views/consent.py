@@ -174,7 +174,7 @@ def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
     upload = visible_upload(request, upload_id)
     ids = [int(value) for value in request.POST.getlist("entry") if value.isdigit()]
     entries = list(upload.entries.filter(pk__in=ids)) if ids else None
-    run = consent.create_vin_links(upload, entries, request.user)
+    run = consent.create_vin_links_batch(upload, entries, request.user)
     for vin, problem in run.failures.items():
         messages.error(request, f"{vin}: {problem}")
     if run.links:
