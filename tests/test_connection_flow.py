@@ -19,6 +19,7 @@ from connections import submission, tracking
 from connections.imports import read_upload
 from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
 from connections.tasks import drain, sweep
+from connections.views.uploads import SLOW_POLL_SECONDS
 from tests.test_uploads import make_vin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,60 +49,226 @@ def statuses(upload) -> dict[str, tuple[str, str]]:
     return got
 
 
+# Every line of docs/demo-vins.csv (line 1 is the header): what the export shows once the
+# worker is done. Columns: line, vin, make, country_code, registration_plate, status,
+# error_codes, action_category, can_retry, a phrase of the message.
+# fmt: off
+DEMO_EXPECTED = [
+    # Valid VINs of every make family, with the make written as people write it.
+    (2, "WVGZZZE29MP012345", "VOLKSWAGEN", "DE", "B-FP 1021", "CONNECTED", "", "", "", "Connected"),
+    (3, "XP7YGCEK8PB104417", "TESLA", "DE", "M-EV 4417", "CONNECTED", "", "", "", "Connected"),
+    (4, "WBY71AW010FM20581", "BMW", "GB", "LD71 XKE", "CONNECTED", "", "", "", "Connected"),
+    (5, "WMW21DH080TH93001", "MINI", "GB", "LB22 MNE", "CONNECTED", "", "", "", "Connected"),
+    (6, "W1N2437011J338810", "MERCEDES BENZ", "NL", "G-123-BX", "CONNECTED", "", "", "",
+     "Connected"),
+    (7, "VF1AG000366123456", "RENAULT", "FR", "GH-458-KL", "CONNECTED", "", "", "", "Connected"),
+    (8, "VR3UHZKX0MT019837", "PEUGEOT", "FR", "FT-903-AZ", "CONNECTED", "", "", "", "Connected"),
+    (9, "KNACC81G9M5012345", "KIA", "NL", "R-554-TS", "CONNECTED", "", "", "", "Connected"),
+    (10, "KMHK381GXLU104529", "HYUNDAI", "DE", "HH-KE 529", "CONNECTED", "", "", "", "Connected"),
+    (11, "TMBJC7NY2NF003912", "SKODA", "CZ", "7AB 3912", "CONNECTED", "", "", "", "Connected"),
+    (12, "YV1XZEDV2N2745510", "VOLVO", "SE", "ABC 123", "CONNECTED", "", "", "", "Connected"),
+    (13, "LPSED3KA7NL051284", "POLESTAR", "NO", "EV 51284", "CONNECTED", "", "", "", "Connected"),
+    (14, "SJNFAAZE4U6042718", "NISSAN", "GB", "NX16 LFE", "CONNECTED", "", "", "", "Connected"),
+    # No country: the fleet's default (GB).
+    (15, "JTMABAB5XPA023318", "TOYOTA", "GB", "LP23 BZX", "CONNECTED", "", "", "", "Connected"),
+    # No make: inferred from the VIN (WAU is Audi).
+    (16, "WAUZZZGE1NB014470", "AUDI", "DE", "S-AE 470", "CONNECTED", "", "", "", "Connected"),
+    (17, "3FMTK3SU5MMA12345", "FORD", "US", "7ABC123", "CONNECTED", "", "", "", "Connected"),
+    # Volteras' magic prefixes.
+    (18, "PERR0R11000000001", "VOLKSWAGEN", "GB", "", "ERROR", "OEM_VEHICLE_UPDATE_REQUIRED",
+     "CUSTOMER_ACTION", "true", "software update"),
+    (19, "1NC0MP11400000002", "FORD", "US", "", "INCOMPATIBLE", "OEM_VEHICLE_NOT_COMPATIBLE",
+     "CONTACT_SUPPORT", "false", "cannot be connected"),
+    (20, "PR0C11AA500000003", "RENAULT", "FR", "", "PENDING", "", "", "", "Waiting"),
+    (21, "ALERT511800000004", "TESLA", "DE", "", "CONNECTED", "", "", "", "manufacturer alerts"),
+    # A North American VIN with a wrong check digit, never sent.
+    (22, "1FA6P8TH4J5100001", "FORD", "US", "8XYZ001", "INVALID", "", "", "", "check digit"),
+    # The letter O, which VINs never use, never sent.
+    (23, "WVWZZZ1KZ8WO12345", "VOLKSWAGEN", "DE", "HB-VW 12", "INVALID", "", "", "", "letter O"),
+    # A duplicate of line 2: the first is kept, this one never sent.
+    (24, "WVGZZZE29MP012345", "VOLKSWAGEN", "DE", "B-FP 1021", "SKIPPED", "", "", "",
+     "duplicate of line 2"),
+    # Audi written on a BMW VIN: a warning, sent as Audi.
+    (25, "WBY11CF000CH47110", "AUDI", "GB", "LV20 AUD", "CONNECTED", "", "", "", "Connected"),
+    # Kia outside Europe, and a make Volteras does not connect: never sent.
+    (26, "KNDCC3LG4P5123456", "KIA", "US", "9KIA456", "INVALID", "", "", "", "Europe only"),
+    (27, "UU1HSDAD95B123456", "Dacia", "FR", "AB-123-CD", "INVALID", "", "", "",
+     "'Dacia' is not a make"),
+    # The sandbox's own prefixes: the owner must consent; pending, then connected.
+    (28, "C0NSENT1XAB000001", "VOLKSWAGEN", "GB", "LV21 CNS", "CONNECTION_REQUIRED", "", "",
+     "false", "consent flow"),
+    (29, "C0NSENT11AB000002", "VOLKSWAGEN", "GB", "LV21 CNT", "CONNECTION_REQUIRED", "", "",
+     "false", "consent flow"),
+    (30, "PEND1NG16AB000003", "RENAULT", "FR", "", "CONNECTED", "", "", "", "Connected"),
+    # Lower case with dashes and a space, make in lower case: normalised and sent.
+    (31, "WF0FXXGC9FKD12345", "FORD", "DE", "K-FD 345", "CONNECTED", "", "", "", "Connected"),
+]
+# fmt: on
+FOREVER_PENDING_LINE = 20
+
+
+def export_rows(client, upload) -> list[dict[str, str]]:
+    response = client.get(reverse("upload_export", args=[upload.pk]))
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def poll(client, upload):
+    return client.get(
+        reverse("upload_rows", args=[upload.pk]), {"v": 0}, headers={"HX-Request": "true"}
+    )
+
+
+@pytest.mark.parametrize("forever_pending", ["kept", "removed"])
 @pytest.mark.django_db(transaction=False)
 def test_demo_csv_reaches_final_states(
-    client, manager, fleet, volteras, django_capture_on_commit_callbacks
-):
+    client, manager, fleet, volteras, django_capture_on_commit_callbacks, time_machine,
+    forever_pending,
+):  # fmt: skip
+    """Every line of the demo CSV, from the preview to its final status, the summary and
+    the export. PR0C11 stays PENDING forever (Volteras' rule), so the table only stops
+    polling (286) in the run where the manager removed that line before sending."""
     client.force_login(manager)
     data = (ROOT / "docs" / "demo-vins.csv").read_bytes()
+    assert len(data.decode("utf-8").splitlines()) == 1 + len(DEMO_EXPECTED)
     client.post(
         reverse("upload_new", args=[fleet.slug]),
         {"file": SimpleUploadedFile("demo-vins.csv", data, "text/csv")},
     )
     upload = Upload.objects.get()
+    expected = list(DEMO_EXPECTED)
+    if forever_pending == "removed":
+        entry = upload.entries.get(line_number=FOREVER_PENDING_LINE)
+        client.post(reverse("entry_remove", args=[upload.pk, entry.pk]))
+        expected = [row for row in expected if row[0] != FOREVER_PENDING_LINE]
+    never_sent = {"INVALID", "SKIPPED"}
     ready = upload.entries.filter(status=VinStatus.READY).count()
+    assert ready == sum(1 for row in expected if row[5] not in never_sent)
+    # The PEND1NG1 VIN waits for connect-pending (else the sandbox connects it at once).
+    volteras.control(pending_seconds=3600)
     submit(client, upload, django_capture_on_commit_callbacks)
 
-    got = statuses(upload)
-    assert got["PERR0R11000000001"] == ("ERROR", "OEM_VEHICLE_UPDATE_REQUIRED")
-    assert got["1NC0MP11400000002"] == ("INCOMPATIBLE", "OEM_VEHICLE_NOT_COMPATIBLE")
-    assert got["PR0C11AA500000003"][0] == "PENDING"
-    assert got["ALERT511800000004"] == ("CONNECTED", "")
-    assert got["WVGZZZE29MP012345"] == ("CONNECTED", "")
-    assert got["WVWZZZ1KZ8WO12345"][0] == "INVALID"
-    error = upload.entries.get(vin="PERR0R11000000001")
-    assert error.action_category == "CUSTOMER_ACTION"
-    assert error.can_retry is True
-    connected = upload.entries.filter(vin="WVGZZZE29MP012345").order_by("line_number").first()
-    assert connected.vehicle_id
+    waiting = upload.entries.get(vin="PEND1NG16AB000003")
+    assert waiting.status == VinStatus.PENDING
+    assert poll(client, upload).status_code == 200
+    volteras.connect_pending()
+    time_machine.move_to(timezone.now() + tracking.RECHECK_FIRST * 2)
+    tracking.recheck_waiting_entries()
+
+    # Each line's final state, error codes and who must act.
+    entries = {e.line_number: e for e in upload.entries.all()}
+    assert sorted(entries) == [row[0] for row in expected]
+    for line, vin, make, country, plate, status, codes, action, _retry, _msg in expected:
+        entry = entries[line]
+        got = (entry.vin, entry.make, entry.country_code, entry.registration_plate, entry.status,
+               ";".join(entry.error_codes), entry.action_category)  # fmt: skip
+        assert got == (vin, make, country, plate, status, codes, action), f"line {line}"
+        assert bool(entry.vehicle_id) == (status == "CONNECTED"), f"line {line}"
+    assert entries[16].make_inferred
+    assert entries[25].validity == VinEntry.Validity.WARNING
+    assert {line for line, e in entries.items() if e.validity == VinEntry.Validity.WARNING} == {25}
+
     # One connect call per 100 VINs: this upload fits in one.
     assert ConnectBatch.objects.filter(upload=upload).count() == 1
-    assert upload.entries.filter(status=VinStatus.SUBMITTING).count() == 0
-    sent = upload.entries.exclude(status__in=["INVALID", "SKIPPED"]).count()
-    assert sent == ready
-
-    # The timeline tells the story: confirmed, accepted in a group, result by poll.
+    connected = entries[2]
     sources = list(connected.events.values_list("source", flat=True))
     assert sources[:2] == ["submission", "submission"]
     assert "poll" in sources
+    pending = list(entries[30].events.values_list("status_to", "source"))
+    assert pending[-1] == ("CONNECTED", "poll")
 
-    # The live table has settled: the poll answers 286 and polling stops.
-    poll = client.get(
-        reverse("upload_rows", args=[upload.pk]), {"v": 0}, headers={"HX-Request": "true"}
-    )
-    assert poll.status_code == 200 or poll.status_code == 286
-    page = client.get(upload.get_absolute_url()).content.decode()
-    assert "OEM_VEHICLE_UPDATE_REQUIRED" in page
+    # The summary counts, as the page shows them.
+    page = client.get(upload.get_absolute_url())
+    summary = page.context["summary"]
+    counts = {str(status): n for status, n, _css in summary["counts"]}
+    want = {"CONNECTED": 20, "CONNECTION_REQUIRED": 2, "INCOMPATIBLE": 1, "ERROR": 1,
+            "INVALID": 4, "SKIPPED": 1, "PENDING": 1}  # fmt: skip
+    if forever_pending == "removed":
+        del want["PENDING"]
+    assert counts == want
+    assert summary["total"] == len(expected)
+    assert summary["final"] == len(expected) - want.get("PENDING", 0)
+    assert "OEM_VEHICLE_UPDATE_REQUIRED" in page.content.decode()
 
-    export = client.get(reverse("upload_export", args=[upload.pk]))
-    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
-    by_vin: dict[str, dict] = {}
-    for row in rows:
-        by_vin.setdefault(row["vin"], row)
-    assert by_vin["PERR0R11000000001"]["error_codes"] == "OEM_VEHICLE_UPDATE_REQUIRED"
-    assert by_vin["PERR0R11000000001"]["action_category"] == "CUSTOMER_ACTION"
-    assert by_vin["WVGZZZE29MP012345"]["vehicle_id"] == connected.vehicle_id
-    assert len(rows) == upload.entries.count()
+    # The whole export, row by row, in file order.
+    rows = export_rows(client, upload)
+    assert len(rows) == len(expected)
+    for row, (line, vin, make, country, plate, status, codes, action, retry, msg) in zip(
+        rows, expected, strict=True
+    ):
+        entry = entries[line]
+        assert {k: v for k, v in row.items() if k not in {"message", "updated_at"}} == {
+            "vin": vin,
+            "make": make,
+            "country_code": country,
+            "registration_plate": plate,
+            "status": status,
+            "error_codes": codes,
+            "action_category": action,
+            "can_retry": retry,
+            "vehicle_id": entry.vehicle_id,
+        }, f"line {line}"
+        assert msg in row["message"], f"line {line}: {row['message']!r}"
+        assert row["updated_at"] == entry.updated_at.isoformat()
+
+    # The live table: still polling (slowly) while PR0C11 waits, 286 once all is final.
+    settled = poll(client, upload)
+    if forever_pending == "kept":
+        assert settled.status_code == 200
+        assert settled.context["poll_seconds"] == SLOW_POLL_SECONDS
+    else:
+        assert settled.status_code == 286
+
+
+# The sandbox's other prefixes and the failures the portal only warns about: pasted VIN,
+# make, country; what each ends as (status, error code, action category, can_retry).
+# fmt: off
+EVERY_OTHER_OUTCOME = [
+    ("0FFL1NE1000000001", "VW,DE", "ERROR", "OEM_VEHICLE_OFFLINE", "CUSTOMER_ACTION", True),
+    ("REM0TE11000000002", "VW,DE", "ERROR", "OEM_VEHICLE_REMOTE_ACCESS_DISABLED",
+     "CUSTOMER_ACTION", True),
+    ("SHAR1NG1000000003", "VW,DE", "ERROR", "OEM_VEHICLE_DATA_SHARING_DISABLED",
+     "CUSTOMER_ACTION", True),
+    ("FC0NSNT1000000004", "VW,DE", "ERROR", "FLEET_CONSENT_MISSING", "CUSTOMER_ACTION", True),
+    ("DR1VER11000000005", "VW,DE", "ERROR", "OEM_AUTH_DRIVER_IS_NOT_PRIMARY_USER",
+     "CUSTOMER_ACTION", True),
+    ("N0TF0UND000000006", "VW,DE", "ERROR", "OEM_DEVICE_NOT_FOUND", "CONTACT_SUPPORT", False),
+    ("N0PERM11000000007", "VW,DE", "ERROR", "NOT_PERMITTED", "CONTACT_SUPPORT", False),
+    ("N0CHECK1000000008", "VW,DE", "ERROR", "VIN_CHECK_NOT_SUPPORTED", "CONTACT_SUPPORT", False),
+    ("N0UPL0AD000000009", "VW,DE", "ERROR", "VIN_UPLOAD_NOT_SUPPORTED", "CONTACT_SUPPORT", False),
+    ("BLACK11S000000010", "VW,DE", "ERROR", "VIN_BLACKLISTED", "UNDER_REVIEW", False),
+    ("SUBJ0000000000011", "VW,DE", "ERROR", "SUBJECTS_NOT_ASSIGNABLE", "CONTACT_SUPPORT", True),
+    # A European VIN with a wrong check digit: only a warning here, Volteras refuses it.
+    ("WVGZZZE20MP012345", "VW,DE", "ERROR", "INVALID_VIN", "CUSTOMER_ACTION", False),
+    # BMW in Japan: a warning here, the wrong region for Volteras.
+    ("WBA11AW080FM20582", "BMW,JP", "ERROR", "OEM_INCORRECT_REGION", "CUSTOMER_ACTION", False),
+]
+# fmt: on
+
+
+def test_every_other_sandbox_outcome(
+    client, manager, fleet, volteras, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    text = "\n".join(f"{vin},{rest}" for vin, rest, *_ in EVERY_OTHER_OUTCOME)
+    upload = submission.create_upload(fleet, manager, read_upload(text))
+    assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.READY}
+    warned = upload.entries.filter(validity=VinEntry.Validity.WARNING)
+    assert {"WVGZZZE20MP012345", "WBA11AW080FM20582"} <= set(warned.values_list("vin", flat=True))
+    submit(client, upload, django_capture_on_commit_callbacks)
+    got = {
+        e.vin: (e.status, ";".join(e.error_codes), e.action_category, e.can_retry)
+        for e in upload.entries.all()
+    }
+    assert got == {vin: tuple(rest) for vin, _input, *rest in EVERY_OTHER_OUTCOME}
+    exported = {row["vin"]: row for row in export_rows(client, upload)}
+    for vin, _input, status, code, action, retry in EVERY_OTHER_OUTCOME:
+        row = exported[vin]
+        assert (row["status"], row["error_codes"], row["action_category"], row["can_retry"]) == (
+            status, code, action, str(retry).lower()
+        )  # fmt: skip
+    assert poll(client, upload).status_code == 286
 
 
 def test_n_vins_cost_ceil_n_over_100_connect_calls(

@@ -458,16 +458,16 @@ def test_sample_headerless_vin_list():
 def test_demo_csv_parses_with_the_expected_counts():
     with (ROOT / "docs" / "demo-vins.csv").open("rb") as handle:
         rows = validated(read_upload(handle, filename="demo-vins.csv"))
-    assert len(rows) == 26
+    assert len(rows) == 30
     assert Counter(r.status for r in rows) == {
-        VinStatus.READY: 21,
+        VinStatus.READY: 25,
         VinStatus.INVALID: 4,
         VinStatus.SKIPPED: 1,
     }
     assert Counter(r.validity for r in rows)[VinEntry.Validity.WARNING] == 1
     assert sum(r.sandbox_test for r in rows) == 4
     assert sum(r.make_inferred for r in rows) == 1
-    assert sum(bool(r.registration_plate) for r in rows) == 22
+    assert sum(bool(r.registration_plate) for r in rows) == 25
     invalid = {r.vin[:3]: r.problems[0] for r in rows if r.status == VinStatus.INVALID}
     assert "check digit" in invalid["1FA"]
     assert "letter O" in invalid["WVW"]
