@@ -289,6 +289,20 @@ class TestExport:
         statuses = sorted(r["status"] for r in csv.DictReader(io.StringIO(text)))
         assert statuses == ["INVALID", "SUBMITTING"]
 
+    def test_unsent_rows_export_as_contract_statuses(self, client, manager, fleet):
+        """A draft's ready rows are SUBMITTING (not accepted yet) and its skipped rows
+        INVALID (never sent), with the reason in the message: never READY or SKIPPED."""
+        client.force_login(manager)
+        text = f"{make_vin(5)}\n{make_vin(6)}\n{make_vin(5)}\nNOTAVIN\n"
+        upload = submission.create_upload(fleet, manager, read_upload(text))
+        response = client.get(reverse("upload_export", args=[upload.pk]))
+        text = b"".join(response.streaming_content).decode("utf-8-sig")
+        rows = [(r["status"], r["message"]) for r in csv.DictReader(io.StringIO(text))]
+        assert [status for status, _ in rows] == ["SUBMITTING", "SUBMITTING", "INVALID", "INVALID"]
+        assert rows[0][1] == "Valid, not sent yet: the upload has not been confirmed."
+        assert "duplicate of line 1" in rows[2][1]
+        assert "characters" in rows[3][1]
+
 
 class TestEntryPage:
     def test_matrix_and_timeline(self, client, users, fleet, manager):

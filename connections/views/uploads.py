@@ -42,8 +42,12 @@ EXPORT_COLUMNS = [
     "vehicle_id",
     "updated_at",
 ]
-# What the export calls the portal's own pre-submission states.
-EXPORT_STATUS = {VinStatus.READY: "READY", VinStatus.SKIPPED: "SKIPPED"}
+# The export speaks the contract's per-VIN statuses plus the portal's INVALID (never
+# sent), SUBMITTING (not yet accepted) and DISCONNECTED. A skipped row (duplicate, already
+# in the fleet) is never sent, and a ready row of a draft is not accepted yet; the
+# message keeps the difference.
+EXPORT_STATUS = {VinStatus.READY: VinStatus.SUBMITTING, VinStatus.SKIPPED: VinStatus.INVALID}
+NOT_CONFIRMED = "Valid, not sent yet: the upload has not been confirmed."
 
 
 def visible_upload(request: HttpRequest, upload_id: int) -> Upload:
@@ -267,6 +271,9 @@ def _export_rows(entries):
     yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
     for entry in entries.iterator(chunk_size=2000):
         status = EXPORT_STATUS.get(entry.status, entry.status)
+        message = entry.message or "; ".join(entry.problems)
+        if entry.status == VinStatus.READY:
+            message = f"{NOT_CONFIRMED} {message}".strip()
         yield writer.writerow(
             [
                 csv_safe(entry.vin),
@@ -275,7 +282,7 @@ def _export_rows(entries):
                 csv_safe(entry.registration_plate),
                 status,
                 csv_safe(";".join(entry.error_codes)),
-                csv_safe(entry.message or "; ".join(entry.problems)),
+                csv_safe(message),
                 csv_safe(entry.action_category),
                 "" if entry.can_retry is None else str(entry.can_retry).lower(),
                 csv_safe(entry.vehicle_id),
