@@ -88,6 +88,19 @@ class Fleet(models.Model):
         counts["active_links"] = self.active_consent_link_count()
         return counts
 
+    def live_version(self) -> str:
+        """What the fleet page's poll compares: changes whenever a headline count may.
+
+        Every change to a VIN entry bumps its upload's version (and uploads are only
+        added or removed), so the uploads' count and version sum move with the VIN
+        counts; active links expire with time, so their count is read as it is. Two
+        small queries instead of counting every VIN of the fleet.
+        """
+        uploads = Upload.objects.filter(fleet=self).aggregate(
+            n=models.Count("pk"), v=models.Sum("version")
+        )
+        return f"{uploads['n']}.{uploads['v'] or 0}.{self.active_consent_link_count()}"
+
     def active_consent_link_count(self) -> int:
         from django.apps import apps
 

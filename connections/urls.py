@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from connections.views import uploads
+from connections.views import fleets, uploads
 
 urlpatterns = [
+    path("fleets/<slug:slug>/stats/", fleets.fleet_stats, name="fleet_stats"),
     path("fleets/<slug:slug>/uploads/new/", uploads.upload_new, name="upload_new"),
     path("uploads/<int:upload_id>/", uploads.upload_detail, name="upload_detail"),
     path("uploads/<int:upload_id>/rows/", uploads.upload_rows, name="upload_rows"),

@@ -3,11 +3,13 @@
 import csv
 import io
 import math
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from connections import submission
 from connections.imports import read_upload
@@ -236,7 +238,66 @@ class TestLiveTable:
             reverse("upload_rows", args=[upload.pk]), {"v": 0}, headers={"HX-Request": "true"}
         )
         assert response.status_code == 286
-        assert "hx-trigger" not in response.content.decode()
+        # The table's fast poll is gone; only the slow watcher (its own element) remains.
+        body = response.content.decode()
+        assert body.count("hx-trigger") == 1
+        assert 'id="watch"' in body and "every 30s [!document.hidden]" in body
+
+    @pytest.mark.parametrize(
+        ("status", "shown"),
+        [(VinStatus.DISCONNECTED, "Disconnected"), (VinStatus.CONNECTED, "Connected")],
+    )
+    def test_settled_upload_shows_a_later_webhook_change(
+        self, client, manager, fleet, status, shown
+    ):
+        """Every VIN final (286), then a webhook disconnects one or an owner consents:
+        the watcher's next poll renders the table again; before that it costs a 204."""
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        entry = upload.entries.get()
+        first = VinStatus.CONNECTED if status == VinStatus.DISCONNECTED else (
+            VinStatus.CONNECTION_REQUIRED
+        )  # fmt: skip
+        entry.observe(first, "poll", vehicle_id="veh-1" if first == VinStatus.CONNECTED else "")
+        url = reverse("upload_rows", args=[upload.pk])
+        settled = client.get(url, {"v": 0}, headers={"HX-Request": "true"})
+        assert settled.status_code == 286
+        watch = settled.context["upload"].version
+        assert f"v={watch}" in settled.content.decode()
+        unchanged = client.get(url, {"v": watch}, headers={"HX-Request": "true"})
+        assert (unchanged.status_code, unchanged.content) == (204, b"")
+
+        entry.refresh_from_db()
+        entry.observe(status, "webhook", vehicle_id="veh-1")
+        changed = client.get(url, {"v": watch}, headers={"HX-Request": "true"})
+        assert changed.status_code == 286  # still all final: the watcher carries on
+        row = changed.content.decode().split(f'id="entry-{entry.pk}"')[1].split("</tr>")[0]
+        assert f">{shown}<" in row
+        assert f"v={watch + 1}" in changed.content.decode()
+
+    def test_watcher_of_a_settled_upload_resumes_fast_polling(self, client, manager, fleet):
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        entry = upload.entries.get()
+        entry.observe(VinStatus.ERROR, "poll", error_codes=["OEM_VEHICLE_OFFLINE"])
+        upload.refresh_from_db()
+        watch = upload.version
+        entry.observe(VinStatus.SUBMITTING, "manual")  # a retry
+        response = client.get(
+            reverse("upload_rows", args=[upload.pk]), {"v": watch}, headers={"HX-Request": "true"}
+        )
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "every 2s" in body and 'id="watch"' not in body
+
+    def test_draft_and_live_uploads_have_no_watcher(self, client, manager, fleet):
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        assert 'id="watch"' not in client.get(upload.get_absolute_url()).content.decode()
+        submission.submit(upload, manager)
+        assert 'id="watch"' not in client.get(upload.get_absolute_url()).content.decode()
 
     def test_only_pending_left_polls_slowly(self, client, manager, fleet):
         client.force_login(manager)
@@ -252,6 +313,68 @@ class TestLiveTable:
         # A draft that is not being checked has nothing to poll for: 286 stops htmx.
         url = reverse("upload_rows", args=[upload.pk])
         assert_access(client, url, users, member=286, support=286, admin=286)
+
+
+class TestFleetPage:
+    def stats(self, client, fleet, version):
+        url = reverse("fleet_stats", args=[fleet.slug])
+        return client.get(url, {"v": version}, headers={"HX-Request": "true"})
+
+    def test_headline_counts_follow_a_webhook(self, client, manager, fleet):
+        client.force_login(manager)
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        submission.submit(upload, manager)
+        entry = upload.entries.get()
+        entry.observe(VinStatus.CONNECTED, "poll", vehicle_id="veh-1")
+        page = client.get(fleet.get_absolute_url())
+        version = page.context["version"]
+        body = page.content.decode()
+        assert f'hx-get="{reverse("fleet_stats", args=[fleet.slug])}?v={version}"' in body
+        assert "every 30s [!document.hidden], every 60s [document.hidden]" in body
+        assert page.context["counts"]["connected"] == 1
+        unchanged = self.stats(client, fleet, version)
+        assert (unchanged.status_code, unchanged.content) == (204, b"")
+
+        entry.refresh_from_db()
+        entry.observe(VinStatus.DISCONNECTED, "webhook")
+        changed = self.stats(client, fleet, version)
+        assert changed.status_code == 200
+        body = changed.content.decode()
+        assert body.lstrip().startswith('<dl class="stats" id="fleet-stats"')
+        assert "<dt>Connected vehicles</dt><dd>0</dd>" in body
+        assert "<dt>VINs needing action</dt><dd>1</dd>" in body
+        new_version = fleet.live_version()
+        assert new_version != version and f"?v={new_version}" in body
+        assert self.stats(client, fleet, new_version).status_code == 204
+
+    def test_uploads_and_links_change_the_version(self, manager, fleet, time_machine):
+        from tests.test_consent import stored_link
+
+        before = fleet.live_version()
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        assert fleet.live_version() != before
+        before = fleet.live_version()
+        submission.submit(upload, manager)
+        assert fleet.live_version() != before
+        before = fleet.live_version()
+        stored_link(fleet)
+        assert fleet.live_version() != before
+        before = fleet.live_version()
+        time_machine.move_to(timezone.now() + timedelta(hours=2))  # the link expired
+        assert fleet.live_version() != before
+
+    def test_unchanged_poll_does_not_count_vins(
+        self, client, manager, fleet, django_assert_num_queries
+    ):
+        submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        client.force_login(manager)
+        version = fleet.live_version()
+        # session, user, the fleet (visibility), uploads' versions, active links
+        with django_assert_num_queries(5):
+            assert self.stats(client, fleet, version).status_code == 204
+
+    def test_matrix(self, client, users, fleet):
+        assert_access(client, reverse("fleet_stats", args=[fleet.slug]), users)
 
 
 class TestExport:

@@ -3,6 +3,10 @@ from django.shortcuts import get_object_or_404, render
 
 from connections.models import Fleet
 
+# How often a page whose numbers rarely move (the fleet page, a settled upload) asks
+# whether a webhook changed something; htmx doubles it while the tab is hidden.
+WATCH_SECONDS = 30
+
 
 def visible_fleet(request: HttpRequest, slug: str) -> Fleet:
     """A fleet the user may see, or 404: another fleet's URL never leaks."""
@@ -21,5 +25,26 @@ def fleet_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "connections/fleet_detail.html",
-        {"fleet": fleet, "counts": fleet.headline_counts(), "uploads": uploads},
+        {
+            "fleet": fleet,
+            "counts": fleet.headline_counts(),
+            "uploads": uploads,
+            "version": fleet.live_version(),
+            "watch_seconds": WATCH_SECONDS,
+        },
     )
+
+
+def fleet_stats(request: HttpRequest, slug: str) -> HttpResponse:
+    """The fleet page's headline counts, polled: unchanged answers 204 without counting."""
+    fleet = visible_fleet(request, slug)
+    version = fleet.live_version()
+    if request.GET.get("v") == version:
+        return HttpResponse(status=204)
+    context = {
+        "fleet": fleet,
+        "counts": fleet.headline_counts(),
+        "version": version,
+        "watch_seconds": WATCH_SECONDS,
+    }
+    return render(request, "connections/fleet_detail.html#stats", context)

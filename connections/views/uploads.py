@@ -23,7 +23,7 @@ from connections.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.forms import EntryFilterForm, UploadForm
 from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
 from connections.models import Fleet, Upload, VinEntry, VinStatus, user_is_support
-from connections.views.fleets import visible_fleet
+from connections.views.fleets import WATCH_SECONDS, visible_fleet
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 
 PAGE_SIZE = 100
@@ -167,6 +167,10 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
             upload.state == Upload.State.CHECKING
             or (upload.state == Upload.State.SUBMITTED and not summary["settled"])
         ),
+        # Settled is not frozen: a disconnect or a completed consent can still arrive
+        # by webhook, so a slow version check keeps watching once fast polling stops.
+        "watching": upload.state == Upload.State.SUBMITTED and summary["settled"],
+        "watch_seconds": WATCH_SECONDS,
         "show_eligibility": upload.state != Upload.State.SUBMITTED
         and upload.entries.exclude(eligibility="").exists(),
         "eligibility_labels": ELIGIBILITY_LABELS,
@@ -179,7 +183,11 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 
 def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
-    """The live table's poll: a version check first, rows only when changed."""
+    """The live table's poll: a version check first, rows only when changed.
+
+    Answers 286 once every VIN is final, which stops the table's fast poll; the
+    rendered table then carries the slow watcher, which polls this same view and
+    swaps the table in again when a late change bumps the version."""
     if request.htmx and "v" in request.GET:
         # The common case, a poll that finds nothing new: one small query.
         version = (
