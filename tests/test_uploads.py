@@ -119,6 +119,24 @@ class TestPreview:
         assert "Nothing has been sent yet" in body
         assert "duplicate of line 2" in body
 
+    def test_rows_valid_with_a_warning_are_marked_and_counted(self, client, demo_upload):
+        response = client.get(demo_upload.get_absolute_url())
+        assert response.context["summary"]["warnings"] == 1
+        body = response.content.decode()
+        count = body.split('id="warning-count"')[1].split("</li>")[0]
+        assert "Valid, with a warning</span> 1 " in count
+
+        def row(line):
+            entry = demo_upload.entries.get(line_number=line)
+            return body.split(f'id="entry-{entry.pk}"')[1].split("</tr>")[0]
+
+        # line 25: Audi written on a BMW VIN; line 2: valid without a warning
+        assert '<span class="badge warn">Valid, with a warning</span>' in row(25)
+        assert "Valid, with a warning" not in row(2)
+        submission.submit(demo_upload, demo_upload.created_by)
+        body = client.get(demo_upload.get_absolute_url()).content.decode()
+        assert "Valid, with a warning" not in body
+
     def test_filters_and_search(self, client, demo_upload):
         url = demo_upload.get_absolute_url()
         invalid = client.get(url, {"status": "INVALID"}).context["page"]

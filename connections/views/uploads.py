@@ -86,7 +86,7 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "connections/upload_new.html", {"fleet": fleet, "form": form})
 
 
-def _summary(counts: dict[str, int]) -> dict:
+def _summary(counts: dict[str, int], warnings: int = 0) -> dict:
     total = sum(counts.values())
     final = sum(n for status, n in counts.items() if status in VinStatus.final())
     ordered = [
@@ -122,6 +122,7 @@ def _summary(counts: dict[str, int]) -> dict:
         "sendable": counts.get(VinStatus.READY, 0),
         "needs_consent": counts.get(VinStatus.CONNECTION_REQUIRED, 0),
         "invalid": counts.get(VinStatus.INVALID, 0),
+        "warnings": warnings,
     }
 
 
@@ -134,13 +135,18 @@ def _badge(status: str) -> str:
 def _table_context(request: HttpRequest, upload: Upload) -> dict:
     entries = upload.entries.all()
     # One scan of the upload gives both the summary counts and the filters' choices.
-    groups = upload.entries.values_list("status", "error_code", "make").annotate(n=Count("pk"))
+    groups = upload.entries.values_list("status", "error_code", "make", "validity").annotate(
+        n=Count("pk")
+    )
     counts: dict[str, int] = {}
     errors, makes = set(), set()
-    for status, error, make, n in groups.order_by():
+    warnings = 0
+    for status, error, make, validity, n in groups.order_by():
         counts[status] = counts.get(status, 0) + n
         errors.add(error)
         makes.add(make)
+        if validity == VinEntry.Validity.WARNING:
+            warnings += n
     statuses = set(counts)
     form = EntryFilterForm(
         request.GET,
@@ -151,7 +157,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     filtered = form.apply(entries).prefetch_related("consent_links")
     page = Paginator(filtered, PAGE_SIZE).get_page(request.GET.get("page"))
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
-    summary = _summary(counts)
+    summary = _summary(counts, warnings)
     return {
         "upload": upload,
         "fleet": upload.fleet,
