@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from connections import submission, tracking
 from connections.imports import read_upload
-from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
+from connections.models import ConnectBatch, ConsentLink, Upload, VinEntry, VinStatus
 from connections.tasks import drain, sweep
 from connections.views.uploads import SLOW_POLL_SECONDS
 from tests.test_uploads import make_vin
@@ -475,6 +475,40 @@ def test_consent_links_from_the_upload_table(
     csv_text = client.get(reverse("upload_consent_links_csv", args=[upload.pk])).content.decode()
     assert csv_text.splitlines()[0].lstrip("\ufeff") == "vin,registration_plate,link,expires_at"
     assert "C0NSENT1000000002" in csv_text
+
+
+def test_consent_links_for_the_ticked_vins(
+    client, manager, fleet, volteras, django_capture_on_commit_callbacks
+):
+    """Checkboxes on the CONNECTION_REQUIRED rows feed one form (no JavaScript needed):
+    links for exactly the ticked VINs; nothing ticked is refused, not taken as all."""
+    client.force_login(manager)
+    vins = [f"C0NSENT1000000{n:03d}" for n in (11, 12, 13)]
+    upload = submission.create_upload(
+        fleet, manager, read_upload("\n".join(f"{v},Volkswagen,GB" for v in vins))
+    )
+    submit(client, upload, django_capture_on_commit_callbacks)
+    one, two, three = upload.entries.order_by("line_number")
+    page = client.get(upload.get_absolute_url()).content.decode()
+    url = reverse("upload_consent_links", args=[upload.pk])
+    assert f'<form method="post" action="{url}" id="consent-pick">' in page
+    for entry in (one, two, three):
+        assert (
+            f'<label class="pick" for="pick-{entry.pk}"><input type="checkbox" '
+            f'id="pick-{entry.pk}" name="entry" value="{entry.pk}" form="consent-pick"'
+        ) in page
+        assert f'Select<span class="visually-hidden"> {entry.vin} for a consent link' in page
+
+    refused = client.post(url, {"selected": "1"}, follow=True)
+    assert "Tick the VINs that need a consent link" in refused.content.decode()
+    assert not ConsentLink.objects.exists()
+
+    client.post(url, {"selected": "1", "entry": [one.pk, three.pk]})
+    assert [e.consent_links.count() for e in (one, two, three)] == [1, 0, 1]
+    # A VIN with a usable link has nothing left to tick.
+    page = client.get(upload.get_absolute_url()).content.decode()
+    assert f'id="pick-{one.pk}"' not in page
+    assert f'id="pick-{two.pk}"' in page
 
 
 def test_refused_batch_shows_each_vin_failed(

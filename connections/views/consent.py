@@ -173,6 +173,10 @@ def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
     request: the message says what is left, and posting again goes on."""
     upload = visible_upload(request, upload_id)
     ids = [int(value) for value in request.POST.getlist("entry") if value.isdigit()]
+    if not ids and request.POST.get("selected"):
+        # "For the selected VINs" with nothing ticked must not mean all of them.
+        messages.error(request, "Tick the VINs that need a consent link, then press the button.")
+        return redirect(upload)
     entries = list(upload.entries.filter(pk__in=ids)) if ids else None
     run = consent.create_vin_links_batch(upload, entries, request.user)
     for vin, problem in run.failures.items():
