@@ -262,6 +262,9 @@ class ReconciliationRun(models.Model):
     vehicles_read = models.PositiveIntegerField(default=0)
     changes = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Where the next run resumes its bounded reads (see `reconcile`).
+    vehicle_cursor = models.CharField(max_length=64, blank=True)
+    group_cursor = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -6,12 +6,19 @@ Volteras and applies what it finds, marked "found by reconciliation":
 1. `GET /v1/vehicles` (every page): the connected vehicles. A VIN entry still
    waiting (processing, pending, consent required) whose vehicle is listed
    connected becomes CONNECTED.
-2. Entries the portal shows CONNECTED whose vehicle is not listed: each is read
-   with `GET /v1/vehicles/{id}`, which heals a missed `device.disconnected`.
+2. Vehicles the portal believes connected that are not listed (those of
+   CONNECTED entries, and those shared through a consent account, which may
+   have no VIN entry): each is read with `GET /v1/vehicles/{id}`, which heals
+   a missed `device.disconnected`.
 3. Entries still PROCESSING or PENDING after that: their group's results are
    read again (one read per group).
 
-So a missed webhook is healed within one interval plus the run's duration.
+Steps 2 and 3 read at most `RECONCILE_MAX_VEHICLE_READS` vehicles and
+`RECONCILE_MAX_GROUP_READS` groups a run. Each run resumes after the last
+vehicle id and batch id the previous run read (kept on its row) and wraps
+around, so with N rows to read every one is reached within ceil(N / cap)
+runs, however many there are. A missed webhook is therefore healed within
+one interval (a few more at great scale) plus the run's duration.
 """
 
 from __future__ import annotations
@@ -26,7 +33,15 @@ from django.utils import timezone
 from django_tasks import task
 
 from . import volteras
-from .models import ConnectBatch, Source, Upload, Vehicle, VinEntry, VinStatus
+from .models import (
+    ConnectBatch,
+    ConnectedAccount,
+    Source,
+    Upload,
+    Vehicle,
+    VinEntry,
+    VinStatus,
+)
 from .models_webhooks import ReconciliationRun
 from .tasks import sweeper
 from .webhooks import apply_vehicle, status_from_api
@@ -34,9 +49,6 @@ from .webhooks import apply_vehicle, status_from_api
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
-# Bounds on one run's extra reads; what is left waits for the next run.
-MAX_VEHICLE_READS = 500
-MAX_GROUP_READS = 200
 
 WAITING = (VinStatus.PROCESSING, VinStatus.PENDING, VinStatus.CONNECTION_REQUIRED)
 
@@ -48,12 +60,32 @@ class Report:
     groups_read: int = 0
     changes: int = 0
     errors: list[str] = field(default_factory=list)
+    # Where the next run resumes: the last vehicle id and batch id read.
+    vehicle_cursor: str = ""
+    group_cursor: int = 0
 
 
-def reconcile(client: volteras.VolterasClient | None = None) -> Report:
-    """One full pass; raises `VolterasError` only if the vehicle list cannot be read."""
+def last_cursors() -> tuple[str, int]:
+    """Where the previous finished run stopped (the start when none has)."""
+    run = (
+        ReconciliationRun.objects.filter(state=ReconciliationRun.State.DONE)
+        .order_by("-finished_at", "-pk")
+        .only("vehicle_cursor", "group_cursor")
+        .first()
+    )
+    return (run.vehicle_cursor, run.group_cursor) if run else ("", 0)
+
+
+def reconcile(
+    client: volteras.VolterasClient | None = None,
+    *,
+    vehicle_cursor: str = "",
+    group_cursor: int = 0,
+) -> Report:
+    """One pass, resuming steps 2 and 3 after the given cursors; raises
+    `VolterasError` only if the vehicle list cannot be read."""
     client = client or volteras.get_client()
-    report = Report()
+    report = Report(vehicle_cursor=vehicle_cursor, group_cursor=group_cursor)
     # A webhook applied while the list is read is fresher than the list:
     # everything taken from the list counts as read when listing started.
     started = timezone.now()
@@ -136,23 +168,52 @@ def _connect_listed(listed: dict[str, volteras.Vehicle], started: datetime) -> i
     return changes
 
 
+def _believed_connected(after: str = "", upto: str | None = None):
+    """Vehicle ids the portal believes connected, in id order, in (after, upto]:
+    those of CONNECTED entries, and those shared through a consent account
+    and not known to be disconnected (they may have no VIN entry at all)."""
+    entries = VinEntry.objects.filter(superseded=False, status=VinStatus.CONNECTED).exclude(
+        vehicle_id=""
+    )
+    shared = Vehicle.objects.filter(
+        disconnected=False,
+        account_id__in=ConnectedAccount.objects.exclude(volteras_id="").values("volteras_id"),
+    )
+    entries = entries.filter(vehicle_id__gt=after)
+    shared = shared.filter(volteras_id__gt=after)
+    if upto is not None:
+        entries = entries.filter(vehicle_id__lte=upto)
+        shared = shared.filter(volteras_id__lte=upto)
+    # UNION (not ALL) also removes a vehicle that is in both.
+    return (
+        entries.order_by()
+        .values_list("vehicle_id", flat=True)
+        .union(shared.order_by().values_list("volteras_id", flat=True))
+        .order_by("vehicle_id")
+    )
+
+
 def _check_connected_unlisted(
     client: volteras.VolterasClient, listed: dict[str, volteras.Vehicle], report: Report
 ) -> int:
-    unlisted = (
-        VinEntry.objects.filter(superseded=False, status=VinStatus.CONNECTED)
-        .exclude(vehicle_id="")
-        .values_list("vehicle_id", flat=True)
-        .distinct()
-        .order_by("vehicle_id")
-    )
+    cap = settings.RECONCILE_MAX_VEHICLE_READS
+    cursor = report.vehicle_cursor
+
+    def round_robin():
+        # From after the last run's cursor to the end, then from the start up
+        # to the cursor: each vehicle at most once a run.
+        yield from _believed_connected(after=cursor).iterator()
+        if cursor:
+            yield from _believed_connected(upto=cursor).iterator()
+
     changes = 0
-    for vehicle_id in unlisted.iterator():
+    for vehicle_id in round_robin():
         if vehicle_id in listed:
             continue
-        if report.vehicles_read >= MAX_VEHICLE_READS:
+        if report.vehicles_read >= cap:
             break
         report.vehicles_read += 1
+        report.vehicle_cursor = vehicle_id
         try:
             applied = apply_vehicle(
                 vehicle_id,
@@ -181,8 +242,15 @@ def _reread_groups(client: volteras.VolterasClient, report: Report) -> int:
         .distinct()
         .order_by("batch_id")
     )
+    cap = settings.RECONCILE_MAX_GROUP_READS
+    cursor = report.group_cursor
+    # After the last run's cursor to the end, then wrapping round to it.
+    batch_ids = list(waiting.filter(batch_id__gt=cursor)[:cap])
+    if len(batch_ids) < cap and cursor:
+        batch_ids += list(waiting.filter(batch_id__lte=cursor)[: cap - len(batch_ids)])
     changes = 0
-    for batch_id in list(waiting[:MAX_GROUP_READS]):
+    for batch_id in batch_ids:
+        report.group_cursor = batch_id
         batch = ConnectBatch.objects.get(pk=batch_id)
         try:
             results = client.connect_results(batch.group_id)
@@ -225,8 +293,9 @@ def execute_run(run_id: int, *, client: volteras.VolterasClient | None = None) -
     ).update(state=ReconciliationRun.State.RUNNING, started_at=timezone.now())
     if not claimed:
         return "not queued"
+    vehicle_cursor, group_cursor = last_cursors()
     try:
-        report = reconcile(client)
+        report = reconcile(client, vehicle_cursor=vehicle_cursor, group_cursor=group_cursor)
     except volteras.VolterasError as exc:
         logger.warning("reconciliation %s failed: %s", run_id, exc)
         ReconciliationRun.objects.filter(pk=run_id).update(
@@ -241,6 +310,8 @@ def execute_run(run_id: int, *, client: volteras.VolterasClient | None = None) -
         groups_read=report.groups_read,
         changes=report.changes,
         error="\n".join(report.errors)[:5000],
+        vehicle_cursor=report.vehicle_cursor,
+        group_cursor=report.group_cursor,
     )
     if report.changes:
         logger.info("reconciliation %s healed %s entries", run_id, report.changes)

@@ -145,6 +145,10 @@ UPLOAD_MAX_ROWS = env_int("UPLOAD_MAX_ROWS", 50_000, minimum=1)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 STALE_AFTER_DAYS = env_int("STALE_AFTER_DAYS", 14, minimum=1)
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 900, minimum=10)
+# Reads one reconciliation run makes beyond the vehicle list; the next run
+# resumes where this one stopped.
+RECONCILE_MAX_VEHICLE_READS = env_int("RECONCILE_MAX_VEHICLE_READS", 500, minimum=1)
+RECONCILE_MAX_GROUP_READS = env_int("RECONCILE_MAX_GROUP_READS", 200, minimum=1)
 WORKER_SWEEP_SECONDS = env_float("WORKER_SWEEP_SECONDS", 5.0, minimum=0.1)
 
 # The support workspace: when an in-progress VIN counts as stuck (hours since

@@ -1,0 +1,130 @@
+"""Bounded reconciliation, give-ups and the unmatched record, against the
+running sandbox (real HTTP): what keeps webhook-driven state true at scale.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from connections import volteras, webhooks
+from connections.models import (
+    ConnectBatch,
+    ConnectedAccount,
+    ReconciliationRun,
+    Source,
+    Upload,
+    Vehicle,
+    VinStatus,
+)
+from connections.reconcile import execute_run, start_run
+from sandbox.rules import fake_vin
+from tests.test_webhooks_processing import add_entry, connect, magic
+
+
+@pytest.fixture(autouse=True)
+def fresh_trigger(monkeypatch):
+    monkeypatch.setattr(webhooks, "_last_trigger", 0.0)
+
+
+@pytest.fixture
+def api(sandbox, settings) -> volteras.VolterasClient:
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    settings.VOLTERAS_MAX_RETRIES = 0
+    return volteras.get_client()
+
+
+@pytest.fixture
+def upload(fleet) -> Upload:
+    return Upload.objects.create(fleet=fleet, state=Upload.State.SUBMITTED)
+
+
+def run_once(at: datetime) -> ReconciliationRun:
+    """One interval's run, as a worker's sweep starts and executes it."""
+    with time_machine.travel(at, tick=False):
+        run = start_run()
+        assert run is not None
+        assert execute_run(run.pk) == "done"
+    run.refresh_from_db()
+    return run
+
+
+@pytest.mark.django_db
+class TestBoundedReconciliation:
+    def test_every_row_is_healed_within_a_bounded_number_of_runs(
+        self, api, sandbox, upload, fleet, settings
+    ):
+        settings.RECONCILE_INTERVAL_SECONDS = 600
+        settings.RECONCILE_MAX_VEHICLE_READS = 1
+        settings.RECONCILE_MAX_GROUP_READS = 1
+        # Three connected VINs whose device.disconnected never came...
+        gone = []
+        for n in range(3):
+            vin = fake_vin("VOLKSWAGEN", f"bounded-{n}")
+            _, result = connect(api, vin)
+            gone.append(add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id))
+            api.disconnect_vehicle(result.vehicle_id)
+        # ...a vehicle shared through a consent account, with no VIN entry...
+        _, shared = connect(api, fake_vin("VOLKSWAGEN", "bounded-shared"))
+        account = ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-bounded")
+        Vehicle.objects.create(
+            volteras_id=shared.vehicle_id,
+            vin=fake_vin("VOLKSWAGEN", "bounded-shared"),
+            connection_status="CONNECTED",
+            account_id=account.volteras_id,
+            last_seen_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        api.disconnect_vehicle(shared.vehicle_id)
+        # ...and three groups whose results polling never picked up.
+        waiting = []
+        for n in range(3):
+            vin = magic("1NC0MP11", f"B{n}")
+            group, _ = connect(api, vin)
+            batch = ConnectBatch.objects.create(
+                upload=upload, number=n + 1, state=ConnectBatch.State.DONE, group_id=group.id
+            )
+            waiting.append(add_entry(upload, vin, VinStatus.PROCESSING, batch=batch))
+
+        def healed() -> tuple[int, int, bool]:
+            disconnected = sum(e.status == VinStatus.DISCONNECTED for e in map(refreshed, gone))
+            incompatible = sum(e.status == VinStatus.INCOMPATIBLE for e in map(refreshed, waiting))
+            return (
+                disconnected,
+                incompatible,
+                Vehicle.objects.get(volteras_id=shared.vehicle_id).disconnected,
+            )
+
+        start = datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+        first = run_once(start)
+        assert (first.vehicles_read, first.groups_read) == (1, 1)  # the caps hold
+        disconnected, incompatible, shared_healed = healed()
+        # One vehicle (whichever id sorts first) and one group.
+        assert (disconnected + shared_healed, incompatible) == (1, 1)
+        # Four vehicles and three groups to read, one of each a run: four runs.
+        for n in range(1, 4):
+            run_once(start + timedelta(seconds=600 * n))
+        assert healed() == (3, 3, True)
+        for entry in gone:
+            assert entry.events.filter(source=Source.RECONCILIATION).count() == 1
+
+    def test_the_cursor_wraps_round(self, api, sandbox, upload, settings):
+        settings.RECONCILE_INTERVAL_SECONDS = 600
+        settings.RECONCILE_MAX_VEHICLE_READS = 2
+        for n, vehicle_id in enumerate(["veh-a", "veh-b", "veh-c"]):
+            vin = fake_vin("VOLKSWAGEN", f"wrap-{n}")
+            add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=vehicle_id)
+        # Every single-vehicle read fails, so all three stay to be read.
+        sandbox.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/"}])
+        start = datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+        runs = [run_once(start + timedelta(seconds=600 * n)) for n in range(3)]
+        assert [r.vehicles_read for r in runs] == [2, 2, 2]
+        assert [r.vehicle_cursor for r in runs] == ["veh-b", "veh-a", "veh-c"]
+        assert "veh-a: " in runs[1].error and "veh-c: " in runs[1].error
+
+
+def refreshed(entry):
+    entry.refresh_from_db()
+    return entry
