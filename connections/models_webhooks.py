@@ -19,7 +19,9 @@ from django.utils import timezone
 
 # How long a claimed event belongs to its worker before another may take it.
 EVENT_LEASE = timedelta(minutes=2)
-# Transient failures (network, 5xx, 429) are retried this many times in all.
+# Attempts at one event in all: transient failures (network, 5xx, 429) are
+# retried up to this, and an event whose worker keeps dying mid-processing
+# (its lease expires each time) is marked failed once it reaches it.
 MAX_EVENT_ATTEMPTS = 8
 
 
@@ -135,6 +137,23 @@ class WebhookEvent(models.Model):
         """Take the event for this worker, or None when it is not due or is
         someone else's. One conditional UPDATE, so two workers cannot both win."""
         now = timezone.now()
+        abandoned = cls.objects.due(now).filter(
+            pk=event_id, state=cls.State.PROCESSING, attempts__gte=MAX_EVENT_ATTEMPTS
+        )
+        # Every attempt at it so far stopped its worker (killed, out of memory,
+        # a hang past the lease): processing it again would only do that again.
+        if abandoned.update(
+            state=cls.State.FAILED,
+            lease_until=None,
+            lease_owner="",
+            processed_at=now,
+            error=(
+                f"Gave up after {MAX_EVENT_ATTEMPTS} attempts: each time, the worker "
+                "processing it stopped before finishing (killed or crashed). "
+                "Process it again once the cause is fixed."
+            ),
+        ):
+            return None
         owner = uuid.uuid4().hex
         won = (
             cls.objects.due(now)

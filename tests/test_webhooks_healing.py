@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
+from django.utils import timezone
 
 from connections import volteras, webhooks
 from connections.models import (
@@ -16,10 +18,14 @@ from connections.models import (
     Upload,
     Vehicle,
     VinStatus,
+    WebhookEvent,
 )
+from connections.models_webhooks import MAX_EVENT_ATTEMPTS
 from connections.reconcile import execute_run, start_run
+from connections.tasks import drain
+from connections.webhooks import redrive_webhook_events
 from sandbox.rules import fake_vin
-from tests.test_webhooks_processing import add_entry, connect, magic
+from tests.test_webhooks_processing import add_entry, connect, deliver, magic
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +134,44 @@ class TestBoundedReconciliation:
 def refreshed(entry):
     entry.refresh_from_db()
     return entry
+
+
+@pytest.mark.django_db
+class TestGivingUp:
+    def test_an_event_that_keeps_killing_its_worker_is_failed(
+        self, client, api, sandbox, upload, support
+    ):
+        vin = fake_vin("VOLKSWAGEN", "poison")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+
+        now = timezone.now()
+        for n in range(MAX_EVENT_ATTEMPTS):
+            # A worker claims it and dies; the lease runs out.
+            with time_machine.travel(now + timedelta(minutes=3 * n), tick=False):
+                assert WebhookEvent.claim(event.pk) is not None
+        with time_machine.travel(now + timedelta(minutes=3 * MAX_EVENT_ATTEMPTS), tick=False):
+            assert WebhookEvent.claim(event.pk) is None
+            assert not WebhookEvent.objects.due().exists()
+            assert redrive_webhook_events() == 0
+        event.refresh_from_db()
+        assert event.state == WebhookEvent.State.FAILED
+        assert f"Gave up after {MAX_EVENT_ATTEMPTS} attempts" in event.error
+        assert refreshed(entry).status == VinStatus.PENDING
+
+        client.force_login(support)
+        failed = client.get(reverse("webhook_events"), {"status": "failed"}).context["page"]
+        assert [e.pk for e in failed] == [event.pk]
+        detail = client.get(reverse("webhook_event", args=[event.pk])).content.decode()
+        assert "Gave up after" in detail and "worker" in detail
+
+        client.post(reverse("webhook_event_process", args=[event.pk]))
+        drain()
+        event.refresh_from_db()
+        assert (event.state, event.attempts, event.error) == (
+            WebhookEvent.State.PROCESSED,
+            1,
+            "",
+        )
+        assert refreshed(entry).status == VinStatus.CONNECTED
