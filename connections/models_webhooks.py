@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import connection, models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 # How long a claimed event belongs to its worker before another may take it.
@@ -68,6 +68,8 @@ class WebhookEvent(models.Model):
     api_status = models.CharField(max_length=40, blank=True)
     entries_matched = models.PositiveIntegerField(default=0)
     entries_changed = models.PositiveIntegerField(default=0)
+    # The vehicle matched nothing any fleet knows (and so is on the unmatched list).
+    unmatched = models.BooleanField(default=False)
 
     duplicates = models.PositiveIntegerField(default=0)
     last_duplicate_at = models.DateTimeField(null=True, blank=True)
@@ -105,7 +107,7 @@ class WebhookEvent(models.Model):
 
     @property
     def is_unmatched(self) -> bool:
-        return self.state == self.State.PROCESSED and self.entries_matched == 0
+        return self.state == self.State.PROCESSED and self.unmatched
 
     @classmethod
     def store_once(cls, **fields: Any) -> int | None:
@@ -237,6 +239,24 @@ class RefusedDelivery(models.Model):
         return f"{self.get_reason_display()} from {self.source_address or '?'}"
 
 
+class UnmatchedVehicleQuerySet(models.QuerySet["UnmatchedVehicle"]):
+    def now_known(self) -> UnmatchedVehicleQuerySet:
+        """Rows that match something a fleet knows by now: a VIN entry of the
+        vehicle id or VIN, or the consent account the vehicle was shared from."""
+        from .models import ConnectedAccount, Vehicle, VinEntry
+
+        by_id = VinEntry.objects.filter(vehicle_id=OuterRef("volteras_id"))
+        by_vin = VinEntry.objects.filter(vin=OuterRef("vin"))
+        by_account = Vehicle.objects.filter(
+            volteras_id=OuterRef("volteras_id"),
+            account_id__in=ConnectedAccount.objects.exclude(volteras_id="").values("volteras_id"),
+        )
+        return self.filter(Exists(by_id) | (Exists(by_vin) & ~Q(vin="")) | Exists(by_account))
+
+    def still_unmatched(self) -> UnmatchedVehicleQuerySet:
+        return self.exclude(pk__in=self.now_known().values("pk"))
+
+
 class UnmatchedVehicle(models.Model):
     """A vehicle a webhook named that matches no VIN entry in any fleet, kept
     for support with what the API said about it. Removed once it matches."""
@@ -252,6 +272,8 @@ class UnmatchedVehicle(models.Model):
     )
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
+
+    objects = UnmatchedVehicleQuerySet.as_manager()
 
     class Meta:
         ordering = ["-last_seen_at"]

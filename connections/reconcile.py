@@ -44,7 +44,7 @@ from .models import (
 )
 from .models_webhooks import ReconciliationRun
 from .tasks import sweeper
-from .webhooks import apply_vehicle, status_from_api
+from .webhooks import apply_vehicle, forget_matched_unmatched, status_from_api
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,9 @@ def reconcile(
     report.changes += _connect_listed(listed, started)
     report.changes += _check_connected_unlisted(client, listed, report)
     report.changes += _reread_groups(client, report)
+    # Polling, uploads and this run may have matched vehicles support was
+    # shown as unmatched.
+    forget_matched_unmatched()
     return report
 
 

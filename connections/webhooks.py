@@ -259,8 +259,11 @@ def _error_codes(api: volteras.Vehicle | None, status: str) -> list[str]:
 
 
 def _remember_unmatched(event: WebhookEvent, applied: Applied, api_answer: dict) -> None:
+    if applied.stale:
+        # Nothing was learnt: whatever the fresher read decided stands.
+        return
     if not applied.unmatched:
-        UnmatchedVehicle.objects.filter(volteras_id=applied.vehicle_id).delete()
+        forget_unmatched([applied.vehicle_id])
         return
     now = timezone.now()
     row, _ = UnmatchedVehicle.objects.get_or_create(
@@ -275,6 +278,22 @@ def _remember_unmatched(event: WebhookEvent, applied: Applied, api_answer: dict)
     row.last_event = event
     row.last_seen_at = now
     row.save()
+
+
+def forget_unmatched(vehicle_ids: list[str]) -> int:
+    """These vehicles now match something a fleet knows: off the unmatched
+    list, and their events lose the "unmatched" marker. Returns how many rows
+    went."""
+    removed, _ = UnmatchedVehicle.objects.filter(volteras_id__in=vehicle_ids).delete()
+    WebhookEvent.objects.filter(vehicle_id__in=vehicle_ids, unmatched=True).update(unmatched=False)
+    return removed
+
+
+def forget_matched_unmatched() -> int:
+    """Clear the unmatched rows that have come to match since (a VIN uploaded
+    later, a vehicle id learnt through polling, a consent account added)."""
+    known = list(UnmatchedVehicle.objects.now_known().values_list("volteras_id", flat=True))
+    return forget_unmatched(known) if known else 0
 
 
 def process_event(event_id: int, *, client: volteras.VolterasClient | None = None) -> str:
@@ -302,6 +321,9 @@ def process_event(event_id: int, *, client: volteras.VolterasClient | None = Non
         return "failed"
     vehicle = Vehicle.objects.filter(volteras_id=event.vehicle_id).only("raw").first()
     _remember_unmatched(event, applied, vehicle.raw if vehicle else {})
+    if applied.stale:
+        # The marker follows the record the fresher read left behind.
+        applied.unmatched = UnmatchedVehicle.objects.filter(volteras_id=event.vehicle_id).exists()
     event.finish(
         WebhookEvent.State.PROCESSED,
         result=applied.summary(),
@@ -309,6 +331,7 @@ def process_event(event_id: int, *, client: volteras.VolterasClient | None = Non
         api_status=applied.api_status,
         entries_matched=applied.matched,
         entries_changed=applied.changed,
+        unmatched=applied.unmatched,
     )
     return "processed"
 

@@ -15,15 +15,16 @@ from connections.models import (
     ConnectedAccount,
     ReconciliationRun,
     Source,
+    UnmatchedVehicle,
     Upload,
     Vehicle,
     VinStatus,
     WebhookEvent,
 )
 from connections.models_webhooks import MAX_EVENT_ATTEMPTS
-from connections.reconcile import execute_run, start_run
+from connections.reconcile import execute_run, reconcile, start_run
 from connections.tasks import drain
-from connections.webhooks import redrive_webhook_events
+from connections.webhooks import process_event, redrive_webhook_events
 from sandbox.rules import fake_vin
 from tests.test_webhooks_processing import add_entry, connect, deliver, magic
 
@@ -175,3 +176,75 @@ class TestGivingUp:
             "",
         )
         assert refreshed(entry).status == VinStatus.CONNECTED
+
+
+@pytest.mark.django_db
+class TestUnmatchedRecord:
+    def stranger(self, client, api, sandbox, seed: str):
+        vin = fake_vin("VOLKSWAGEN", seed)
+        _, result = connect(api, vin)
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        assert process_event(event.pk) == "processed"
+        event.refresh_from_db()
+        assert event.is_unmatched
+        return vin, result.vehicle_id, event
+
+    def test_a_stale_read_leaves_the_unmatched_row_alone(self, client, api, sandbox):
+        _, vehicle_id, _ = self.stranger(client, api, sandbox, "stale-stranger")
+        # A fresher read was applied meanwhile by another worker.
+        Vehicle.objects.filter(volteras_id=vehicle_id).update(
+            last_seen_at=timezone.now() + timedelta(minutes=1)
+        )
+        late = deliver(client, sandbox.webhook_secret, "device.connected", vehicle_id)
+        assert process_event(late.pk) == "processed"
+        late.refresh_from_db()
+        assert "fresher read" in late.result
+        assert UnmatchedVehicle.objects.filter(volteras_id=vehicle_id).exists()
+        assert late.is_unmatched  # the marker follows the record
+
+    def test_a_stale_read_of_a_matched_vehicle_is_not_marked_unmatched(
+        self, client, api, sandbox, upload
+    ):
+        vin = fake_vin("VOLKSWAGEN", "stale-matched")
+        _, result = connect(api, vin)
+        add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id)
+        Vehicle.objects.create(
+            volteras_id=result.vehicle_id,
+            vin=vin,
+            connection_status="CONNECTED",
+            last_seen_at=timezone.now() + timedelta(minutes=1),
+        )
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        assert process_event(event.pk) == "processed"
+        event.refresh_from_db()
+        assert event.entries_matched == 0
+        assert not event.is_unmatched
+
+    def test_a_vehicle_known_through_an_account_is_not_marked(
+        self, client, api, sandbox, fleet, support
+    ):
+        _, vehicle_id, _ = self.stranger(client, api, sandbox, "via-account")
+        ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-1")
+        Vehicle.objects.filter(volteras_id=vehicle_id).update(account_id="acc-1")
+        client.force_login(support)
+        # Known now: off the page at once, though the row waits for reconciliation.
+        page = client.get(reverse("webhook_unmatched")).content.decode()
+        assert vehicle_id not in page
+        assert UnmatchedVehicle.objects.filter(volteras_id=vehicle_id).exists()
+
+    def test_a_vehicle_matched_later_through_polling_is_cleared(
+        self, client, api, sandbox, upload, support
+    ):
+        vin, vehicle_id, event = self.stranger(client, api, sandbox, "polled-later")
+        # Polling (not a webhook) later learns this VIN entry's vehicle.
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry.observe(VinStatus.CONNECTED, Source.POLL, vehicle_id=vehicle_id)
+
+        client.force_login(support)
+        assert vehicle_id not in client.get(reverse("webhook_unmatched")).content.decode()
+        reconcile()
+        assert not UnmatchedVehicle.objects.exists()
+        event.refresh_from_db()
+        assert not event.is_unmatched
+        shown = client.get(reverse("webhook_events"), {"status": "unmatched"}).context["page"]
+        assert list(shown) == []

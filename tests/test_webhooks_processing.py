@@ -294,6 +294,8 @@ class TestProcessing:
         event.refresh_from_db()
         assert event.state == WebhookEvent.State.PROCESSED
         assert not UnmatchedVehicle.objects.exists()
+        # No entry matched, yet the log does not call it unmatched either.
+        assert event.entries_matched == 0 and not event.is_unmatched
         assert Vehicle.objects.get(volteras_id=vehicle.id).account_id == account.id
 
     def test_unknown_type_is_not_processed(self, client, api, sandbox, upload):

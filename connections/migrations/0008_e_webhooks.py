@@ -17,4 +17,9 @@ class Migration(migrations.Migration):
             name="group_cursor",
             field=models.PositiveBigIntegerField(default=0),
         ),
+        migrations.AddField(
+            model_name="webhookevent",
+            name="unmatched",
+            field=models.BooleanField(default=False),
+        ),
     ]

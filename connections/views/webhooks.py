@@ -195,7 +195,7 @@ class EventFilterForm(forms.Form):
         if status == "duplicate":
             events = events.filter(duplicates__gt=0)
         elif status == "unmatched":
-            events = events.filter(state=WebhookEvent.State.PROCESSED, entries_matched=0)
+            events = events.filter(state=WebhookEvent.State.PROCESSED, unmatched=True)
         elif status:
             events = events.filter(state=status)
         vehicle = data["vehicle"].strip()
@@ -222,7 +222,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "query": query,
             "refused_count": RefusedDelivery.objects.count(),
-            "unmatched_count": UnmatchedVehicle.objects.count(),
+            "unmatched_count": UnmatchedVehicle.objects.still_unmatched().count(),
             "runs": ReconciliationRun.objects.all()[:5],
         },
     )
@@ -241,7 +241,9 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
         {
             "event": event,
             "entries": entries,
-            "unmatched": UnmatchedVehicle.objects.filter(volteras_id=event.vehicle_id).first(),
+            "unmatched": UnmatchedVehicle.objects.still_unmatched()
+            .filter(volteras_id=event.vehicle_id)
+            .first(),
         },
     )
 
@@ -263,7 +265,8 @@ def refused_list(request: HttpRequest) -> HttpResponse:
 
 def unmatched_list(request: HttpRequest) -> HttpResponse:
     _support_only(request)
-    page = Paginator(UnmatchedVehicle.objects.select_related("last_event"), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    # Rows matched since (through polling or a later upload) are left out at
+    # once; reconciliation deletes them.
+    unmatched = UnmatchedVehicle.objects.still_unmatched().select_related("last_event")
+    page = Paginator(unmatched, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "connections/webhooks/unmatched_list.html", {"page": page})
