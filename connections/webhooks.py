@@ -48,6 +48,12 @@ DRAIN_BUDGET = 30.0
 DRAIN_CHUNK = 50
 RETRY_FIRST = 5.0
 RETRY_MAX = 600.0
+# A `device.connected` may arrive before `GET /v1/vehicles/{id}` knows the
+# vehicle (the API lags its own webhooks): a 404 then is read again this many
+# times, NOT_FOUND_FIRST seconds apart and doubling, before it counts as
+# "the API no longer knows it", i.e. disconnected.
+NOT_FOUND_RETRIES = 4
+NOT_FOUND_FIRST = 15.0
 
 # Entries the API's word about a vehicle may move. Not SUBMITTING: the batch
 # that is sending it owns that step. Not ERROR/INCOMPATIBLE/never-sent ones:
@@ -142,10 +148,13 @@ def apply_vehicle(
     reason: str = "",
     data: dict[str, Any] | None = None,
     read_at: datetime | None = None,
+    not_found_is_final: bool = True,
 ) -> Applied:
     """Read the vehicle (unless `known` was just read, as from the vehicle
     list) and apply what the API says to the vehicle record and to every VIN
-    entry of it in any fleet. Raises `VolterasError` when the API cannot be read.
+    entry of it in any fleet. Raises `VolterasError` when the API cannot be read,
+    and `volteras.NotFound` on a 404 unless `not_found_is_final` (then a 404
+    means disconnected).
 
     Two workers may process events for one vehicle at once; the vehicle row
     is locked while applying and a read older than the last applied one is
@@ -158,6 +167,8 @@ def apply_vehicle(
         try:
             api = (client or volteras.get_client()).get_vehicle(vehicle_id)
         except volteras.NotFound:
+            if not not_found_is_final:
+                raise
             api = None
     applied = Applied(vehicle_id=vehicle_id, vin=api.vin.upper() if api else "")
     applied.api_status = (api.connection_status or "UNKNOWN") if api else "NOT FOUND (404)"
@@ -311,7 +322,10 @@ def process_event(event_id: int, *, client: volteras.VolterasClient | None = Non
             client=client,
             reason=f"{event.event_type or 'untyped'} webhook",
             data={"svix_id": event.svix_id, "event_type": event.event_type},
+            not_found_is_final=_not_found_is_final(event),
         )
+    except volteras.NotFound:
+        return _not_found_yet(event)
     except volteras.VolterasError as exc:
         return _failed_transiently(event, exc)
     except Exception as exc:
@@ -334,6 +348,38 @@ def process_event(event_id: int, *, client: volteras.VolterasClient | None = Non
         unmatched=applied.unmatched,
     )
     return "processed"
+
+
+def _not_found_is_final(event: WebhookEvent) -> bool:
+    """Whether a 404 for this event's vehicle means it is disconnected now.
+
+    After `device.disconnected` it does. After `device.connected` the API may
+    not know the new vehicle yet, so only once the retries are spent. An
+    untyped event (the contract's body carries no type) is read like a
+    disconnection when the portal has read this vehicle from the API before
+    (the API knew it and no longer does), like a connection otherwise.
+    """
+    if event.event_type == DISCONNECTED or event.attempts > NOT_FOUND_RETRIES:
+        return True
+    if event.event_type == CONNECTED:
+        return False
+    return Vehicle.objects.filter(volteras_id=event.vehicle_id).exists()
+
+
+def _not_found_yet(event: WebhookEvent) -> str:
+    delay = NOT_FOUND_FIRST * 2 ** (event.attempts - 1)
+    left = NOT_FOUND_RETRIES + 1 - event.attempts
+    event.finish(
+        WebhookEvent.State.RECEIVED,
+        error=(
+            "Volteras does not know this vehicle yet (404); read again in "
+            f"{delay:.0f} s ({left} more read{'s' if left != 1 else ''} before it "
+            "counts as disconnected)."
+        ),
+        api_status="NOT FOUND (404)",
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    return "retry"
 
 
 def _failed_transiently(event: WebhookEvent, exc: volteras.VolterasError) -> str:

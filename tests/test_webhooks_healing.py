@@ -24,7 +24,7 @@ from connections.models import (
 from connections.models_webhooks import MAX_EVENT_ATTEMPTS
 from connections.reconcile import execute_run, reconcile, start_run
 from connections.tasks import drain
-from connections.webhooks import process_event, redrive_webhook_events
+from connections.webhooks import NOT_FOUND_RETRIES, process_event, redrive_webhook_events
 from sandbox.rules import fake_vin
 from tests.test_webhooks_processing import add_entry, connect, deliver, magic
 
@@ -176,6 +176,49 @@ class TestGivingUp:
             "",
         )
         assert refreshed(entry).status == VinStatus.CONNECTED
+
+
+@pytest.mark.django_db
+class TestNotFound:
+    def test_a_connected_vehicle_the_api_does_not_know_yet_is_read_again(
+        self, client, api, sandbox, upload
+    ):
+        entry = add_entry(
+            upload, fake_vin("VOLKSWAGEN", "lagging"), VinStatus.CONNECTED, vehicle_id="veh-lag"
+        )
+        event = deliver(client, sandbox.webhook_secret, "device.connected", "veh-lag")
+        at = timezone.now()
+        for _ in range(NOT_FOUND_RETRIES):
+            with time_machine.travel(at, tick=False):
+                assert process_event(event.pk) == "retry"
+            event.refresh_from_db()
+            assert event.state == WebhookEvent.State.RECEIVED
+            assert "does not know this vehicle yet (404)" in event.error
+            assert event.next_attempt_at > at
+            assert refreshed(entry).status == VinStatus.CONNECTED  # not concluded yet
+            at = event.next_attempt_at + timedelta(seconds=1)
+        # The retries spent: the API no longer knows it, so it is disconnected.
+        with time_machine.travel(at, tick=False):
+            assert process_event(event.pk) == "processed"
+        event.refresh_from_db()
+        assert event.attempts == NOT_FOUND_RETRIES + 1
+        assert event.api_status.startswith("NOT FOUND")
+        assert refreshed(entry).status == VinStatus.DISCONNECTED
+
+    def test_untyped_404_of_a_vehicle_read_before_is_disconnected_at_once(
+        self, client, api, sandbox, upload
+    ):
+        entry = add_entry(
+            upload, fake_vin("VOLKSWAGEN", "known"), VinStatus.CONNECTED, vehicle_id="veh-known"
+        )
+        Vehicle.objects.create(volteras_id="veh-known", connection_status="CONNECTED")
+        event = deliver(client, sandbox.webhook_secret, "", "veh-known")
+        assert process_event(event.pk) == "processed"
+        assert refreshed(entry).status == VinStatus.DISCONNECTED
+
+    def test_untyped_404_of_a_vehicle_never_read_waits(self, client, api, sandbox, upload):
+        event = deliver(client, sandbox.webhook_secret, "", "veh-new")
+        assert process_event(event.pk) == "retry"
 
 
 @pytest.mark.django_db
