@@ -25,7 +25,23 @@ EVENT_LEASE = timedelta(minutes=2)
 MAX_EVENT_ATTEMPTS = 8
 
 
+# What the API's answer (`api_status`) implies a processed untyped event announced.
+INFERRED_TYPE = {
+    "CONNECTED": "device.connected",
+    "DISCONNECTED": "device.disconnected",
+    "NOT FOUND (404)": "device.disconnected",
+}
+
+
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
+    def of_kind(self, kind: str) -> WebhookEventQuerySet:
+        """Events of this type, counting untyped ones whose vehicle's state implies it."""
+        statuses = [status for status, implied in INFERRED_TYPE.items() if implied == kind]
+        untyped = Q(event_type="", state=WebhookEvent.State.PROCESSED, api_status__in=statuses)
+        return (
+            self.filter(Q(event_type=kind) | untyped) if statuses else self.filter(event_type=kind)
+        )
+
     def due(self, now=None) -> WebhookEventQuerySet:
         """Events a worker may claim now: waiting and due, or abandoned mid-processing."""
         now = now or timezone.now()
@@ -104,6 +120,18 @@ class WebhookEvent(models.Model):
         if payload is None:
             return self.body
         return json.dumps(payload, indent=2, sort_keys=True)
+
+    @property
+    def kind(self) -> str:
+        """The event type, or for an untyped body (the contract's) the one
+        the vehicle's state read from the API implies; "" until processed."""
+        if self.event_type or self.state != self.State.PROCESSED:
+            return self.event_type
+        return INFERRED_TYPE.get(self.api_status, "")
+
+    @property
+    def kind_is_inferred(self) -> bool:
+        return not self.event_type and bool(self.kind)
 
     @property
     def is_unmatched(self) -> bool:

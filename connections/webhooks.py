@@ -81,10 +81,10 @@ API_STATUS = {
 def delivery_fields(payload: dict[str, Any]) -> tuple[str, str]:
     """(event type, vehicle id) of a verified body.
 
-    Assumed shape (the sandbox's, and Svix's usual envelope):
-    `{"type": "device.connected", "data": {"id": ..., "deviceType": "VEHICLE"}}`.
-    The contract names only the inner object, so a bare
-    `{"id": ..., "deviceType": ...}` is accepted too, with no type.
+    The contract's body is `{"id": "<vehicle id>", "deviceType": "VEHICLE"}`,
+    with no type (Svix keeps a message's event type to itself): the type is
+    then "" and the vehicle's state, read from the API, tells what happened.
+    An envelope `{"type": ..., "data": {"id": ..., ...}}` is accepted too.
     """
     event_type = payload.get("type") or payload.get("eventType") or ""
     data = payload.get("data")

@@ -1,8 +1,10 @@
 """Svix-style webhooks: queued as rows, signed and posted by the clock thread.
 
-Body (our choice; the contract names only the inner object):
-    {"type": "device.connected", "timestamp": "...Z",
-     "data": {"id": "<vehicle id>", "deviceType": "VEHICLE"}}
+Body, as the Volteras docs give it for both events:
+    {"id": "<vehicle id>", "deviceType": "VEHICLE"}
+Like Svix, the event type (`device.connected` / `device.disconnected`) is
+the message's own attribute, kept in the delivery log, not sent in the body
+or a header: a receiver learns what happened by reading the vehicle.
 """
 
 import json
@@ -33,11 +35,7 @@ TIMEOUT = 5.0
 
 def enqueue(event_type: str, vehicle_id: str, due: datetime | None = None) -> WebhookDelivery:
     due = (due or timezone.now()) + timedelta(milliseconds=control.current().webhook_delay_ms)
-    body = {
-        "type": event_type,
-        "timestamp": iso(due),
-        "data": {"id": vehicle_id, "deviceType": "VEHICLE"},
-    }
+    body = {"id": vehicle_id, "deviceType": "VEHICLE"}
     return WebhookDelivery.objects.create(
         msg_id=f"msg_{uuid.uuid4().hex}",
         event_type=event_type,

@@ -271,6 +271,7 @@ class TestDeliveryLog:
             svix_id="msg_unmatched",
             vehicle_id="veh-lost",
             state=WebhookEvent.State.PROCESSED,
+            unmatched=True,
             result="no VIN entry in any fleet matches this vehicle",
         )
         make_event(svix_id="msg_failed", state=WebhookEvent.State.FAILED, error="SERVER_ERROR x")
@@ -312,6 +313,41 @@ class TestDeliveryLog:
         assert shown(vehicle="veh-a") == {a.svix_id}
         assert shown(vehicle="wvwzzz1kz8w000001") == {b.svix_id}
         assert shown(type="device.renamed", status="received") == set()
+
+    def test_untyped_events_are_told_apart_by_the_vehicles_state(self, client, support):
+        body = json.dumps({"id": "veh-1", "deviceType": "VEHICLE"})
+        gone = make_event(
+            svix_id="msg_gone",
+            event_type="",
+            body=body,
+            state=WebhookEvent.State.PROCESSED,
+            api_status="NOT FOUND (404)",
+        )
+        back = make_event(
+            svix_id="msg_back",
+            event_type="",
+            body=body,
+            state=WebhookEvent.State.PROCESSED,
+            api_status="CONNECTED",
+        )
+        waiting = make_event(svix_id="msg_waiting", event_type="", body=body)
+        assert (gone.kind, back.kind, waiting.kind) == (
+            "device.disconnected",
+            "device.connected",
+            "",
+        )
+        client.force_login(support)
+
+        def shown(**params) -> set[str]:
+            page = client.get(reverse("webhook_events"), params).context["page"]
+            return {event.svix_id for event in page}
+
+        assert shown(type="device.disconnected") == {"msg_gone"}
+        assert shown(type="device.connected") == {"msg_back"}
+        page = client.get(reverse("webhook_events")).content.decode()
+        assert "(from the vehicle's state)" in page
+        detail = client.get(reverse("webhook_event", args=[gone.pk])).content.decode()
+        assert "None in the body; the vehicle's state implies device.disconnected" in detail
 
     def test_detail_shows_payload_and_result(self, client, support):
         event = make_event(

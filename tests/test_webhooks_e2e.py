@@ -128,6 +128,16 @@ def test_sandbox_deliveries_drive_the_portal(client, manager, fleet, sandbox, po
     delivered = {d["msgId"] for d in sandbox.deliveries() if d["attempts"]}
     assert set(WebhookEvent.objects.values_list("svix_id", flat=True)) == delivered
 
+    # The sandbox sends the documented body, {"id", "deviceType"} and no type;
+    # the log tells the events apart by the state the portal read.
+    sent = {d["msgId"]: d["type"] for d in sandbox.deliveries() if d["attempts"]}
+    for event in WebhookEvent.objects.all():
+        assert event.event_type == ""
+        assert event.payload == {"id": event.vehicle_id, "deviceType": "VEHICLE"}
+    assert {e.svix_id: e.kind for e in WebhookEvent.objects.all()} == sent
+    (disconnection,) = WebhookEvent.objects.of_kind("device.disconnected")
+    assert (disconnection.vehicle_id, disconnection.api_status) == (normal_id, "DISCONNECTED")
+
 
 def portal_vehicle_id(api: volteras.VolterasClient, vin: str) -> str:
     (vehicle,) = [v for v in api.list_vehicles() if v.vin == vin]

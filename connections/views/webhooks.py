@@ -190,7 +190,7 @@ class EventFilterForm(forms.Form):
             return events
         data = self.cleaned_data
         if data["type"]:
-            events = events.filter(event_type=data["type"])
+            events = events.of_kind(data["type"])
         status = data["status"]
         if status == "duplicate":
             events = events.filter(duplicates__gt=0)
