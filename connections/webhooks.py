@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -32,7 +33,7 @@ from django_tasks_db.models import DBTaskResult
 
 from . import volteras
 from .models import ConnectedAccount, Source, Vehicle, VinEntry, VinStatus
-from .models_webhooks import MAX_EVENT_ATTEMPTS, UnmatchedVehicle, WebhookEvent
+from .models_webhooks import MAX_EVENT_ATTEMPTS, RefusedDelivery, UnmatchedVehicle, WebhookEvent
 from .tasks import sweeper
 
 logger = logging.getLogger(__name__)
@@ -469,6 +470,26 @@ def redrive_webhook_events() -> int:
         return 0
     process_due_webhook_events.enqueue()
     return 1
+
+
+# Refusals deleted per sweep at most, so a flood never makes one sweep slow.
+PRUNE_CHUNK = 5000
+
+
+@sweeper
+def prune_refused_deliveries() -> int:
+    """Forget refusals older than `WEBHOOK_REFUSED_RETENTION_DAYS`: anyone can
+    POST unsigned junk to the webhook URL, and each POST writes a row."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_REFUSED_RETENTION_DAYS)
+    old = list(
+        RefusedDelivery.objects.filter(at__lt=cutoff)
+        .order_by("at")
+        .values_list("pk", flat=True)[:PRUNE_CHUNK]
+    )
+    if not old:
+        return 0
+    deleted, _ = RefusedDelivery.objects.filter(pk__in=old).delete()
+    return deleted
 
 
 def process_again(event: WebhookEvent) -> None:

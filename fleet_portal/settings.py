@@ -149,6 +149,8 @@ RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 900, minimum=
 # resumes where this one stopped.
 RECONCILE_MAX_VEHICLE_READS = env_int("RECONCILE_MAX_VEHICLE_READS", 500, minimum=1)
 RECONCILE_MAX_GROUP_READS = env_int("RECONCILE_MAX_GROUP_READS", 200, minimum=1)
+# Refused webhook deliveries are kept this long, then pruned by the sweep.
+WEBHOOK_REFUSED_RETENTION_DAYS = env_int("WEBHOOK_REFUSED_RETENTION_DAYS", 30, minimum=1)
 WORKER_SWEEP_SECONDS = env_float("WORKER_SWEEP_SECONDS", 5.0, minimum=0.1)
 
 # The support workspace: when an in-progress VIN counts as stuck (hours since

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 from svix.webhooks import Webhook
 
 from connections import webhooks
 from connections.models import RefusedDelivery, WebhookEvent
-from connections.views.webhooks import MAX_BODY_BYTES
+from connections.views.webhooks import MAX_BODY_BYTES, PAGE_SIZE
 from connections.webhooks import redrive_webhook_events
 from tests.permissions import assert_access
 
@@ -369,6 +370,17 @@ class TestDeliveryLog:
         assert "Signature does not match" in page
         assert "msg_evil" in page
 
+    def test_refused_page_is_paginated(self, client, support):
+        RefusedDelivery.objects.bulk_create(
+            RefusedDelivery(reason=RefusedDelivery.Reason.BAD_SIGNATURE, claimed_svix_id=f"m{n}")
+            for n in range(PAGE_SIZE + 1)
+        )
+        client.force_login(support)
+        first = client.get(reverse("webhook_refused")).context["page"]
+        last = client.get(reverse("webhook_refused"), {"page": 2}).context["page"]
+        assert (len(first), len(last)) == (PAGE_SIZE, 1)
+        assert client.get(reverse("webhook_refused"), {"page": "junk"}).status_code == 200
+
 
 @pytest.mark.django_db
 class TestAdmin:
@@ -397,6 +409,36 @@ class TestRedrive:
         done = sweep()
         assert done["redrive_webhook_events"] == 0
         assert done["reconcile_when_due"] in (0, 1)
+        assert done["prune_refused_deliveries"] == 0
+
+    def test_the_sweep_prunes_old_refusals(self, client, settings):
+        from connections.tasks import sweep
+
+        settings.WEBHOOK_REFUSED_RETENTION_DAYS = 7
+        now = timezone.now()
+        for days in (30, 8, 6):
+            RefusedDelivery.objects.create(
+                reason=RefusedDelivery.Reason.MISSING_HEADERS,
+                claimed_svix_id=f"{days}-days",
+                at=now - timedelta(days=days),
+            )
+        post(client, event_body(), {})  # an unsigned POST now: recorded, kept
+        assert sweep()["prune_refused_deliveries"] == 2
+        assert set(RefusedDelivery.objects.values_list("claimed_svix_id", flat=True)) == {
+            "6-days",
+            "",
+        }
+        assert sweep()["prune_refused_deliveries"] == 0
+
+    def test_pruning_is_bounded_per_sweep(self, monkeypatch):
+        monkeypatch.setattr(webhooks, "PRUNE_CHUNK", 2)
+        old = timezone.now() - timedelta(days=365)
+        RefusedDelivery.objects.bulk_create(
+            RefusedDelivery(reason=RefusedDelivery.Reason.STALE, at=old) for _ in range(3)
+        )
+        assert webhooks.prune_refused_deliveries() == 2
+        assert webhooks.prune_refused_deliveries() == 1
+        assert not RefusedDelivery.objects.exists()
 
     def test_a_burst_costs_few_triggers_and_a_lost_one_is_replaced(self, client):
         for n in range(5):
