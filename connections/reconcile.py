@@ -174,12 +174,12 @@ def _connect_listed(listed: dict[str, volteras.Vehicle], started: datetime) -> i
 def _believed_connected(after: str = "", upto: str | None = None):
     """Vehicle ids the portal believes connected, in id order, in (after, upto]:
     those of CONNECTED entries, and those shared through a consent account
-    and not known to be disconnected (they may have no VIN entry at all)."""
+    last seen CONNECTED (they may have no VIN entry at all)."""
     entries = VinEntry.objects.filter(superseded=False, status=VinStatus.CONNECTED).exclude(
         vehicle_id=""
     )
     shared = Vehicle.objects.filter(
-        disconnected=False,
+        connection_status="CONNECTED",
         account_id__in=ConnectedAccount.objects.exclude(volteras_id="").values("volteras_id"),
     )
     entries = entries.filter(vehicle_id__gt=after)
