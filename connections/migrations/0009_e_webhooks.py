@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connections", "0007_vin_status_changed_index"),
+        ("connections", "0008_c_consent_return_token"),
     ]
 
     operations = [
