@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +30,10 @@ from .models import ConnectBatch, Source, VinEntry, VinStatus
 
 logger = logging.getLogger(__name__)
 
+# How long a claim holds without news from its holder. The holder renews it
+# while its call to Volteras is in flight (`LeaseKeeper`), so a slow call
+# (a connect POST can take minutes through timeouts and retries) never lets
+# the lease lapse under it; only a dead worker's lease runs out.
 LEASE = timedelta(minutes=2)
 POLL_FIRST = 2.0
 POLL_MAX = 60.0
@@ -69,6 +74,48 @@ def _release(batch: ConnectBatch, owner: str, **changes) -> bool:
     return bool(updated)
 
 
+class LeaseKeeper:
+    """Renews a batch's lease every quarter lease while its holder waits on
+    Volteras, from a thread of its own (with its own database connection).
+
+    It stops when the block ends, or when the lease turns out to be someone
+    else's (then the holder's release fails and `_accepted_elsewhere` keeps
+    its group). A worker that dies stops renewing, so its lease still runs out.
+    """
+
+    def __init__(self, batch_id: int, owner: str) -> None:
+        self.batch_id = batch_id
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-batch-{batch_id}", daemon=True
+        )
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(LEASE.total_seconds() / 4):
+                try:
+                    kept = ConnectBatch.objects.filter(
+                        pk=self.batch_id, lease_owner=self.owner
+                    ).update(lease_until=timezone.now() + LEASE)
+                except DatabaseError:
+                    # The next beat tries again; a quarter lease leaves three.
+                    logger.warning("batch %s: lease renewal failed", self.batch_id, exc_info=True)
+                    continue
+                if not kept:
+                    return
+        finally:
+            connection.close()
+
+
 def _backoff(attempt: int, first: float, cap: float) -> timedelta:
     delay = min(cap, first * (2 ** max(0, attempt - 1)))
     return timedelta(seconds=delay * random.uniform(0.8, 1.2))
@@ -102,7 +149,10 @@ def send_batch(batch_id: int) -> str:
     ]
     attempt = batch.attempts + 1
     try:
-        group = volteras.get_client().connect_vehicles(vehicles)
+        # A 429 is raised, not slept on: the batch is rescheduled after its
+        # Retry-After below (`_send_failed_transiently`) instead.
+        with LeaseKeeper(batch.pk, owner):
+            group = volteras.get_client().connect_vehicles(vehicles, wait_when_rate_limited=False)
     except (
         volteras.AmbiguousWrite,
         volteras.ServerError,
@@ -114,7 +164,7 @@ def send_batch(batch_id: int) -> str:
     except volteras.VolterasError as exc:
         # Volteras refused the request itself (validation, not permitted,
         # device limit): sending it again unchanged cannot help.
-        _fail_batch(
+        failed = _fail_batch(
             batch,
             owner,
             entries,
@@ -124,23 +174,22 @@ def send_batch(batch_id: int) -> str:
             can_retry=exc.code == "DEVICE_LIMIT_REACHED",
             detail=f"Volteras refused the batch: {exc.message}",
         )
-        return "refused"
+        return "refused" if failed else "lease lost"
 
     request_id = group.raw.get("requestId", "") if isinstance(group.raw, dict) else ""
-    released = _release(
-        batch,
-        owner,
-        state=ConnectBatch.State.POLLING,
-        group_id=group.id,
-        group_status=str(group.status),
-        attempts=attempt,
-        last_error="",
-        submitted_at=timezone.now(),
-        next_attempt_at=timezone.now() + timedelta(seconds=POLL_FIRST),
-    )
-    if not released:
-        logger.warning("batch %s: lease lost while sending; group %s", batch.pk, group.id)
     with transaction.atomic():
+        polling = {
+            "state": ConnectBatch.State.POLLING,
+            "group_id": group.id,
+            "group_status": str(group.status),
+            "attempts": attempt,
+            "last_error": "",
+            "submitted_at": timezone.now(),
+            "next_attempt_at": timezone.now() + timedelta(seconds=POLL_FIRST),
+        }
+        if not _release(batch, owner, **polling) and not _adopt(batch, polling):
+            _accepted_elsewhere(batch, entries, group.id, request_id)
+            return "superseded"
         for entry in entries:
             entry.observe(
                 VinStatus.PROCESSING,
@@ -155,6 +204,48 @@ def send_batch(batch_id: int) -> str:
     return "sent"
 
 
+def _adopt(batch: ConnectBatch, changes: dict) -> bool:
+    """Our lease was taken over while Volteras accepted our POST: keep our
+    group on the batch unless the batch has a group already (even when the
+    worker that took over saw its own POST refused: ours was accepted). That
+    worker then finds its release refused and its group recorded as a
+    duplicate."""
+    adopted = (
+        ConnectBatch.objects.filter(pk=batch.pk, group_id="")
+        .exclude(state=ConnectBatch.State.DONE)
+        .update(lease_until=None, lease_owner="", completed_at=None, **changes)
+    )
+    if adopted:
+        logger.warning(
+            "batch %s: lease lost while sending; adopted group %s", batch.pk, changes["group_id"]
+        )
+    return bool(adopted)
+
+
+def _accepted_elsewhere(
+    batch: ConnectBatch, entries: list[VinEntry], group_id: str, request_id: str
+) -> None:
+    """Volteras accepted a second group for a batch that already follows one
+    (only possible after a lease was lost): its VINs' true states come through
+    the batch's group as VEHICLE_ALREADY_ADDED_*; this group is kept on each
+    VIN's timeline so no accepted group goes unrecorded."""
+    current = ConnectBatch.objects.values_list("group_id", flat=True).get(pk=batch.pk)
+    logger.error(
+        "batch %s: Volteras also accepted group %s; the batch follows group %s",
+        batch.pk,
+        group_id,
+        current,
+    )
+    for entry in entries:
+        entry.record(
+            Source.SUBMISSION,
+            f"Volteras also accepted these VINs in group {group_id} (sent again after this "
+            f"batch was taken over); their state is followed through group {current}",
+            request_id=request_id,
+            group_id=group_id,
+        )
+
+
 def _fail_batch(
     batch: ConnectBatch,
     owner: str,
@@ -166,17 +257,24 @@ def _fail_batch(
     can_retry: bool,
     detail: str = "",
 ) -> None:
-    """The batch is over without a group: each of its VINs is shown as failed."""
-    _release(
-        batch,
-        owner,
-        state=ConnectBatch.State.FAILED,
-        attempts=attempt,
-        last_error=str(exc)[:2000],
-        last_request_id=exc.request_id or "",
-        completed_at=timezone.now(),
-    )
+    """The batch is over without a group: each of its VINs is shown as failed.
+
+    One transaction: a worker killed half-way leaves either an open batch
+    (re-driven) or a failed one whose VINs say so, never VINs stuck
+    SUBMITTING under a closed batch."""
     with transaction.atomic():
+        released = _release(
+            batch,
+            owner,
+            state=ConnectBatch.State.FAILED,
+            attempts=attempt,
+            last_error=str(exc)[:2000],
+            last_request_id=exc.request_id or "",
+            completed_at=timezone.now(),
+        )
+        if not released:
+            logger.warning("batch %s: lease lost before failing it; left to its holder", batch.pk)
+            return False
         for entry in entries:
             entry.observe(
                 VinStatus.ERROR,
@@ -189,6 +287,7 @@ def _fail_batch(
                 bump=False,
             )
         batch.upload.bump()
+    return True
 
 
 def _send_failed_transiently(
@@ -214,7 +313,7 @@ def _send_failed_transiently(
     else:
         delay = _backoff(attempt, 5.0, 300.0)
     state = ConnectBatch.State.AMBIGUOUS if ambiguous else ConnectBatch.State.QUEUED
-    _release(
+    released = _release(
         batch,
         owner,
         state=state,
@@ -223,6 +322,9 @@ def _send_failed_transiently(
         last_request_id=exc.request_id or "",
         next_attempt_at=timezone.now() + delay,
     )
+    if not released:
+        # Another worker holds the batch now; what happens next is its call.
+        return "lease lost"
     what = (
         "The answer was lost, so Volteras may or may not have the VINs; they will be sent "
         "again and duplicates recognised"

@@ -185,8 +185,13 @@ class VolterasClient:
 
     # Connecting VINs.
 
-    def connect_vehicles(self, vehicles: Sequence[VehicleInput]) -> ConnectGroup:
-        """Submit up to 100 VINs; returns the group to poll. Checked before sending."""
+    def connect_vehicles(
+        self, vehicles: Sequence[VehicleInput], *, wait_when_rate_limited: bool = True
+    ) -> ConnectGroup:
+        """Submit up to 100 VINs; returns the group to poll. Checked before sending.
+
+        With `wait_when_rate_limited=False` a 429 is raised as `RateLimited`
+        (with its `retry_after`) instead of being waited out in-process."""
         if not vehicles:
             raise ValueError("connect_vehicles needs at least one vehicle")
         if len(vehicles) > MAX_CONNECT_VEHICLES:
@@ -195,7 +200,13 @@ class VolterasClient:
                 f"got {len(vehicles)}"
             )
         body = {"vehicles": [vehicle.to_api() for vehicle in vehicles]}
-        return self._json("POST", "/v1/vehicles/connect", ConnectGroup.from_api, json=body)
+        return self._json(
+            "POST",
+            "/v1/vehicles/connect",
+            ConnectGroup.from_api,
+            json=body,
+            wait_when_rate_limited=wait_when_rate_limited,
+        )
 
     def get_connect_group(self, group_id: str) -> ConnectGroup:
         return self._json(

@@ -108,9 +108,14 @@ class VolterasHttp:
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         idempotent: bool | None = None,
+        wait_when_rate_limited: bool = True,
     ) -> httpx.Response:
         """Send one logical call, retrying per the module's rules; return a 2xx
-        response or raise a `VolterasError` subclass."""
+        response or raise a `VolterasError` subclass.
+
+        `wait_when_rate_limited=False` raises every 429 as `RateLimited` at once
+        instead of sleeping in-process: a worker holding a lease on the work
+        reschedules it rather than block for minutes."""
         method = method.upper()
         if idempotent is None:
             idempotent = method in {"GET", "HEAD", "OPTIONS"}
@@ -172,7 +177,7 @@ class VolterasHttp:
             if error is None:
                 return response
 
-            wait = self._retry_wait(error, attempt, idempotent)
+            wait = self._retry_wait(error, attempt, idempotent, wait_when_rate_limited)
             if wait is not None:
                 self.sleep(wait)
                 continue
@@ -188,11 +193,15 @@ class VolterasHttp:
                 ) from error
             raise error
 
-    def _retry_wait(self, error: VolterasError, attempt: int, idempotent: bool) -> float | None:
+    def _retry_wait(
+        self, error: VolterasError, attempt: int, idempotent: bool, wait_when_rate_limited: bool
+    ) -> float | None:
         """How long to sleep before retrying, or None to give up now."""
         if attempt > self.max_retries:
             return None
         if isinstance(error, RateLimited):
+            if not wait_when_rate_limited:
+                return None
             # A 429 means "not processed", so even a write may go again.
             wait = error.retry_after if error.retry_after is not None else self.backoff(attempt)
             return wait if wait <= self.max_retry_wait else None

@@ -1,0 +1,148 @@
+"""Background tracking of VIN batches under failure: leases that outlive slow
+calls, kills between steps, lost groups, stale observations, races.
+
+The sandbox runs as a real subprocess (instant speed); batches go through the
+real task functions.
+"""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from connections import submission, tracking
+from connections import volteras as api
+from connections.imports import read_upload
+from connections.models import ConnectBatch, VinStatus
+from connections.tasks import drain
+from tests.test_uploads import make_vin
+
+ACCEPTED = '"POST /v1/vehicles/connect HTTP/1.1" 202'
+
+
+@pytest.fixture
+def volteras(settings, sandbox):
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    return sandbox
+
+
+def submitted(fleet, manager, vins: list[str]):
+    upload = submission.create_upload(fleet, manager, read_upload("\n".join(vins)))
+    submission.submit(upload, manager)
+    return upload, ConnectBatch.objects.get(upload=upload)
+
+
+def accepted_posts(sandbox) -> int:
+    return sandbox.log().count(ACCEPTED)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_send_outlasting_its_lease_is_never_sent_twice(manager, fleet, volteras, monkeypatch):
+    """The POST takes ten leases; meanwhile the sweep and another worker keep
+    trying. The holder renews its lease while waiting, so nobody else sends."""
+    monkeypatch.setattr(tracking, "LEASE", timedelta(milliseconds=250))
+    upload, batch = submitted(fleet, manager, [make_vin(40), make_vin(41)])
+    volteras.control(
+        faults=[{"kind": "latency", "ms": 2500, "path_prefix": "/v1/vehicles/connect",
+                 "method": "POST"}]
+    )  # fmt: skip
+    before = accepted_posts(volteras)
+    first: list[str] = []
+
+    def holder():
+        try:
+            first.append(tracking.send_batch(batch.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    others = []
+    while thread.is_alive():
+        tracking.redrive_batches(grace=timedelta(0))
+        others.append(tracking.send_batch(batch.pk))
+        thread.join(0.1)
+    assert first == ["sent"]
+    assert set(others) == {"not due"}
+    assert accepted_posts(volteras) - before == 1
+    batch.refresh_from_db()
+    assert batch.state == ConnectBatch.State.POLLING
+    volteras.control(faults=[])
+    drain()
+    assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.CONNECTED}
+
+
+def test_a_429_on_send_reschedules_the_batch_instead_of_sleeping(
+    manager, fleet, volteras, time_machine
+):
+    """A worker must not sleep out a Retry-After while holding a lease: the
+    batch goes back to the queue for when Volteras said to come back."""
+    time_machine.move_to(timezone.now(), tick=False)
+    upload, batch = submitted(fleet, manager, [make_vin(42)])
+    volteras.control(
+        faults=[{"kind": "rate_limit", "path_prefix": "/v1/vehicles/connect", "method": "POST",
+                 "retry_after": 45, "count": 1}]
+    )  # fmt: skip
+    assert tracking.send_batch(batch.pk) == "retry"
+    batch.refresh_from_db()
+    assert batch.state == ConnectBatch.State.QUEUED
+    assert batch.next_attempt_at == timezone.now() + timedelta(seconds=45)
+    assert "RateLimited" in batch.last_error or "RATE_LIMITED" in batch.last_error
+    assert tracking.send_batch(batch.pk) == "not due"
+    time_machine.shift(timedelta(seconds=46))
+    assert tracking.send_batch(batch.pk) == "sent"
+    drain()
+    assert upload.entries.get().status == VinStatus.CONNECTED
+
+
+def _take_over_during_post(monkeypatch, batch, *, other_group: str = ""):
+    """While our POST is in flight, another worker takes the batch over (as
+    after a lease that ran out): it holds the lease, maybe with its own group."""
+    real = api.VolterasClient.connect_vehicles
+
+    def connect_then_lose_the_lease(self, vehicles, **kwargs):
+        group = real(self, vehicles, **kwargs)
+        ConnectBatch.objects.filter(pk=batch.pk).update(
+            lease_owner="another-worker",
+            lease_until=timezone.now() + tracking.LEASE,
+            state=ConnectBatch.State.POLLING if other_group else ConnectBatch.State.SUBMITTING,
+            group_id=other_group,
+        )
+        return group
+
+    monkeypatch.setattr(api.VolterasClient, "connect_vehicles", connect_then_lose_the_lease)
+
+
+def test_a_group_accepted_after_the_lease_was_lost_is_adopted(
+    manager, fleet, volteras, monkeypatch
+):
+    upload, batch = submitted(fleet, manager, [make_vin(43), make_vin(44)])
+    _take_over_during_post(monkeypatch, batch)
+    assert tracking.send_batch(batch.pk) == "sent"
+    batch.refresh_from_db()
+    assert batch.state == ConnectBatch.State.POLLING
+    assert batch.group_id
+    assert batch.lease_owner == ""
+    assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.PROCESSING}
+    monkeypatch.undo()
+    drain()
+    assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.CONNECTED}
+
+
+def test_a_second_accepted_group_is_kept_on_the_timeline(manager, fleet, volteras, monkeypatch):
+    upload, batch = submitted(fleet, manager, [make_vin(45)])
+    _take_over_during_post(monkeypatch, batch, other_group="group-of-the-other-worker")
+    assert tracking.send_batch(batch.pk) == "superseded"
+    batch.refresh_from_db()
+    assert batch.group_id == "group-of-the-other-worker"
+    entry = upload.entries.get()
+    event = entry.events.last()
+    ours = event.data["group_id"]
+    assert ours and ours != batch.group_id
+    assert f"also accepted these VINs in group {ours}" in event.detail
