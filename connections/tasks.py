@@ -110,6 +110,13 @@ def redrive_batches() -> int:
 
 
 @sweeper
+def heal_stranded_entries() -> int:
+    from .tracking import heal_stranded_entries as heal
+
+    return heal()
+
+
+@sweeper
 def recheck_waiting_entries() -> int:
     from .tracking import recheck_waiting_entries as recheck
 

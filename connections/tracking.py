@@ -526,6 +526,37 @@ def recheck_waiting_entries(limit: int = 5000) -> int:
     return moved
 
 
+def heal_stranded_entries(limit: int = 5000) -> int:
+    """VINs still SUBMITTING under a batch that is over (a worker killed between
+    closing the batch and updating its VINs, in code older than the single
+    transaction that now does both) would wait forever: nothing re-drives a
+    closed batch. Show them as failed and retryable."""
+    closed = [ConnectBatch.State.DONE, ConnectBatch.State.FAILED]
+    stranded = list(
+        VinEntry.objects.filter(status=VinStatus.SUBMITTING, batch__state__in=closed)
+        .select_related("upload", "batch")
+        .order_by("pk")[:limit]
+    )
+    healed = 0
+    uploads = {}
+    with transaction.atomic():
+        for entry in stranded:
+            healed += entry.observe(
+                VinStatus.ERROR,
+                Source.SUBMISSION,
+                message="Its batch ended without an answer from Volteras for this VIN. Retry it.",
+                can_retry=True,
+                detail=f"Batch {entry.batch.number} was {entry.batch.get_state_display().lower()} "
+                "with this VIN "
+                "still waiting to be sent",
+                bump=False,
+            )
+            uploads[entry.upload_id] = entry.upload
+        for upload in uploads.values():
+            upload.bump()
+    return healed
+
+
 def redrive_batches(grace: timedelta = timedelta(seconds=30)) -> int:
     """Enqueue every batch whose step is overdue: its task was lost, or its
     worker died holding the lease. The claim makes extra triggers harmless."""

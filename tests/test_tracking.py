@@ -146,3 +146,56 @@ def test_a_second_accepted_group_is_kept_on_the_timeline(manager, fleet, voltera
     ours = event.data["group_id"]
     assert ours and ours != batch.group_id
     assert f"also accepted these VINs in group {ours}" in event.detail
+
+
+def test_a_worker_killed_while_failing_a_batch_leaves_it_open(
+    manager, fleet, volteras, monkeypatch, time_machine
+):
+    """Closing a refused batch and marking its VINs failed is one transaction:
+    killed half-way, the batch is still open and is re-driven after its lease."""
+    from connections.models import VinEntry
+    from connections.tasks import sweep
+
+    volteras.control(vehicle_limit=1)
+    submitted(fleet, manager, [make_vin(49)])
+    drain()  # the one vehicle allowed: the next batch is refused
+    upload, batch = submitted(fleet, manager, [make_vin(46), make_vin(47)])
+    real = VinEntry.observe
+    calls = []
+
+    def killed_after_the_first(self, *args, **kwargs):
+        calls.append(self.pk)
+        if len(calls) > 1:
+            raise SystemExit("worker killed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(VinEntry, "observe", killed_after_the_first)
+    with pytest.raises(SystemExit):
+        tracking.send_batch(batch.pk)
+    monkeypatch.undo()
+    batch.refresh_from_db()
+    assert batch.state == ConnectBatch.State.SUBMITTING
+    assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.SUBMITTING}
+    time_machine.move_to(timezone.now() + tracking.LEASE + timedelta(minutes=1))
+    sweep()
+    drain()
+    batch.refresh_from_db()
+    assert batch.state == ConnectBatch.State.FAILED
+    assert set(upload.entries.values_list("status", "error_code")) == {
+        (VinStatus.ERROR, "DEVICE_LIMIT_REACHED")
+    }
+
+
+def test_the_sweep_heals_vins_left_submitting_under_a_closed_batch(manager, fleet, volteras):
+    from connections.tasks import sweep
+
+    upload, batch = submitted(fleet, manager, [make_vin(48)])
+    ConnectBatch.objects.filter(pk=batch.pk).update(state=ConnectBatch.State.FAILED)
+    version = type(upload).objects.get(pk=upload.pk).version
+    assert sweep()["heal_stranded_entries"] == 1
+    entry = upload.entries.get()
+    assert (entry.status, entry.can_retry) == (VinStatus.ERROR, True)
+    assert "without an answer" in entry.message
+    assert entry.retry_refusal() is None
+    assert type(upload).objects.get(pk=upload.pk).version > version
+    assert sweep()["heal_stranded_entries"] == 0
