@@ -8,7 +8,7 @@ results are read until no VIN is still being checked.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,6 +22,12 @@ CHUNK = volteras.MAX_ELIGIBILITY_VINS
 STILL_CHECKING = {"PENDING", "SUBMITTED"}
 POLL_SECONDS = 2.0
 MAX_POLLS = 90
+# A check whose next step is this late lost its task (or its worker): the
+# sweep queues the step again.
+REDRIVE_GRACE = timedelta(seconds=30)
+# A check still running this long after it started will not finish: the upload
+# goes back to draft so Submit is never blocked by it.
+GIVE_UP_AFTER = timedelta(minutes=15)
 LABELS = {
     "ELIGIBLE": "Eligible",
     "INELIGIBLE": "Not eligible",
@@ -39,8 +45,10 @@ def start(upload: Upload) -> bool:
     from .tasks import check_eligibility
 
     with transaction.atomic():
+        now = timezone.now().isoformat()
         moved = Upload.objects.filter(pk=upload.pk, state=Upload.State.DRAFT).update(
-            state=Upload.State.CHECKING, eligibility={"checks": [], "polls": 0, "error": ""}
+            state=Upload.State.CHECKING,
+            eligibility={"checks": [], "polls": 0, "error": "", "started_at": now, "next_at": now},
         )
         if moved:
             upload.entries.filter(status=VinStatus.READY).update(
@@ -113,11 +121,52 @@ def run(upload_id: int) -> str:
         upload.bump()
     polls = state.get("polls", 0) + 1
     if waiting and polls < MAX_POLLS:
+        run_after = timezone.now() + timedelta(seconds=POLL_SECONDS)
         state["polls"] = polls
+        state["next_at"] = run_after.isoformat()
         Upload.objects.filter(pk=upload_id).update(eligibility=state)
-        check_eligibility.using(run_after=timezone.now() + timedelta(seconds=POLL_SECONDS)).enqueue(
-            upload_id
-        )
+        check_eligibility.using(run_after=run_after).enqueue(upload_id)
         return "waiting"
     _finish(upload_id, "Some VINs were still being checked; try again later." if waiting else "")
     return "done"
+
+
+def _moment(state: dict, key: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(state[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def redrive(limit: int = 500) -> int:
+    """Queue again every check whose next step is overdue (its task or worker
+    was lost), and end the ones that ran too long, with a message, so the
+    upload can be submitted. Returns how many uploads it touched."""
+    from .tasks import check_eligibility
+
+    now = timezone.now()
+    touched = 0
+    checking = Upload.objects.filter(state=Upload.State.CHECKING).only("pk", "eligibility")
+    for upload in checking[:limit]:
+        state = dict(upload.eligibility or {})
+        started = _moment(state, "started_at")
+        if started is None or now - started > GIVE_UP_AFTER:
+            _finish(
+                upload.pk,
+                "The eligibility check did not finish. Try it again, or submit without it.",
+            )
+            touched += 1
+            continue
+        due = _moment(state, "next_at") or started
+        if due > now - REDRIVE_GRACE:
+            continue
+        # Not re-driven again before the grace passes once more. A step that
+        # was only late, not lost, may then run twice: harmless, each reads
+        # the same results again.
+        state["next_at"] = now.isoformat()
+        if Upload.objects.filter(pk=upload.pk, state=Upload.State.CHECKING).update(
+            eligibility=state
+        ):
+            check_eligibility.enqueue(upload.pk)
+            touched += 1
+    return touched

@@ -117,6 +117,13 @@ def heal_stranded_entries() -> int:
 
 
 @sweeper
+def redrive_eligibility_checks() -> int:
+    from .eligibility import redrive
+
+    return redrive()
+
+
+@sweeper
 def recheck_waiting_entries() -> int:
     from .tracking import recheck_waiting_entries as recheck
 

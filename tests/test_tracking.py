@@ -11,12 +11,13 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
-from connections import submission, tracking
+from connections import eligibility, submission, tracking
 from connections import volteras as api
 from connections.imports import read_upload
-from connections.models import ConnectBatch, VinStatus
-from connections.tasks import drain
+from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
+from connections.tasks import drain, sweep
 from tests.test_uploads import make_vin
 
 ACCEPTED = '"POST /v1/vehicles/connect HTTP/1.1" 202'
@@ -153,8 +154,6 @@ def test_a_worker_killed_while_failing_a_batch_leaves_it_open(
 ):
     """Closing a refused batch and marking its VINs failed is one transaction:
     killed half-way, the batch is still open and is re-driven after its lease."""
-    from connections.models import VinEntry
-    from connections.tasks import sweep
 
     volteras.control(vehicle_limit=1)
     submitted(fleet, manager, [make_vin(49)])
@@ -187,15 +186,49 @@ def test_a_worker_killed_while_failing_a_batch_leaves_it_open(
 
 
 def test_the_sweep_heals_vins_left_submitting_under_a_closed_batch(manager, fleet, volteras):
-    from connections.tasks import sweep
 
     upload, batch = submitted(fleet, manager, [make_vin(48)])
     ConnectBatch.objects.filter(pk=batch.pk).update(state=ConnectBatch.State.FAILED)
-    version = type(upload).objects.get(pk=upload.pk).version
+    version = Upload.objects.get(pk=upload.pk).version
     assert sweep()["heal_stranded_entries"] == 1
     entry = upload.entries.get()
     assert (entry.status, entry.can_retry) == (VinStatus.ERROR, True)
     assert "without an answer" in entry.message
     assert entry.retry_refusal() is None
-    assert type(upload).objects.get(pk=upload.pk).version > version
+    assert Upload.objects.get(pk=upload.pk).version > version
     assert sweep()["heal_stranded_entries"] == 0
+
+
+def test_an_eligibility_check_whose_task_was_lost_is_redriven(
+    manager, fleet, volteras, time_machine, django_capture_on_commit_callbacks
+):
+
+    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(50)},Ford,US"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert eligibility.start(upload)
+    DBTaskResult.objects.all().delete()  # the task is lost (its worker died)
+    assert sweep()["redrive_eligibility_checks"] == 0  # not overdue yet
+    time_machine.move_to(timezone.now() + eligibility.REDRIVE_GRACE + timedelta(seconds=1))
+    assert sweep()["redrive_eligibility_checks"] == 1
+    assert sweep()["redrive_eligibility_checks"] == 0  # once per grace
+    drain(include_future=True)
+    upload.refresh_from_db()
+    assert upload.state == Upload.State.DRAFT
+    assert upload.entries.get().eligibility == "ELIGIBLE"
+
+
+def test_an_eligibility_check_that_never_finishes_stops_blocking_submit(
+    manager, fleet, volteras, time_machine, django_capture_on_commit_callbacks
+):
+
+    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(51)},Ford,US"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert eligibility.start(upload)
+    DBTaskResult.objects.all().delete()
+    time_machine.move_to(timezone.now() + eligibility.GIVE_UP_AFTER + timedelta(seconds=1))
+    assert sweep()["redrive_eligibility_checks"] == 1
+    upload.refresh_from_db()
+    assert upload.state == Upload.State.DRAFT
+    assert "did not finish" in upload.eligibility["error"]
+    assert upload.entries.get().eligibility == ""
+    assert submission.submit(upload, manager) == 1
