@@ -8,7 +8,7 @@ the upload's version (what the live table's poll compares) together.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -389,44 +389,64 @@ class VinEntry(models.Model):
         actor=None,
         data: dict[str, Any] | None = None,
         bump: bool = True,
+        observed_at: datetime | None = None,
     ) -> bool:
         """Apply one observation of this VIN's state; return whether it moved.
 
         An observation that says nothing new writes nothing. A disconnected
         vehicle stays disconnected until the API itself says it is connected
         again (a late poll of an old attempt cannot resurrect it).
+
+        The row is re-read under a lock first, so a copy loaded before someone
+        else's observation (a poll started before a webhook) decides on the
+        current state and writes back only the fields observed. `observed_at`
+        is when the observation was read from Volteras (default: now); one
+        read before the entry's last status change is dropped, so the state
+        never goes backwards in time.
         """
         error_codes = list(error_codes or [])
-        if (
-            self.status == VinStatus.DISCONNECTED
-            and status in VinStatus.in_progress()
-            and source == Source.POLL
-        ):
-            return False
-        changed = (
-            status != self.status
-            or error_codes != self.error_codes
-            or (vehicle_id and vehicle_id != self.vehicle_id)
-            or (message and message != self.message)
-        )
-        if not changed:
-            return False
-        previous = self.status
-        now = timezone.now()
-        if status != previous:
-            self.status_changed_at = now
-        self.status = status
-        self.error_codes = error_codes
-        self.error_code = error_codes[0][:64] if error_codes else ""
-        self.message = message
-        self.action_category = action_category
-        self.can_retry = can_retry
-        if vehicle_id:
-            self.vehicle_id = vehicle_id
-        if status in VinStatus.final():
-            self.next_check_at = None
         with transaction.atomic():
-            self.save()
+            current = (
+                VinEntry.objects.select_for_update()
+                .filter(pk=self.pk)
+                .values(*self.OBSERVED_FIELDS)
+                .first()
+            )
+            if current is None:
+                return False
+            for name, value in current.items():
+                setattr(self, name, value)
+            if observed_at is not None and observed_at < self.status_changed_at:
+                return False
+            if (
+                self.status == VinStatus.DISCONNECTED
+                and status in VinStatus.in_progress()
+                and source == Source.POLL
+            ):
+                return False
+            changed = (
+                status != self.status
+                or error_codes != self.error_codes
+                or (vehicle_id and vehicle_id != self.vehicle_id)
+                or (message and message != self.message)
+            )
+            if not changed:
+                return False
+            previous = self.status
+            now = timezone.now()
+            if status != previous:
+                self.status_changed_at = now
+            self.status = status
+            self.error_codes = error_codes
+            self.error_code = error_codes[0][:64] if error_codes else ""
+            self.message = message
+            self.action_category = action_category
+            self.can_retry = can_retry
+            if vehicle_id:
+                self.vehicle_id = vehicle_id
+            if status in VinStatus.final():
+                self.next_check_at = None
+            self.save(update_fields=[*self.OBSERVED_FIELDS, "updated_at"])
             VinEvent.objects.create(
                 entry=self,
                 at=now,
@@ -442,6 +462,20 @@ class VinEntry(models.Model):
             if bump:
                 self.upload.bump()
         return True
+
+    # What an observation reads and writes; nothing else of a possibly stale
+    # copy is written back.
+    OBSERVED_FIELDS = (
+        "status",
+        "status_changed_at",
+        "error_codes",
+        "error_code",
+        "message",
+        "action_category",
+        "can_retry",
+        "vehicle_id",
+        "next_check_at",
+    )
 
     def record(self, source: str, detail: str, *, actor=None, request_id: str = "", **data):
         """A timeline event that does not change the state (an action, a note)."""

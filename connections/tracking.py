@@ -19,7 +19,7 @@ import random
 import threading
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
@@ -362,9 +362,11 @@ def poll_batch(batch_id: int) -> str:
         return "not due"
     client = volteras.get_client()
     polls = batch.polls + 1
+    read_at = timezone.now()
     try:
-        group = client.get_connect_group(batch.group_id)
-        results = list(client.connect_results(batch.group_id))
+        with LeaseKeeper(batch.pk, owner):
+            group = client.get_connect_group(batch.group_id)
+            results = list(client.connect_results(batch.group_id))
     except volteras.VolterasError as exc:
         delay = _backoff(polls, POLL_FIRST, POLL_MAX)
         _release(
@@ -378,7 +380,7 @@ def poll_batch(batch_id: int) -> str:
         _enqueue_poll(batch.pk, delay.total_seconds())
         return "error"
     finished = str(group.status) in {"COMPLETED", "FAILED"}
-    apply_results(batch, results, Source.POLL, group_finished=finished)
+    apply_results(batch, results, Source.POLL, group_finished=finished, observed_at=read_at)
     if finished:
         _release(
             batch,
@@ -404,9 +406,17 @@ def poll_batch(batch_id: int) -> str:
 
 
 def apply_results(
-    batch: ConnectBatch, results: Iterable, source: str, *, group_finished: bool
+    batch: ConnectBatch,
+    results: Iterable,
+    source: str,
+    *,
+    group_finished: bool,
+    observed_at: datetime | None = None,
 ) -> int:
-    """Apply a group's per-VIN results to its entries; return how many moved."""
+    """Apply a group's per-VIN results to its entries; return how many moved.
+
+    `observed_at` is when the results were read: a VIN whose state changed
+    after that (a webhook meanwhile) keeps its newer state."""
     by_vin = {
         e.vin: e
         for e in batch.entries.exclude(status__in=[VinStatus.SKIPPED, VinStatus.INVALID])
@@ -422,7 +432,7 @@ def apply_results(
             if entry is None:
                 continue
             seen.add(entry.vin)
-            moved += apply_result(entry, result, source)
+            moved += apply_result(entry, result, source, observed_at=observed_at)
         if group_finished:
             for vin, entry in by_vin.items():
                 if vin not in seen and entry.status in VinStatus.in_progress():
@@ -433,6 +443,7 @@ def apply_results(
                         "Retry it.",
                         can_retry=True,
                         bump=False,
+                        observed_at=observed_at,
                     )
             waiting = [
                 e.pk
@@ -447,7 +458,9 @@ def apply_results(
     return moved
 
 
-def apply_result(entry: VinEntry, result, source: str) -> bool:
+def apply_result(
+    entry: VinEntry, result, source: str, *, observed_at: datetime | None = None
+) -> bool:
     codes = [error.code for error in result.errors if error.code]
     status = VinStatus.from_api(str(result.status))
     message = result.message or next((e.message for e in result.errors if e.message), "")
@@ -461,6 +474,7 @@ def apply_result(entry: VinEntry, result, source: str) -> bool:
         codes = [code for code in codes if code not in ALREADY_ADDED]
         message = ""
     action = next((str(e.action_category) for e in result.errors if e.action_category), "")
+    known = (entry.vehicle_input_id, entry.was_already_connected)
     entry.vehicle_input_id = result.vehicle_input_id or entry.vehicle_input_id
     entry.was_already_connected = bool(result.was_already_connected) or bool(already)
     moved = entry.observe(
@@ -474,8 +488,9 @@ def apply_result(entry: VinEntry, result, source: str) -> bool:
         detail=detail,
         data={"group_id": entry.batch.group_id} if entry.batch_id else None,
         bump=False,
+        observed_at=observed_at,
     )
-    if not moved:
+    if (entry.vehicle_input_id, entry.was_already_connected) != known:
         VinEntry.objects.filter(pk=entry.pk).update(
             vehicle_input_id=entry.vehicle_input_id,
             was_already_connected=entry.was_already_connected,
@@ -512,12 +527,15 @@ def recheck_waiting_entries(limit: int = 5000) -> int:
         if not claimed:
             continue
         batch = ConnectBatch.objects.select_related("upload").get(pk=batch_id)
+        read_at = timezone.now()
         try:
             results = list(client.connect_results(batch.group_id))
         except volteras.VolterasError as exc:
             logger.warning("recheck of group %s failed: %s", batch.group_id, exc)
             continue
-        moved += apply_results(batch, results, Source.POLL, group_finished=False)
+        moved += apply_results(
+            batch, results, Source.POLL, group_finished=False, observed_at=read_at
+        )
         for pk, checks in items:
             delay = min(RECHECK_MAX, RECHECK_FIRST * (2**checks))
             VinEntry.objects.filter(

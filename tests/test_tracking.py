@@ -232,3 +232,41 @@ def test_an_eligibility_check_that_never_finishes_stops_blocking_submit(
     assert "did not finish" in upload.eligibility["error"]
     assert upload.entries.get().eligibility == ""
     assert submission.submit(upload, manager) == 1
+
+
+def _entry_in(status: str, fleet, manager) -> VinEntry:
+    upload = submission.create_upload(fleet, manager, read_upload(make_vin(52)))
+    entry = upload.entries.get()
+    assert entry.observe(status, "poll")
+    return entry
+
+
+def test_a_poll_read_before_a_webhook_cannot_undo_it(fleet, manager, time_machine):
+    """The poll loaded the entry and read PENDING; a webhook then applied
+    CONNECTED; the poll's late write must not take the VIN back."""
+    time_machine.move_to(timezone.now(), tick=False)
+    entry = _entry_in(VinStatus.PROCESSING, fleet, manager)
+    polls_copy = VinEntry.objects.select_related("upload").get(pk=entry.pk)
+    poll_read_at = timezone.now()
+    time_machine.shift(timedelta(seconds=1))
+    webhooks_copy = VinEntry.objects.select_related("upload").get(pk=entry.pk)
+    assert webhooks_copy.observe(VinStatus.CONNECTED, "webhook", vehicle_id="veh-9")
+    time_machine.shift(timedelta(seconds=1))
+    assert not polls_copy.observe(VinStatus.PENDING, "poll", observed_at=poll_read_at)
+    entry.refresh_from_db()
+    assert (entry.status, entry.vehicle_id) == (VinStatus.CONNECTED, "veh-9")
+    assert list(entry.events.values_list("status_to", flat=True)) == ["PROCESSING", "CONNECTED"]
+
+
+def test_an_observation_on_a_stale_copy_decides_on_the_current_row(fleet, manager):
+    entry = _entry_in(VinStatus.PROCESSING, fleet, manager)
+    stale = VinEntry.objects.select_related("upload").get(pk=entry.pk)
+    VinEntry.objects.get(pk=entry.pk).observe(VinStatus.PENDING, "webhook")
+    VinEntry.objects.filter(pk=entry.pk).update(dismissed=True, escalated=True)
+    # Nothing new against the row (PENDING), though the copy still says PROCESSING.
+    assert not stale.observe(VinStatus.PENDING, "poll")
+    assert stale.observe(VinStatus.CONNECTED, "poll")
+    entry.refresh_from_db()
+    assert (entry.status, entry.dismissed, entry.escalated) == (VinStatus.CONNECTED, True, True)
+    last = entry.events.last()
+    assert (last.status_from, last.status_to) == (VinStatus.PENDING, VinStatus.CONNECTED)
