@@ -173,11 +173,22 @@ def submit(upload: Upload, user) -> int:
 
 
 def retry_entries(upload: Upload, entries: Sequence[VinEntry], user, reason: str = "") -> int:
-    """Send these VINs again, in new batches of 100. Returns how many were queued."""
-    retryable = [e for e in entries if e.retry_refusal() is None]
-    if not retryable:
-        return 0
+    """Send these VINs again, in new batches of 100. Returns how many were queued.
+
+    Safe against a double click (two POSTs at once): the upload row is locked
+    while batch numbers are taken, and each VIN's retry rule is decided on its
+    current, locked row, so the second request finds the VINs SUBMITTING and
+    queues nothing (0)."""
     with transaction.atomic():
+        Upload.objects.select_for_update().filter(pk=upload.pk).first()
+        current = (
+            VinEntry.objects.select_for_update()
+            .filter(upload=upload, pk__in=[e.pk for e in entries])
+            .order_by("line_number")
+        )
+        retryable = [e for e in current if e.retry_refusal() is None]
+        if not retryable:
+            return 0
         start = (upload.batches.aggregate(n=Max("number"))["n"] or 0) + 1
         ids = [e.pk for e in retryable]
         VinEntry.objects.filter(pk__in=ids).update(

@@ -64,6 +64,9 @@ def test_a_send_outlasting_its_lease_is_never_sent_twice(manager, fleet, voltera
 
     thread = threading.Thread(target=holder)
     thread.start()
+    claimed = ConnectBatch.objects.filter(pk=batch.pk).exclude(lease_owner="")
+    while thread.is_alive() and not claimed.exists():
+        thread.join(0.01)
     others = []
     while thread.is_alive():
         tracking.redrive_batches(grace=timedelta(0))
@@ -270,3 +273,52 @@ def test_an_observation_on_a_stale_copy_decides_on_the_current_row(fleet, manage
     assert (entry.status, entry.dismissed, entry.escalated) == (VinStatus.CONNECTED, True, True)
     last = entry.events.last()
     assert (last.status_from, last.status_to) == (VinStatus.PENDING, VinStatus.CONNECTED)
+
+
+def _failed_entry(fleet, manager, volteras) -> VinEntry:
+    upload, batch = submitted(fleet, manager, ["PERR0R11000000004,Volkswagen,GB"])
+    tracking.send_batch(batch.pk)
+    drain()
+    entry = upload.entries.get()
+    assert (entry.status, entry.can_retry) == (VinStatus.ERROR, True)
+    return entry
+
+
+def test_a_second_retry_of_the_same_vin_is_refused(fleet, manager, volteras):
+    """Both requests loaded the VIN as ERROR (a double click): the second
+    finds it SUBMITTING on its row and queues nothing."""
+    entry = _failed_entry(fleet, manager, volteras)
+    first_click = VinEntry.objects.get(pk=entry.pk)
+    second_click = VinEntry.objects.get(pk=entry.pk)
+    assert submission.retry_entries(entry.upload, [first_click], manager) == 1
+    assert submission.retry_entries(entry.upload, [second_click], manager) == 0
+    assert entry.upload.batches.count() == 2
+    assert VinEntry.objects.get(pk=entry.pk).status == VinStatus.SUBMITTING
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_retries_make_one_batch(fleet, manager, volteras):
+    entry = _failed_entry(fleet, manager, volteras)
+    barrier = threading.Barrier(2)
+    queued = []
+    errors = []
+
+    def click():
+        copy = VinEntry.objects.select_related("upload").get(pk=entry.pk)
+        barrier.wait()
+        try:
+            queued.append(submission.retry_entries(copy.upload, [copy], manager))
+        except Exception as exc:  # a 500 for the manager: what this test forbids
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(queued) == [0, 1]
+    assert entry.upload.batches.count() == 2
