@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 POLL_FIRST = 2.0
 POLL_MAX = 60.0
+# A group still open (or unreadable) after this many polls (about 3 hours at
+# the 60 s cap) is left to the slow recheck instead of being polled forever.
+MAX_POLLS = 200
 RECHECK_FIRST = timedelta(minutes=5)
 RECHECK_MAX = timedelta(hours=6)
 # Sends that failed for reasons on the way (network, 5xx, 429) are tried again
@@ -367,7 +370,13 @@ def poll_batch(batch_id: int) -> str:
         with LeaseKeeper(batch.pk, owner):
             group = client.get_connect_group(batch.group_id)
             results = list(client.connect_results(batch.group_id))
+    except volteras.NotFound as exc:
+        _group_lost(batch, owner, polls, exc)
+        return "group lost"
     except volteras.VolterasError as exc:
+        if polls >= MAX_POLLS:
+            _leave_to_recheck(batch, owner, polls, f"could not be read ({exc.message})", exc)
+            return "left to recheck"
         delay = _backoff(polls, POLL_FIRST, POLL_MAX)
         _release(
             batch,
@@ -392,6 +401,9 @@ def poll_batch(batch_id: int) -> str:
             completed_at=timezone.now(),
         )
         return str(group.status)
+    if polls >= MAX_POLLS:
+        _leave_to_recheck(batch, owner, polls, f"was still {group.status}", None)
+        return "left to recheck"
     delay = _backoff(polls, POLL_FIRST, POLL_MAX)
     _release(
         batch,
@@ -403,6 +415,52 @@ def poll_batch(batch_id: int) -> str:
     )
     _enqueue_poll(batch.pk, delay.total_seconds())
     return "polling"
+
+
+def _group_lost(batch: ConnectBatch, owner: str, polls: int, exc: volteras.VolterasError) -> None:
+    """Volteras answers 404 for the group: its results can never be read. The
+    batch is over and its unfinished VINs are shown as failed, retryable (a
+    resend of a VIN Volteras does have answers VEHICLE_ALREADY_ADDED_*)."""
+    with transaction.atomic():
+        if not _release(
+            batch,
+            owner,
+            state=ConnectBatch.State.FAILED,
+            polls=polls,
+            last_error=str(exc)[:2000],
+            last_request_id=exc.request_id or "",
+            completed_at=timezone.now(),
+        ):
+            return
+        _unknown_group_failed(batch, VinStatus.in_progress(), exc)
+
+
+def _leave_to_recheck(
+    batch: ConnectBatch, owner: str, polls: int, why: str, exc: volteras.VolterasError | None
+) -> None:
+    """Stop polling a group that does not finish: its VINs still in progress
+    are read again on the slow recheck schedule (minutes, then hours)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not _release(
+            batch,
+            owner,
+            state=ConnectBatch.State.DONE,
+            polls=polls,
+            last_error=str(exc)[:2000] if exc else "",
+            last_request_id=(exc.request_id or "") if exc else "",
+            completed_at=now,
+        ):
+            return
+        waiting = batch.entries.filter(status__in=[VinStatus.PROCESSING, VinStatus.PENDING])
+        for entry in waiting:
+            entry.record(
+                Source.POLL,
+                f"Group {batch.group_id} {why} after {polls} polls; this VIN is checked "
+                "again on a slower schedule",
+            )
+        waiting.filter(next_check_at__isnull=True).update(next_check_at=now + RECHECK_FIRST)
+        batch.upload.bump()
 
 
 def apply_results(
@@ -530,18 +588,47 @@ def recheck_waiting_entries(limit: int = 5000) -> int:
         read_at = timezone.now()
         try:
             results = list(client.connect_results(batch.group_id))
-        except volteras.VolterasError as exc:
-            logger.warning("recheck of group %s failed: %s", batch.group_id, exc)
+        except volteras.NotFound as exc:
+            _group_lost_on_recheck(batch, exc)
             continue
-        moved += apply_results(
-            batch, results, Source.POLL, group_finished=False, observed_at=read_at
-        )
+        except volteras.VolterasError as exc:
+            # The checks back off as if read: an outage is not hammered.
+            logger.warning("recheck of group %s failed: %s", batch.group_id, exc)
+        else:
+            moved += apply_results(
+                batch, results, Source.POLL, group_finished=False, observed_at=read_at
+            )
         for pk, checks in items:
             delay = min(RECHECK_MAX, RECHECK_FIRST * (2**checks))
             VinEntry.objects.filter(
                 pk=pk, status__in=[VinStatus.PROCESSING, VinStatus.PENDING]
             ).update(next_check_at=now + delay, checks=checks + 1)
     return moved
+
+
+def _group_lost_on_recheck(batch: ConnectBatch, exc: volteras.VolterasError) -> None:
+    with transaction.atomic():
+        ConnectBatch.objects.filter(pk=batch.pk).update(
+            last_error=str(exc)[:2000], last_request_id=exc.request_id or ""
+        )
+        _unknown_group_failed(batch, [VinStatus.PROCESSING, VinStatus.PENDING], exc)
+
+
+def _unknown_group_failed(
+    batch: ConnectBatch, statuses: Iterable[str], exc: volteras.VolterasError
+) -> None:
+    for entry in batch.entries.filter(status__in=list(statuses)).select_related("upload"):
+        entry.observe(
+            VinStatus.ERROR,
+            Source.POLL,
+            message=f"Volteras no longer knows group {batch.group_id}, so this VIN's "
+            "result cannot be read. Retry it.",
+            can_retry=True,
+            request_id=exc.request_id or "",
+            data={"group_id": batch.group_id},
+            bump=False,
+        )
+    batch.upload.bump()
 
 
 def heal_stranded_entries(limit: int = 5000) -> int:

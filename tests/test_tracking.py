@@ -322,3 +322,54 @@ def test_two_concurrent_retries_make_one_batch(fleet, manager, volteras):
     assert errors == []
     assert sorted(queued) == [0, 1]
     assert entry.upload.batches.count() == 2
+
+
+def _polling(fleet, manager, vins):
+    upload, batch = submitted(fleet, manager, vins)
+    assert tracking.send_batch(batch.pk) == "sent"
+    ConnectBatch.objects.filter(pk=batch.pk).update(next_attempt_at=timezone.now())
+    batch.refresh_from_db()
+    return upload, batch
+
+
+def test_a_group_volteras_no_longer_knows_fails_its_vins_retryably(fleet, manager, volteras):
+    upload, batch = _polling(fleet, manager, [make_vin(53)])
+    ConnectBatch.objects.filter(pk=batch.pk).update(group_id="00000000-0000-4000-8000-000000000000")
+    assert tracking.poll_batch(batch.pk) == "group lost"
+    batch.refresh_from_db()
+    assert batch.state == ConnectBatch.State.FAILED
+    assert "RESOURCE_NOT_FOUND" in batch.last_error
+    entry = upload.entries.get()
+    assert (entry.status, entry.can_retry) == (VinStatus.ERROR, True)
+    assert "no longer knows group 00000000-0000-4000-8000-000000000000" in entry.message
+    assert entry.retry_refusal() is None
+    assert tracking.poll_batch(batch.pk) == "not due"
+
+
+def test_a_group_that_cannot_be_read_is_left_to_the_slow_recheck(
+    fleet, manager, volteras, settings, time_machine
+):
+    settings.VOLTERAS_MAX_RETRIES = 0
+    upload, batch = _polling(fleet, manager, [make_vin(54)])
+    volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect/"}])
+    time_machine.move_to(timezone.now(), tick=False)
+    assert tracking.poll_batch(batch.pk) == "error"
+    ConnectBatch.objects.filter(pk=batch.pk).update(
+        polls=tracking.MAX_POLLS - 1, next_attempt_at=timezone.now()
+    )
+    assert tracking.poll_batch(batch.pk) == "left to recheck"
+    batch.refresh_from_db()
+    assert batch.state == ConnectBatch.State.DONE
+    entry = upload.entries.get()
+    assert entry.status == VinStatus.PROCESSING
+    assert entry.next_check_at is not None
+    assert "checked again on a slower schedule" in entry.events.last().detail
+    # Still failing at the first recheck: it backs off instead of hammering.
+    time_machine.move_to(entry.next_check_at + timedelta(seconds=1))
+    assert tracking.recheck_waiting_entries() == 0
+    entry.refresh_from_db()
+    assert entry.next_check_at >= timezone.now() + tracking.RECHECK_FIRST - timedelta(seconds=1)
+    volteras.control(faults=[])
+    time_machine.move_to(entry.next_check_at + timedelta(seconds=1))
+    assert tracking.recheck_waiting_entries() == 1
+    assert upload.entries.get().status == VinStatus.CONNECTED
