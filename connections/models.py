@@ -298,6 +298,9 @@ class VinEntry(models.Model):
     dismissed = models.BooleanField(default=False)
     escalated = models.BooleanField(default=False)
     status_changed_at = models.DateTimeField(default=timezone.now)
+    # When this VIN was last queued to be sent (confirmed or retried): what
+    # staleness counts from, since PROCESSING -> PENDING is no progress.
+    submitted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -353,7 +356,8 @@ class VinEntry(models.Model):
 
     @property
     def age(self) -> timedelta:
-        return timezone.now() - self.status_changed_at
+        """How long since this VIN was sent (its last status change if never sent)."""
+        return timezone.now() - (self.submitted_at or self.status_changed_at)
 
     def retry_refusal(self) -> str | None:
         """Why this VIN cannot be sent again now, or None when a retry makes sense."""

@@ -103,12 +103,14 @@ def _copy_entries(upload: Upload, validated: Iterable) -> None:
 
 def _batches_for(upload: Upload, entry_ids: Sequence[int], start: int) -> list[ConnectBatch]:
     batches = []
+    now = timezone.now()
     for offset in range(0, len(entry_ids), BATCH_SIZE):
         batch = ConnectBatch.objects.create(upload=upload, number=start + offset // BATCH_SIZE)
         VinEntry.objects.filter(pk__in=entry_ids[offset : offset + BATCH_SIZE]).update(
             batch=batch,
             status=VinStatus.SUBMITTING,
-            status_changed_at=timezone.now(),
+            status_changed_at=now,
+            submitted_at=now,
             next_check_at=None,
         )
         batches.append(batch)

@@ -373,3 +373,22 @@ def test_a_group_that_cannot_be_read_is_left_to_the_slow_recheck(
     time_machine.move_to(entry.next_check_at + timedelta(seconds=1))
     assert tracking.recheck_waiting_entries() == 1
     assert upload.entries.get().status == VinStatus.CONNECTED
+
+
+def test_staleness_counts_from_submission_not_the_last_status_change(
+    fleet, manager, time_machine, settings
+):
+    settings.STALE_AFTER_DAYS = 14
+    time_machine.move_to(timezone.now(), tick=False)
+    upload, _batch = submitted(fleet, manager, [make_vin(55)])
+    entry = upload.entries.get()
+    entry.observe(VinStatus.PROCESSING, "submission")
+    time_machine.shift(timedelta(days=10))
+    entry.observe(VinStatus.PENDING, "poll")
+    time_machine.shift(timedelta(days=3))
+    assert not entry.is_stale
+    time_machine.shift(timedelta(days=2))
+    assert entry.is_stale
+    assert entry.age.days == 15
+    entry.observe(VinStatus.CONNECTED, "webhook")
+    assert not entry.is_stale
