@@ -119,6 +119,13 @@ class LeaseKeeper:
             connection.close()
 
 
+def _own_tags(entry: VinEntry) -> list[volteras.Tag]:
+    """The row's own tags, less any `fleet` tag: the portal's fleet tag is
+    what the portal (and the webhook matching) relies on, and a key sent
+    twice would be ambiguous."""
+    return [volteras.Tag(key=t["key"], value=t["value"]) for t in entry.tags if t["key"] != "fleet"]
+
+
 def _backoff(attempt: int, first: float, cap: float) -> timedelta:
     delay = min(cap, first * (2 ** max(0, attempt - 1)))
     return timedelta(seconds=delay * random.uniform(0.8, 1.2))
@@ -146,7 +153,7 @@ def send_batch(batch_id: int) -> str:
             registration_plate=entry.registration_plate or None,
             model=entry.model or None,
             model_year=entry.model_year,
-            tags=(tag, *(volteras.Tag(key=t["key"], value=t["value"]) for t in entry.tags)),
+            tags=(tag, *_own_tags(entry)),
         )
         for entry in entries
     ]

@@ -392,3 +392,79 @@ def test_staleness_counts_from_submission_not_the_last_status_change(
     assert entry.age.days == 15
     entry.observe(VinStatus.CONNECTED, "webhook")
     assert not entry.is_stale
+
+
+def test_the_fleet_tag_reaches_volteras_once(fleet, manager, volteras):
+    upload = submission.create_upload(
+        fleet,
+        manager,
+        read_upload(
+            f'vin,make,country,tags\n{make_vin(56)},Ford,US,"fleet=mine;colour=red"\n'.encode(),
+            filename="tags.csv",
+        ),
+    )
+    submission.submit(upload, manager)
+    batch = upload.batches.get()
+    assert tracking.send_batch(batch.pk) == "sent"
+    batch.refresh_from_db()
+    (result,) = api.get_client().connect_results(batch.group_id)
+    assert result.raw["tags"] == [
+        {"key": "fleet", "value": fleet.slug},
+        {"key": "colour", "value": "red"},
+    ]
+
+
+def test_poll_backoff_runs_from_about_2_s_to_about_60_s(fleet, manager, volteras, settings):
+    """Each poll that finds nothing new waits about twice as long as the last,
+    from about 2 s, capped at about 60 s (with 20 % jitter)."""
+    settings.VOLTERAS_MAX_RETRIES = 0
+    _upload, batch = submitted(fleet, manager, [make_vin(57)])
+    assert tracking.send_batch(batch.pk) == "sent"
+    batch.refresh_from_db()
+    first_wait = (batch.next_attempt_at - batch.submitted_at).total_seconds()
+    assert 1.9 <= first_wait <= 2.1
+    volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect/"}])
+    waits = []
+    for _ in range(8):
+        ConnectBatch.objects.filter(pk=batch.pk).update(next_attempt_at=timezone.now())
+        before = timezone.now()
+        assert tracking.poll_batch(batch.pk) == "error"
+        batch.refresh_from_db()
+        waits.append((batch.next_attempt_at - before).total_seconds())
+    nominal = [2, 4, 8, 16, 32, 60, 60, 60]
+    for wait, expected in zip(waits, nominal, strict=True):
+        assert expected * 0.8 - 0.5 <= wait <= expected * 1.2 + 0.5, (waits, nominal)
+
+
+def test_orphaned_task_rows_are_requeued_or_failed(db, time_machine):
+    """django-tasks-db leaves a task RUNNING when its worker dies: the sweep
+    puts it back (a worker that still beats keeps its task), and fails one
+    that has already taken down MAX_TASK_RUNS workers."""
+    from connections import tasks
+    from connections.models import WorkerHeartbeat
+
+    def running(worker_ids):
+        result = tasks.poll_batch.enqueue(1)
+        DBTaskResult.objects.filter(pk=result.id).update(
+            status="RUNNING", started_at=timezone.now(), worker_ids=worker_ids
+        )
+        return result.id
+
+    time_machine.move_to(timezone.now(), tick=False)
+    dead = running(["dead-worker"])
+    alive = running(["live-worker"])
+    cursed = running(["w1", "w2", "w3"])
+    fresh = running(["dead-worker"])
+    time_machine.shift(tasks.ORPHAN_AFTER + timedelta(seconds=1))
+    DBTaskResult.objects.filter(pk=fresh).update(started_at=timezone.now())
+    WorkerHeartbeat.beat("live-worker")
+    assert tasks.recover_orphaned_tasks() == 2
+    status = {str(pk): s for pk, s in DBTaskResult.objects.values_list("pk", "status")}
+    assert status[dead] == "READY"
+    assert status[alive] == "RUNNING"
+    assert status[cursed] == "FAILED"
+    assert status[fresh] == "RUNNING"  # started too recently to call orphaned
+    failed = DBTaskResult.objects.get(pk=cursed)
+    assert failed.exception_class_path == "connections.tasks.WorkerDied"
+    assert DBTaskResult.objects.get(pk=dead).run_after <= timezone.now()
+    assert tasks.recover_orphaned_tasks() == 0
