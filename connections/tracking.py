@@ -186,7 +186,7 @@ def send_batch(batch_id: int) -> str:
         )
         return "refused" if failed else "lease lost"
 
-    request_id = group.raw.get("requestId", "") if isinstance(group.raw, dict) else ""
+    request_id = group.request_id
     with transaction.atomic():
         polling = {
             "state": ConnectBatch.State.POLLING,
@@ -396,7 +396,14 @@ def poll_batch(batch_id: int) -> str:
         _enqueue_poll(batch.pk, delay.total_seconds())
         return "error"
     finished = str(group.status) in {"COMPLETED", "FAILED"}
-    apply_results(batch, results, Source.POLL, group_finished=finished, observed_at=read_at)
+    apply_results(
+        batch,
+        results,
+        Source.POLL,
+        group_finished=finished,
+        observed_at=read_at,
+        request_id=group.request_id,
+    )
     if finished:
         _release(
             batch,
@@ -477,11 +484,13 @@ def apply_results(
     *,
     group_finished: bool,
     observed_at: datetime | None = None,
+    request_id: str = "",
 ) -> int:
     """Apply a group's per-VIN results to its entries; return how many moved.
 
     `observed_at` is when the results were read: a VIN whose state changed
-    after that (a webhook meanwhile) keeps its newer state."""
+    after that (a webhook meanwhile) keeps its newer state. Each move records
+    the request id of the answer it came in (`request_id`: the group's)."""
     by_vin = {
         e.vin: e
         for e in batch.entries.exclude(status__in=[VinStatus.SKIPPED, VinStatus.INVALID])
@@ -507,6 +516,7 @@ def apply_results(
                         message="Volteras finished the group without a result for this VIN. "
                         "Retry it.",
                         can_retry=True,
+                        request_id=request_id,
                         bump=False,
                         observed_at=observed_at,
                     )
@@ -550,6 +560,7 @@ def apply_result(
         action_category=action,
         can_retry=result.can_retry,
         vehicle_id=result.vehicle_id or "",
+        request_id=getattr(result, "request_id", ""),
         detail=detail,
         data={"group_id": entry.batch.group_id} if entry.batch_id else None,
         bump=False,

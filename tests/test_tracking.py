@@ -5,9 +5,11 @@ The sandbox runs as a real subprocess (instant speed); batches go through the
 real task functions.
 """
 
+import itertools
 import threading
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -468,3 +470,33 @@ def test_orphaned_task_rows_are_requeued_or_failed(db, time_machine):
     assert failed.exception_class_path == "connections.tasks.WorkerDied"
     assert DBTaskResult.objects.get(pk=dead).run_after <= timezone.now()
     assert tasks.recover_orphaned_tasks() == 0
+
+
+def test_successful_answers_leave_their_request_id_on_the_timeline(
+    fleet, manager, volteras, monkeypatch
+):
+    """The sandbox gives no request id on success; the transport stamps one on
+    each successful answer, as an API gateway would, and the timeline keeps
+    the one each move came in."""
+    numbers = itertools.count(1)
+
+    class Stamping(httpx.HTTPTransport):
+        def handle_request(self, request):
+            response = super().handle_request(request)
+            if response.is_success and request.url.path.startswith("/v1/vehicles/connect"):
+                response.headers["x-request-id"] = f"req-{next(numbers)}-{request.method}"
+            return response
+
+    client = api.VolterasClient(
+        volteras.url, volteras.client_id, volteras.client_secret, transport=Stamping()
+    )
+    monkeypatch.setattr(api, "get_client", lambda: client)
+    upload, batch = _polling(fleet, manager, [make_vin(58)])
+    assert tracking.poll_batch(batch.pk) == "COMPLETED"
+    entry = upload.entries.get()
+    assert entry.status == VinStatus.CONNECTED
+    accepted = entry.events.get(status_to=VinStatus.PROCESSING)
+    connected = entry.events.get(status_to=VinStatus.CONNECTED)
+    assert accepted.request_id == "req-1-POST"
+    assert connected.request_id.startswith("req-") and connected.request_id.endswith("-GET")
+    client.close()

@@ -8,6 +8,7 @@ safe even for a write.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from .auth import TokenStore
-from .errors import AuthenticationError, UnexpectedResponse
+from .errors import AuthenticationError, UnexpectedResponse, request_id_of
 from .http import VolterasHttp
 from .types import (
     Account,
@@ -37,6 +38,20 @@ T = TypeVar("T")
 MAX_CONNECT_VEHICLES = 100
 MAX_ELIGIBILITY_VINS = 500
 RESULTS_PAGE_SIZE = 100
+
+
+def _with_request_id(parsed: T, request_id: str) -> T:
+    """Stamp an answer (and a page's items) with the request id Volteras gave
+    it, for types that keep one: a timeline can then quote it to support."""
+    if not request_id or not dataclasses.is_dataclass(parsed):
+        return parsed
+    names = {f.name for f in dataclasses.fields(parsed)}
+    if "request_id" not in names:
+        return parsed
+    changes: dict[str, Any] = {"request_id": request_id}
+    if "results" in names:
+        changes["results"] = [_with_request_id(item, request_id) for item in parsed.results]
+    return dataclasses.replace(parsed, **changes)
 
 
 def _segment(value: str) -> str:
@@ -103,7 +118,8 @@ class VolterasClient:
     def _json(self, method: str, path: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
         response = self._call(method, path, **kwargs)
         try:
-            return parse(response.json())
+            body = response.json()
+            parsed = parse(body)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UnexpectedResponse(
                 f"{method} {path}: answer does not match the contract "
@@ -111,6 +127,7 @@ class VolterasClient:
                 status=response.status_code,
                 request_id=response.headers.get("x-request-id"),
             ) from exc
+        return _with_request_id(parsed, request_id_of(response, body) or "")
 
     # Authentication.
 

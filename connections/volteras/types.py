@@ -104,6 +104,8 @@ class NumberedPage(Generic[T]):
     results: list[T]
     total_results: int
     page: int
+    # The answer's request id (header or body), to quote to Volteras support.
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,8 @@ class ConnectGroup:
     status: GroupStatus | str
     created_at: datetime | None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The answer's request id (header or body), to quote to Volteras support.
+    request_id: str = field(default="", compare=False)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> ConnectGroup:
@@ -278,6 +282,8 @@ class VehicleInputResult:
     make: str | None = None
     was_already_connected: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The request id of the results page this came in.
+    request_id: str = field(default="", compare=False)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> VehicleInputResult:
