@@ -700,9 +700,11 @@ def redrive_batches(grace: timedelta = timedelta(seconds=30)) -> int:
         if state == ConnectBatch.State.SUBMITTING:
             # Its worker died mid-send: the POST may have landed. Resending is
             # safe (duplicates come back as VEHICLE_ALREADY_ADDED_*).
-            ConnectBatch.objects.filter(pk=pk, state=state).update(
-                state=ConnectBatch.State.AMBIGUOUS
-            )
+            # Only while the lease is still lapsed: a holder that renewed it
+            # meanwhile is alive and sending.
+            ConnectBatch.objects.filter(pk=pk, state=state).filter(
+                Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+            ).update(state=ConnectBatch.State.AMBIGUOUS)
         task = poll_batch if state == ConnectBatch.State.POLLING else send_batch
         task.enqueue(pk)
         # Not re-driven again before the grace passes once more.
