@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connections', '0007_vin_status_changed_index'),
+        ('connections', '0009_e_webhooks'),
     ]
 
     operations = [
