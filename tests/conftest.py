@@ -1,11 +1,15 @@
 """Fixtures for the three roles (fleet manager, support, admin) and an outsider."""
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 
+from connections import volteras
 from connections.models import SUPPORT_GROUP, Fleet, Membership
+from tests.contract import ContractWatch
 
 pytest_plugins = ["tests.fixtures_sandbox"]
 
@@ -57,6 +61,48 @@ def admin_user(db) -> User:
 @pytest.fixture
 def users(manager, outsider, support, admin_user) -> dict[str, User]:
     return {"manager": manager, "outsider": outsider, "support": support, "admin": admin_user}
+
+
+@pytest.fixture(autouse=True)
+def contract_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[ContractWatch]:
+    """Every client `get_client()` builds during a test checks each exchange
+    against the Volteras contract, so the requests the portal really sends and
+    the sandbox's answers to them are validated in every test, not only in
+    the client's own. A mismatch fails the test, whichever thread saw it."""
+    watch = ContractWatch()
+    real = volteras.VolterasClient
+
+    def watched(*args: Any, **kwargs: Any) -> volteras.VolterasClient:
+        return real(*args, event_hooks=watch.hooks(), **kwargs)
+
+    _drop_cached_clients()
+    monkeypatch.setattr(volteras, "VolterasClient", watched)
+    yield watch
+    _drop_cached_clients()
+    late = watch.take_failures()
+    if late:
+        pytest.fail("Volteras contract broken after the test body:\n" + "\n".join(late))
+
+
+def _drop_cached_clients() -> None:
+    with volteras._clients_lock:
+        clients = list(volteras._clients.values())
+        volteras._clients.clear()
+    for client in clients:
+        client.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail the test itself (not its teardown) for contract mismatches seen
+    while it ran, including those a server or worker thread swallowed."""
+    result = yield
+    watch = item.funcargs.get("contract_watch")
+    if isinstance(watch, ContractWatch):
+        failures = watch.take_failures()
+        if failures:
+            raise AssertionError("Volteras contract broken:\n" + "\n".join(failures))
+    return result
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -11,6 +11,7 @@ with the code required to be one the operation lists (any registry code for
 import functools
 import json
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,12 @@ def documented_error_codes(operation: dict[str, Any]) -> set[str]:
     return codes | set(operation.get("x-list-error-codes", []))
 
 
+def _explain(exc: BaseException) -> str:
+    """openapi-core's errors say little in their repr; the cause names the field."""
+    text = str(exc) or str(exc.__cause__ or exc.__context__ or "")
+    return f"{exc.__class__.__name__}: {text}"
+
+
 def validate_request(
     method: str,
     url_path: str,
@@ -129,7 +136,25 @@ def validate_request(
             warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
             openapi().validate_request(request)
     except Exception as exc:
-        raise AssertionError(f"{method} {url_path}: request breaks the contract: {exc!r}") from exc
+        raise AssertionError(
+            f"{method} {url_path}: request breaks the contract: {_explain(exc)}"
+        ) from exc
+
+
+def validate_authorization(method: str, url_path: str, headers: Any) -> None:
+    """Raise AssertionError unless the request carries the credentials its
+    operation's `security` names: HTTP Basic for the token call, a bearer
+    token for every other call (openapi-core does not check OAuth2)."""
+    found = _path_template(method, url_path)
+    assert found, f"{method} {url_path}: no such operation in the contract"
+    schemes = {name for entry in found[1].get("security", []) for name in entry}
+    authorization = Headers(list(dict(headers or {}).items())).get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    expected = "basic" if schemes == {"HTTPBasic"} else "bearer"
+    assert scheme.lower() == expected and credentials.strip(), (
+        f"{method} {url_path}: expected {expected.title()} credentials, "
+        f"got Authorization {authorization[:16]!r}"
+    )
 
 
 def validate_response(
@@ -158,7 +183,7 @@ def validate_response(
     try:
         openapi().validate_response(request, response)
     except Exception as exc:
-        raise AssertionError(f"{where}: answer breaks the contract: {exc!r}") from exc
+        raise AssertionError(f"{where}: answer breaks the contract: {_explain(exc)}") from exc
 
 
 def _validate_envelope(
@@ -202,3 +227,70 @@ def check_exchange(response: httpx.Response) -> None:
 def response_hook(response: httpx.Response) -> None:
     """An httpx `event_hooks={"response": [...]}` entry."""
     check_exchange(response)
+
+
+class ContractWatch:
+    """httpx event hooks that check every /v1/ exchange of a client the portal
+    built (its requests always, credentials included, since the portal never
+    means to send a broken one), and remember each mismatch.
+
+    A hook that raises fails the call where it happens; remembering matters
+    for calls made in another thread (the live server's request threads, a
+    worker thread), where the portal or django-tasks may swallow the error:
+    `failures` lets the test fail all the same.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.failures: list[str] = []
+        self.checked = 0
+
+    def _record(self, check: Any, *args: Any) -> None:
+        try:
+            check(*args)
+        except AssertionError as exc:
+            with self._lock:
+                self.failures.append(str(exc))
+            raise
+        with self._lock:
+            self.checked += 1
+
+    def on_request(self, request: httpx.Request) -> None:
+        if not request.url.path.startswith("/v1/"):
+            return
+        self._record(self._check_request, request)
+
+    @staticmethod
+    def _check_request(request: httpx.Request) -> None:
+        path = request.url.path
+        validate_authorization(request.method, path, request.headers)
+        validate_request(
+            request.method, path, request.headers, request.content, request.url.query.decode()
+        )
+
+    def on_response(self, response: httpx.Response) -> None:
+        if not response.request.url.path.startswith("/v1/"):
+            return
+        self._record(self._check_response, response)
+
+    @staticmethod
+    def _check_response(response: httpx.Response) -> None:
+        request = response.request
+        response.read()
+        validate_response(
+            request.method,
+            request.url.path,
+            response.status_code,
+            response.headers,
+            response.content,
+            request.url.query.decode(),
+        )
+
+    def hooks(self) -> dict[str, list[Any]]:
+        return {"request": [self.on_request], "response": [self.on_response]}
+
+    def take_failures(self) -> list[str]:
+        """The mismatches seen since the last call (each is reported once)."""
+        with self._lock:
+            failures, self.failures = self.failures, []
+        return failures
