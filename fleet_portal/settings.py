@@ -5,6 +5,8 @@ ImproperlyConfigured naming the variable, so a typo fails at start-up rather
 than hours later in a worker.
 """
 
+import base64
+import binascii
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,6 +100,39 @@ def env_url(name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
+def env_optional_url(name: str) -> str:
+    """An http(s) URL kept exactly (a trailing slash matters to the receiver),
+    or empty for "none"."""
+    raw = os.environ.get(name, "").strip()
+    parts = urlsplit(raw)
+    if raw and (parts.scheme not in {"http", "https"} or not parts.netloc):
+        raise ImproperlyConfigured(f"{name} must be an http(s) URL or empty, got {raw!r}")
+    return raw
+
+
+def env_webhook_secret(name: str) -> str:
+    """A Svix signing secret, `whsec_` and base64, or empty for "not set".
+
+    Checked here because svix itself only fails when a webhook arrives (every
+    delivery refused as badly signed), and decodes leniently, skipping
+    characters that are not base64.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    prefix, _, key = raw.partition("_")
+    try:
+        decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if prefix != "whsec" or not decoded:
+        raise ImproperlyConfigured(
+            f"{name} must be a Svix signing secret: whsec_ followed by base64, as the "
+            "webhook endpoint's page shows it (the value is not repeated here)"
+        )
+    return raw
+
+
 def env_database(name: str, default: str) -> dict:
     raw = os.environ.get(name) or default
     try:
@@ -136,7 +171,7 @@ PORTAL_BASE_URL = env_url("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 VOLTERAS_API_URL = env_url("VOLTERAS_API_URL", "http://127.0.0.1:8001")
 VOLTERAS_CLIENT_ID = env_str("VOLTERAS_CLIENT_ID")
 VOLTERAS_CLIENT_SECRET = env_str("VOLTERAS_CLIENT_SECRET")
-VOLTERAS_WEBHOOK_SECRET = env_str("VOLTERAS_WEBHOOK_SECRET")
+VOLTERAS_WEBHOOK_SECRET = env_webhook_secret("VOLTERAS_WEBHOOK_SECRET")
 VOLTERAS_TIMEOUT = env_float("VOLTERAS_TIMEOUT", 15.0, minimum=0.1)
 VOLTERAS_MAX_RETRIES = env_int("VOLTERAS_MAX_RETRIES", 4, minimum=0)
 
@@ -164,8 +199,8 @@ INCIDENT_WINDOW_HOURS = env_int("INCIDENT_WINDOW_HOURS", 6, minimum=1)
 # The offline Volteras sandbox (the `sandbox` app, run by `manage.py run_sandbox`).
 SANDBOX_CLIENT_ID = env_str("SANDBOX_CLIENT_ID", "sandbox-client")
 SANDBOX_CLIENT_SECRET = env_str("SANDBOX_CLIENT_SECRET", "sandbox-secret")
-SANDBOX_WEBHOOK_SECRET = env_str("SANDBOX_WEBHOOK_SECRET")
-SANDBOX_WEBHOOK_URL = env_str("SANDBOX_WEBHOOK_URL")
+SANDBOX_WEBHOOK_SECRET = env_webhook_secret("SANDBOX_WEBHOOK_SECRET")
+SANDBOX_WEBHOOK_URL = env_optional_url("SANDBOX_WEBHOOK_URL")
 SANDBOX_TOKEN_TTL = env_int("SANDBOX_TOKEN_TTL", 3600, minimum=1)
 SANDBOX_SPEED = env_float("SANDBOX_SPEED", 1.0, minimum=0.0)
 SANDBOX_VEHICLE_LIMIT = env_int("SANDBOX_VEHICLE_LIMIT", 10_000, minimum=1)

@@ -66,6 +66,11 @@ class TestSettings:
             ("UPLOAD_MAX_ROWS", "lots"),
             ("DATABASE_URL", "nosuchdb://x"),
             ("SANDBOX_SPEED", "-1"),
+            ("VOLTERAS_WEBHOOK_SECRET", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("VOLTERAS_WEBHOOK_SECRET", "whsec_not base64!"),
+            ("VOLTERAS_WEBHOOK_SECRET", "whsec_"),
+            ("SANDBOX_WEBHOOK_SECRET", "sandbox-secret"),
+            ("SANDBOX_WEBHOOK_URL", "127.0.0.1:8000/webhooks/volteras/"),
         ],
     )
     def test_bad_values_name_the_variable(self, tmp_path, name, value):
@@ -74,6 +79,25 @@ class TestSettings:
         assert result.returncode != 0
         assert "ImproperlyConfigured" in result.stderr
         assert name in result.stderr.strip().splitlines()[-1]
+
+    def test_webhook_settings_are_kept_as_given(self, tmp_path):
+        env = {
+            **PRODUCTION_ENV,
+            "DATA_DIR": str(tmp_path),
+            "SANDBOX_WEBHOOK_SECRET": "whsec_c2FuZGJveC13ZWJob29rLXNlY3JldA",  # unpadded
+            "SANDBOX_WEBHOOK_URL": "http://127.0.0.1:8000/webhooks/volteras/",
+        }
+        code = (
+            "from django.conf import settings as s; "
+            "print(s.VOLTERAS_WEBHOOK_SECRET, s.SANDBOX_WEBHOOK_SECRET, s.SANDBOX_WEBHOOK_URL)"
+        )
+        result = run_django(["shell", "-c", code], env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1].split() == [
+            PRODUCTION_ENV["VOLTERAS_WEBHOOK_SECRET"],
+            env["SANDBOX_WEBHOOK_SECRET"],
+            env["SANDBOX_WEBHOOK_URL"],
+        ]
 
     def test_missing_volteras_settings_warn(self, tmp_path):
         env = {
