@@ -612,6 +612,9 @@ class ApiToken(models.Model):
     refresh_token = models.TextField(blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # While set and in the future, one process is fetching a new token; the
+    # others wait for it instead of each asking Volteras for their own.
+    renewing_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.api_url

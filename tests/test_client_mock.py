@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import time_machine
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -244,6 +244,105 @@ def test_renewal_uses_a_token_another_process_stored_meanwhile(make_client):
 
     assert token == "access-2"
     assert len(fake.token_requests) == 2
+
+
+def stale_token_row(renewing_until: datetime | None) -> ApiToken:
+    """A stored token past its expiry, perhaps being renewed by another process."""
+    now = timezone.now()
+    return ApiToken.objects.create(
+        api_url=API,
+        access_token="old",
+        refresh_token="refresh-old",
+        expires_at=now - timedelta(seconds=1),
+        renewing_until=renewing_until,
+    )
+
+
+def test_the_token_request_runs_outside_any_transaction(make_client):
+    """Holding the row lock (SQLite's write lock) across a slow, retried token
+    request made every other writer wait, then fail with "database is locked"."""
+    depth = len(connection.atomic_blocks)  # the test's own transaction
+    seen: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/oauth2/token":
+            seen.append(len(connection.atomic_blocks))
+        return fake_volteras(request)
+
+    fake_volteras = FakeVolteras(answer(200, VEHICLE))
+    make_client(handler).get_vehicle("veh_1")
+
+    assert seen == [depth]
+    row = ApiToken.objects.get(api_url=API)
+    assert (row.access_token, row.renewing_until) == ("access-1", None)
+
+
+def test_a_renewal_in_progress_elsewhere_is_waited_for_not_repeated(make_client):
+    stale_token_row(renewing_until=timezone.now() + timedelta(seconds=30))
+    fake = FakeVolteras(answer(200, VEHICLE))
+    client = make_client(fake)
+    waits: list[float] = []
+
+    def other_process_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            ApiToken.objects.filter(api_url=API).update(
+                access_token="theirs",
+                expires_at=timezone.now() + timedelta(hours=1),
+                updated_at=timezone.now(),
+                renewing_until=None,
+            )
+
+    client.tokens.wait = other_process_finishes
+    assert client.tokens.get() == "theirs"
+    assert len(waits) == 3
+    assert fake.token_requests == []
+
+
+def test_a_lease_left_by_a_dead_renewer_is_taken_over(make_client):
+    stale_token_row(renewing_until=timezone.now() - timedelta(seconds=1))
+    fake = FakeVolteras(answer(200, VEHICLE))
+    client = make_client(fake)
+    client.tokens.wait = lambda seconds: pytest.fail("waited for a lease that had expired")
+
+    assert client.tokens.get() == "access-1"
+    assert fake.token_requests == [
+        {"grant_type": ["refresh_token"], "refresh_token": ["refresh-old"]}
+    ]
+
+
+def test_a_failed_renewal_releases_its_lease(make_client):
+    stale_token_row(renewing_until=None)
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json=envelope("AUTHENTICATION_ERROR", "bad client"))
+
+    with pytest.raises(AuthenticationError):
+        make_client(refuse).tokens.get()
+    row = ApiToken.objects.get(api_url=API)
+    assert (row.access_token, row.renewing_until) == ("old", None)
+
+
+def test_a_renewal_that_outlived_its_lease_keeps_the_newer_token(make_client):
+    stale_token_row(renewing_until=None)
+    fake = FakeVolteras(answer(200, VEHICLE))
+
+    def slow_then_overtaken(request: httpx.Request) -> httpx.Response:
+        # While this request is in flight, another process takes the lease
+        # over and stores its own token.
+        ApiToken.objects.filter(api_url=API).update(
+            access_token="newer",
+            refresh_token="refresh-newer",
+            expires_at=timezone.now() + timedelta(hours=1),
+            renewing_until=None,
+        )
+        return fake(request)
+
+    token = make_client(slow_then_overtaken).tokens.get()
+
+    assert token == "access-1"  # valid, and good for this call
+    row = ApiToken.objects.get(api_url=API)
+    assert (row.access_token, row.refresh_token) == ("newer", "refresh-newer")
 
 
 def test_401_renews_once_and_repeats_the_call(make_client):
@@ -874,3 +973,69 @@ def test_concurrent_renewals_fetch_one_token(transactional_db):
     assert failures == []
     assert tokens == ["access-1", "access-1"]
     assert len(fake.token_requests) == 1
+
+
+@pytest.mark.postgres_only
+def test_ten_workers_renewing_at_once_fetch_one_token_without_holding_the_row(
+    transactional_db,
+):
+    """Ten processes' worth of clients find the token stale together: one
+    fetches, nine wait for it; and while it fetches, the row is not locked."""
+    started = threading.Barrier(10, timeout=10)
+    lock_free_during_fetch: list[bool] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/oauth2/token":
+            time.sleep(0.3)  # a slow Volteras: the others arrive meanwhile
+            lock_free_during_fetch.append(row_is_lockable())
+        return fake(request)
+
+    def row_is_lockable() -> bool:
+        result: list[bool] = []
+
+        def probe() -> None:
+            try:
+                with transaction.atomic():
+                    # The waiting clients lock the row for a moment each time
+                    # they look; a lock held across the fetch would outlast this.
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL lock_timeout = '1s'")
+                    ApiToken.objects.select_for_update().get(api_url=API)
+                result.append(True)
+            except DatabaseError:
+                result.append(False)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join(timeout=10)
+        return result == [True]
+
+    fake = FakeVolteras(answer(200, VEHICLE))
+    clients = [
+        VolterasClient(API, "client-id", "client-secret", transport=httpx.MockTransport(handler))
+        for _ in range(10)
+    ]
+    tokens: list[str] = []
+    failures: list[BaseException] = []
+
+    def run(client: VolterasClient) -> None:
+        try:
+            started.wait()
+            tokens.append(client.tokens.get())
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failures == []
+    assert tokens == ["access-1"] * 10
+    assert len(fake.token_requests) == 1
+    assert lock_free_during_fetch == [True]

@@ -1,15 +1,21 @@
 """The Volteras access token, shared through the database.
 
 Every portal process and worker reads the same `ApiToken` row (one per API
-URL), so ten workers make one token request, not ten. Renewal happens under a
-row lock (`select_for_update` on PostgreSQL; on SQLite the write transaction
-itself serialises), and whoever gets the lock second finds the fresh token the
-first one stored and uses it instead of fetching another.
+URL), so ten workers make one token request, not ten. Renewal is decided in a
+short transaction (a row lock on PostgreSQL; SQLite's write lock): the first
+process to find the token stale takes a lease (`renewing_until`) and the
+others wait for the token it stores. The token request itself runs outside
+any transaction: it may take a timeout times every retry, and holding
+SQLite's write lock that long would give every other writer "database is
+locked". The result is stored only while the lease is still ours, so a
+renewer that outlived its lease never overwrites the one that took over.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +34,12 @@ TOKEN_PATH = "/v1/oauth2/token"
 # Renew this long before expiry (capped at a tenth of the lifetime, so a
 # short-lived token is still used for most of its life).
 RENEW_MARGIN = timedelta(seconds=60)
+
+# Longer than a token request with its retries normally takes. A renewer that
+# died leaves its lease behind; after this long another process renews.
+RENEWAL_LEASE = timedelta(seconds=120)
+# How often a process waiting for another's renewal looks at the row again.
+WAIT_STEP_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class TokenStore:
         self.http = http
         self.api_url = api_url.rstrip("/")
         self._credentials = (client_id, client_secret)
+        # Waiting for another process's renewal (replaceable in tests).
+        self.wait: Callable[[float], None] = time.sleep
 
     def get(self) -> str:
         # Read the row on every call (one indexed query, cheap beside the HTTP
@@ -67,39 +81,68 @@ class TokenStore:
         return self.renew()
 
     def renew(self, rejected: str | None = None) -> str:
-        """Get a new token unless another process already did.
+        """Get a new token unless another process already did (or is doing so).
 
         `rejected` is a token Volteras just answered 401 to: a stored token
         equal to it is renewed even if its clock says it is still valid.
         """
         ApiToken.objects.get_or_create(api_url=self.api_url)
+        # A lease whose holder is gone is taken over; so is one that, by this
+        # process's own clock, has been held longer than any renewal takes.
+        give_up_at = time.monotonic() + RENEWAL_LEASE.total_seconds()
+        while True:
+            decision = self._claim(rejected, take_over=time.monotonic() >= give_up_at)
+            if isinstance(decision, str):
+                return decision
+            if decision is not None:
+                break
+            self.wait(WAIT_STEP_SECONDS)
+
+        lease, refresh_token = decision
+        try:
+            access_token, new_refresh_token, expires_in = self._fetch(refresh_token)
+        except BaseException:
+            ApiToken.objects.filter(api_url=self.api_url, renewing_until=lease).update(
+                renewing_until=None
+            )
+            raise
+        now = timezone.now()
+        stored = ApiToken.objects.filter(api_url=self.api_url, renewing_until=lease).update(
+            access_token=access_token,
+            refresh_token=new_refresh_token,
+            expires_at=now + timedelta(seconds=expires_in),
+            updated_at=now,
+            renewing_until=None,
+        )
+        if not stored:
+            logger.info("volteras token renewal outlived its lease; not stored")
+        return access_token
+
+    def _claim(self, rejected: str | None, take_over: bool) -> str | tuple[datetime, str] | None:
+        """Under a short lock: a fresh token to use, or our lease and the
+        refresh token to renew with, or None while another process renews."""
         with transaction.atomic():
             row = ApiToken.objects.select_for_update().get(api_url=self.api_url)
             current = _token_of(row)
             if current is not None and current.is_fresh() and current.access_token != rejected:
                 return current.access_token
-
-            answer = None
-            if row.refresh_token:
-                try:
-                    answer = self._grant(
-                        {"grant_type": "refresh_token", "refresh_token": row.refresh_token}
-                    )
-                except (AuthenticationError, ValidationError, NotPermitted) as exc:
-                    logger.info(
-                        "volteras refresh token refused (%s); using client credentials",
-                        exc.code or exc.status,
-                    )
-            if answer is None:
-                answer = self._grant({"grant_type": "client_credentials"})
-
-            access_token, refresh_token, expires_in = answer
             now = timezone.now()
-            row.access_token = access_token
-            row.refresh_token = refresh_token
-            row.expires_at = now + timedelta(seconds=expires_in)
-            row.save()
-            return access_token
+            if row.renewing_until is not None and row.renewing_until > now and not take_over:
+                return None
+            lease = now + RENEWAL_LEASE
+            ApiToken.objects.filter(pk=row.pk).update(renewing_until=lease)
+            return lease, row.refresh_token
+
+    def _fetch(self, refresh_token: str) -> tuple[str, str, int]:
+        if refresh_token:
+            try:
+                return self._grant({"grant_type": "refresh_token", "refresh_token": refresh_token})
+            except (AuthenticationError, ValidationError, NotPermitted) as exc:
+                logger.info(
+                    "volteras refresh token refused (%s); using client credentials",
+                    exc.code or exc.status,
+                )
+        return self._grant({"grant_type": "client_credentials"})
 
     def _grant(self, form: dict[str, str]) -> tuple[str, str, int]:
         # Asking for a token twice is harmless, so a timed-out token request
