@@ -243,6 +243,24 @@ class TestSeedDemo:
         assert not User.objects.get(username="support").is_staff
         assert manager.check_password(password)
 
+    def test_a_deleted_password_file_gives_a_new_password_that_works(
+        self, db, settings, tmp_path, monkeypatch, capsys
+    ):
+        settings.DATA_DIR = tmp_path
+        monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+        call_command("seed_demo")
+        saved = tmp_path / "demo-password.txt"
+        first = saved.read_text().strip()
+        saved.unlink()
+        capsys.readouterr()
+
+        call_command("seed_demo")
+        second = saved.read_text().strip()
+        assert second != first
+        assert second in capsys.readouterr().out
+        for username in ("admin", "support", "manager", "outsider"):
+            assert User.objects.get(username=username).check_password(second), username
+
     def test_demo_password_from_environment(self, db, settings, tmp_path, monkeypatch):
         settings.DATA_DIR = tmp_path
         monkeypatch.setenv("DEMO_PASSWORD", "chosen-pass-123")

@@ -56,7 +56,9 @@ class Command(BaseCommand):
         support_group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
         for username, _what, fleet_slug in USERS:
             user, created = User.objects.get_or_create(username=username)
-            if created or os.environ.get("DEMO_PASSWORD"):
+            # A newly generated password (the saved one was deleted) must be
+            # the one that works, or the logins printed below would not.
+            if created or generated or os.environ.get("DEMO_PASSWORD"):
                 user.set_password(password)
             if username == "admin":
                 user.is_staff = user.is_superuser = True
