@@ -1,8 +1,10 @@
 """Settings, roles and visibility, login, dashboard, admin, seed_demo, /healthz."""
 
+import ast
 import http.server
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +20,16 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from connections.models import Fleet, Membership, Upload, VinEntry, VinStatus, WorkerHeartbeat
+from connections.models import (
+    ConsentLink,
+    Fleet,
+    LinkStatus,
+    Membership,
+    Upload,
+    VinEntry,
+    VinStatus,
+    WorkerHeartbeat,
+)
 from tests.permissions import assert_access
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +124,66 @@ class TestSettings:
         assert "VOLTERAS_CLIENT_ID" in result.stderr + result.stdout
 
 
+class TestSeparation:
+    def test_migrate_keeps_sandbox_tables_out_of_the_portal_database(self, tmp_path):
+        env = {"DEBUG": "true", "DATA_DIR": str(tmp_path)}
+        for args in (["migrate", "--no-input"], ["migrate", "--database", "sandbox", "--no-input"]):
+            result = run_django(args, env)
+            assert result.returncode == 0, result.stderr
+
+        def tables(name: str) -> set[str]:
+            with sqlite3.connect(tmp_path / name) as db:
+                rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                return {row[0] for row in rows}
+
+        portal, sandbox = tables("portal.sqlite3"), tables("sandbox.sqlite3")
+        assert "connections_fleet" in portal and "sandbox_vehicle" in sandbox
+        assert {t for t in portal if t.startswith("sandbox_")} == set()
+        assert {t for t in sandbox if t.startswith(("connections_", "auth_"))} == set()
+
+    def test_connections_never_imports_sandbox(self):
+        """The portal reaches the sandbox only over HTTP, as it reaches Volteras."""
+        found = []
+        for path in sorted((ROOT / "connections").rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module or ""]
+                else:
+                    continue
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                    for name in names
+                    if name == "sandbox" or name.startswith("sandbox.")
+                ]
+        assert found == []
+
+
+class TestStaticFiles:
+    def test_served_hashed_and_compressed_with_debug_off(self, tmp_path):
+        env = {**PRODUCTION_ENV, "DATA_DIR": str(tmp_path)}
+        result = run_django(["collectstatic", "--no-input", "-v", "0"], env)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "static" / "staticfiles.json").exists()
+        code = (
+            "from django.templatetags.static import static; from django.test import Client; "
+            "url = static('css/portal.css'); "
+            "r = Client(HTTP_HOST='fleet.example.com').get(url, secure=True, "
+            "HTTP_ACCEPT_ENCODING='gzip'); "
+            "print(url, r.status_code, r['Content-Type'], r.get('Content-Encoding'), "
+            "r['Cache-Control'], sep='|')"
+        )
+        result = run_django(["shell", "-c", code], env)
+        assert result.returncode == 0, result.stderr
+        answer = result.stdout.strip().splitlines()[-1]
+        url, status, content_type, encoding, cache_control = answer.split("|")
+        assert url.startswith("/static/css/portal.") and url != "/static/css/portal.css"
+        assert (status, encoding) == ("200", "gzip")
+        assert content_type.startswith("text/css")
+        assert "immutable" in cache_control
+
+
 class TestVisibility:
     def test_manager_sees_only_own_fleets(self, manager, fleet, other_fleet):
         assert list(Fleet.objects.visible_to(manager)) == [fleet]
@@ -159,6 +230,29 @@ class TestPages:
         assert (counts["connected"], counts["in_progress"], counts["needs_action"]) == (2, 1, 1)
         assert "Other Fleet" not in page.content.decode()
 
+    def test_dashboard_counts_only_usable_consent_links(self, client, manager, fleet, other_fleet):
+        now = timezone.now()
+        week, past = now + timedelta(days=7), now - timedelta(minutes=1)
+        for owner, status, expires_at in [
+            (fleet, LinkStatus.ACTIVE, week),
+            (fleet, LinkStatus.OPENED, week),
+            (fleet, LinkStatus.ACTIVE, past),  # expired by its clock
+            (fleet, LinkStatus.COMPLETED, week),
+            (fleet, LinkStatus.REVOKED, week),
+            (fleet, LinkStatus.EXPIRED, week),
+            (other_fleet, LinkStatus.ACTIVE, week),
+        ]:
+            ConsentLink.objects.create(
+                fleet=owner,
+                status=status,
+                expires_at=expires_at,
+                authentication_url="https://connect.example/x",
+            )
+        client.force_login(manager)
+        page = client.get("/")
+        assert page.context["rows"][0][1]["active_links"] == 2
+        assert '<td class="num">2</td>' in page.content.decode()
+
     def test_zero_state_explains_what_to_do(self, client, db):
         lonely = User.objects.create_user("lonely", password="x")
         client.force_login(lonely)
@@ -168,6 +262,11 @@ class TestPages:
     def test_navigation_by_role(self, client, manager, support, admin_user):
         client.force_login(manager)
         body = client.get("/").content.decode()
+        assert 'href="/admin/"' not in body
+        assert 'href="/support/"' not in body
+        client.force_login(support)
+        body = client.get("/").content.decode()
+        assert 'href="/support/">Support</a>' in body
         assert 'href="/admin/"' not in body
         client.force_login(admin_user)
         assert 'href="/admin/"' in client.get("/").content.decode()
@@ -310,6 +409,25 @@ class TestHealthz:
     def test_stale_worker_is_unhealthy(self, client, db, fake_volteras):
         WorkerHeartbeat.objects.create(worker_id="old", seen_at=timezone.now() - timedelta(hours=1))
         assert client.get("/healthz").status_code == 503
+
+    def test_database_unreachable(self, tmp_path):
+        with socket_closed_port() as db_port, socket_closed_port() as api_port:
+            env = {
+                "DEBUG": "true",
+                "DATA_DIR": str(tmp_path),
+                "ALLOWED_HOSTS": "testserver",
+                "DATABASE_URL": f"postgres://fleet:x@127.0.0.1:{db_port}/fleet",
+                "VOLTERAS_API_URL": f"http://127.0.0.1:{api_port}",
+            }
+            code = (
+                "from django.test import Client; r = Client().get('/healthz'); "
+                "print(r.status_code, r.content.decode())"
+            )
+            result = run_django(["shell", "-c", code], env)
+        assert result.returncode == 0, result.stderr
+        status, _, body = result.stdout.strip().splitlines()[-1].partition(" ")
+        assert status == "503"
+        assert json.loads(body)["database"] == {"ok": False, "error": "OperationalError"}
 
     def test_volteras_unreachable(self, client, db, settings):
         WorkerHeartbeat.beat("w1")
