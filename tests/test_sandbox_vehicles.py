@@ -1,11 +1,12 @@
 """Sandbox VIN connection: rules, magic VINs, re-submission, limits, pages, vehicles."""
 
+import json
 import time
 
 import pytest
 
 from sandbox.rules import fake_vin
-from tests.contract import openapi
+from tests.contract import SPEC_PATH, openapi
 from tests.fixtures_sandbox import error_code
 
 REAL_VIN = "1M8GDM9AXKP042788"  # a real VIN with a valid check digit (X)
@@ -180,6 +181,19 @@ def test_request_validation(sandbox_api):
         "/v1/vehicles/connect", content=b"{nope", headers={"content-type": "application/json"}
     )
     assert error_code(garbage) == "REQUEST_VALIDATION_ERROR"
+
+
+def test_an_empty_vehicle_list_is_accepted_as_the_contract_allows(sandbox_api):
+    # BulkConnectVehicleRequest.vehicles has maxItems 100 and no minItems, so
+    # an empty list is a valid request: an empty group, not a refusal. (The
+    # portal never sends one: the client refuses it before sending.)
+    group = connect(sandbox_api)
+    assert sandbox_api.get(f"/v1/vehicles/connect/{group['id']}").json()["status"] == "COMPLETED"
+    page = results(sandbox_api, group["id"])
+    assert (page["results"], page["totalResults"]) == ([], 0)
+    spec = json.loads(SPEC_PATH.read_text())
+    vehicles = spec["components"]["schemas"]["BulkConnectVehicleRequest"]["properties"]["vehicles"]
+    assert (vehicles["maxItems"], vehicles.get("minItems")) == (100, None)
 
 
 def test_tags_and_fields_are_stored_and_returned(sandbox_api):

@@ -3,7 +3,9 @@
 Every call goes through `VolterasHttp` (timeouts, retries, error mapping) with
 a bearer token from `TokenStore`. A 401 renews the token once and repeats the
 call: a rejected token means the request was not processed, so repeating is
-safe even for a write.
+safe even for a write. For the same reason a POST answered 429 (rate limited:
+nothing was applied) is sent again after the Retry-After wait, like a GET;
+only a failure after the request may have been applied raises `AmbiguousWrite`.
 """
 
 from __future__ import annotations
