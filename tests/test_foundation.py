@@ -126,7 +126,13 @@ class TestSettings:
 
 class TestSeparation:
     def test_migrate_keeps_sandbox_tables_out_of_the_portal_database(self, tmp_path):
-        env = {"DEBUG": "true", "DATA_DIR": str(tmp_path)}
+        env = {
+            "DEBUG": "true",
+            "DATA_DIR": str(tmp_path),
+            # SQLite files whatever this run's DATABASE_URL, so each can be opened below.
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+            "SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.sqlite3'}",
+        }
         for args in (["migrate", "--no-input"], ["migrate", "--database", "sandbox", "--no-input"]):
             result = run_django(args, env)
             assert result.returncode == 0, result.stderr
