@@ -168,3 +168,24 @@ def test_the_watch_checks_credentials_of_each_request():
         client.get("/v1/vehicles/veh_1", headers={"Authorization": "Bearer t"})
     assert len(watch.take_failures()) == 1
     assert watch.checked == 2
+
+
+def test_a_recorded_mismatch_fails_the_test_itself():
+    """What `pytest_runtest_call` does after each test body: a mismatch that a
+    server or worker thread swallowed still fails the test, not its teardown."""
+    from types import SimpleNamespace
+
+    from tests import conftest
+
+    watch = ContractWatch()
+    watch.failures.append("GET /v1/vehicles/veh_1 -> 200: answer breaks the contract")
+    hook = conftest.pytest_runtest_call(SimpleNamespace(funcargs={"contract_watch": watch}))
+    next(hook)
+    with pytest.raises(AssertionError, match="Volteras contract broken:\nGET /v1/vehicles"):
+        hook.send(None)
+    assert watch.take_failures() == []  # reported once
+
+    clean = conftest.pytest_runtest_call(SimpleNamespace(funcargs={"contract_watch": watch}))
+    next(clean)
+    with pytest.raises(StopIteration):
+        clean.send(None)
