@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connections", "0007_vin_status_changed_index"),
+        ("connections", "0010_a_vinentry_submitted_at"),
     ]
 
     operations = [
