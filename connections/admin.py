@@ -154,10 +154,10 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["api_url", "expires_at", "updated_at"]
+    list_display = ["api_url", "expires_at", "renewing_until", "updated_at"]
     # Never show the token itself.
-    fields = ["api_url", "expires_at", "updated_at"]
-    readonly_fields = ["api_url", "expires_at", "updated_at"]
+    fields = ["api_url", "expires_at", "renewing_until", "updated_at"]
+    readonly_fields = fields
 
 
 from . import admin_consent  # noqa: E402,F401

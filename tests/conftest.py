@@ -72,11 +72,14 @@ def contract_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[ContractWatch]:
     watch = ContractWatch()
     real = volteras.VolterasClient
 
-    def watched(*args: Any, **kwargs: Any) -> volteras.VolterasClient:
-        return real(*args, event_hooks=watch.hooks(), **kwargs)
+    class Watched(real):
+        # A subclass, not a factory function, so tests can still patch the
+        # client's methods on `volteras.VolterasClient`.
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, event_hooks=watch.hooks(), **kwargs)
 
     _drop_cached_clients()
-    monkeypatch.setattr(volteras, "VolterasClient", watched)
+    monkeypatch.setattr(volteras, "VolterasClient", Watched)
     yield watch
     _drop_cached_clients()
     late = watch.take_failures()
