@@ -37,6 +37,17 @@ class FleetQuerySet(models.QuerySet["Fleet"]):
         member_of = Membership.objects.filter(user=user).values("fleet_id")
         return self.filter(Q(Exists(support)) | Q(pk__in=member_of))
 
+    def managed_by(self, user) -> FleetQuerySet:
+        """The one place that decides which fleets a user may change: uploads,
+        fleet consent links, connected accounts. Members and admins only;
+        support staff read every fleet but change them only through the
+        troubleshooting actions (retry, per-VIN consent links, escalate, dismiss)."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(pk__in=Membership.objects.filter(user=user).values("fleet_id"))
+
 
 def user_is_support(user) -> bool:
     """Support staff and admins read every fleet and use troubleshooting tools."""

@@ -22,8 +22,10 @@ from connections.models import (
     LinkStatus,
     Upload,
     Vehicle,
+    VinEntry,
 )
 from connections.tasks import drain, sweep
+from connections.views.fleets import READ_ONLY
 from connections.vins import check_digit
 from tests.permissions import assert_access
 
@@ -463,18 +465,49 @@ class TestPermissions:
         account = ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-1", username="j")
         for url in (
             reverse("consent_link_list", args=[fleet.slug]),
-            reverse("consent_link_new", args=[fleet.slug]),
             reverse("consent_link_detail", args=[fleet.slug, link.pk]),
             reverse("consent_link_print", args=[fleet.slug, link.pk]),
             reverse("consent_account_list", args=[fleet.slug]),
-            reverse("consent_account_disconnect", args=[fleet.slug, account.pk]),
         ):
             assert_access(client, url, users)
+        # Support staff read a fleet's links and accounts but do not change them.
+        for url in (
+            reverse("consent_link_new", args=[fleet.slug]),
+            reverse("consent_account_disconnect", args=[fleet.slug, account.pk]),
+        ):
+            assert_access(client, url, users, support=403, forbidden_says=READ_ONLY)
 
     def test_actions(self, client, users, fleet):
         link = stored_link(fleet)
         url = reverse("consent_link_revoke", args=[fleet.slug, link.pk])
-        assert_access(client, url, users, member=302, support=302, admin=302, method="post")
+        assert_access(
+            client, url, users, member=302, support=403, admin=302, method="post",
+            forbidden_says=READ_ONLY,
+        )  # fmt: skip
+        for name, args in (
+            ("consent_link_reissue", [fleet.slug, stored_link(fleet).pk]),
+            ("consent_link_reissue_expiring", [fleet.slug]),
+        ):
+            assert_access(
+                client, reverse(name, args=args), users, member=302, support=403, admin=302,
+                method="post",
+            )  # fmt: skip
+        # A VIN's own link is a troubleshooting tool: support may reissue it.
+        upload = Upload.objects.create(fleet=fleet)
+        entry = VinEntry.objects.create(
+            upload=upload, fleet=fleet, line_number=1, vin="C0NSENT1000000005",
+            validity="valid", status="CONNECTION_REQUIRED",
+        )  # fmt: skip
+        vin_link = stored_link(fleet, vin_entry=entry)
+        url = reverse("consent_link_reissue", args=[fleet.slug, vin_link.pk])
+        client.force_login(users["support"])
+        assert client.post(url).status_code == 302
+        account = ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-2", username="k")
+        url = reverse("consent_account_disconnect", args=[fleet.slug, account.pk])
+        client.force_login(users["support"])
+        assert client.post(url).status_code == 403
+        account.refresh_from_db()
+        assert account.is_connected
         upload = Upload.objects.create(fleet=fleet)
         url = reverse("upload_consent_links", args=[upload.pk])
         assert_access(client, url, users, member=302, support=302, admin=302, method="post")

@@ -207,6 +207,29 @@ class TestVisibility:
         assert Fleet.objects.visible_to(manager).count() == 2
 
 
+class TestManaging:
+    """Who may change a fleet (uploads, fleet consent links, accounts): members and
+    admins. Support staff read every fleet but manage none."""
+
+    def test_members_and_admins_manage(self, manager, admin_user, fleet, other_fleet):
+        assert list(Fleet.objects.managed_by(manager)) == [fleet]
+        assert set(Fleet.objects.managed_by(admin_user)) == {fleet, other_fleet}
+
+    def test_support_manages_nothing(self, support, fleet, other_fleet):
+        assert not Fleet.objects.managed_by(support).exists()
+
+    def test_support_who_is_also_a_member_manages_that_fleet(self, support, fleet, other_fleet):
+        Membership.objects.create(user=support, fleet=fleet)
+        assert list(Fleet.objects.managed_by(support)) == [fleet]
+
+    def test_inactive_or_anonymous_manage_nothing(self, manager, fleet):
+        from django.contrib.auth.models import AnonymousUser
+
+        assert not Fleet.objects.managed_by(AnonymousUser()).exists()
+        manager.is_active = False
+        assert not Fleet.objects.managed_by(manager).exists()
+
+
 class TestPages:
     def test_dashboard_matrix(self, client, users):
         assert_access(client, reverse("dashboard"), users, outsider=200)

@@ -118,9 +118,18 @@ class TestAccess:
         manual = entry.events.filter(actor=users["manager"])
         assert not manual.exists()
 
-    def test_actions_need_post(self, client, support):
-        client.force_login(support)
-        assert client.get(reverse("support_action")).status_code == 405
+    def test_actions_need_post(self, client, users):
+        # The role is checked first: a fleet manager's GET is a 404 like every
+        # support page, not a 405 that reveals the route.
+        url = reverse("support_action")
+        assert_access(client, url, users, member=404, outsider=404, support=405, admin=405)
+
+    def test_webhook_process_again_checks_the_role_before_the_method(self, client, users):
+        from connections.models import WebhookEvent
+
+        event = WebhookEvent.objects.create(svix_id="msg_x", body="{}")
+        url = reverse("webhook_event_process", args=[event.pk])
+        assert_access(client, url, users, member=404, outsider=404, support=405, admin=405)
 
     def test_navigation_link_only_for_support(self, client, manager, support, fleet):
         client.force_login(manager)

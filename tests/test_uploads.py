@@ -14,6 +14,7 @@ from django.utils import timezone
 from connections import submission
 from connections.imports import read_upload
 from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
+from connections.views.fleets import READ_ONLY
 from tests.permissions import assert_access
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,14 @@ def demo_upload(client, manager, fleet) -> Upload:
 
 class TestUploadForm:
     def test_page_matrix(self, client, users, fleet):
-        assert_access(client, reverse("upload_new", args=[fleet.slug]), users)
+        # Support staff read every fleet but do not upload to one (issue 2's roles).
+        url = reverse("upload_new", args=[fleet.slug])
+        assert_access(client, url, users, support=403, forbidden_says=READ_ONLY)
+
+    def test_support_cannot_upload(self, client, support, fleet):
+        client.force_login(support)
+        assert upload_text(client, fleet, make_vin(1)).status_code == 403
+        assert not Upload.objects.exists()
 
     def test_outsider_cannot_post_to_another_fleet(self, client, outsider, fleet):
         client.force_login(outsider)
@@ -155,6 +163,20 @@ class TestPreview:
         assert response.status_code == 302
         assert not VinEntry.objects.filter(pk=entry.pk).exists()
 
+    def test_remove_row_matrix(self, client, users, demo_upload):
+        entries = list(demo_upload.entries.order_by("line_number")[:2])
+        url = reverse("entry_remove", args=[demo_upload.pk, entries[0].pk])
+        assert_access(
+            client, url, users, member=302, support=403, admin=404, method="post",
+            forbidden_says=READ_ONLY,
+        )  # fmt: skip
+        # The manager removed it; support could not have.
+        assert not VinEntry.objects.filter(pk=entries[0].pk).exists()
+        url = reverse("entry_remove", args=[demo_upload.pk, entries[1].pk])
+        client.force_login(users["support"])
+        assert client.post(url).status_code == 403
+        assert VinEntry.objects.filter(pk=entries[1].pk).exists()
+
     def test_invalid_rows_download(self, client, demo_upload):
         response = client.get(reverse("upload_invalid_csv", args=[demo_upload.pk]))
         rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
@@ -194,6 +216,17 @@ class TestSubmit:
         client.force_login(manager)
         assert client.get(url).status_code == 405
         assert not ConnectBatch.objects.exists()
+
+    def test_support_cannot_submit(self, client, users, fleet, manager):
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        url = reverse("upload_submit", args=[upload.pk])
+        client.force_login(users["support"])
+        response = client.post(url)
+        assert response.status_code == 403
+        assert "Support staff can read every fleet but not change it" in response.content.decode()
+        upload.refresh_from_db()
+        assert upload.state == Upload.State.DRAFT and not ConnectBatch.objects.exists()
+        assert_access(client, url, users, member=302, support=403, admin=302, method="post")
 
     def test_existing_vins_are_skipped_unless_asked(self, client, manager, fleet):
         first = submission.create_upload(fleet, manager, read_upload(make_vin(7)))

@@ -27,7 +27,7 @@ from connections.forms_consent import ConsentLinkForm, StatusFilterForm
 from connections.imports import csv_safe
 from connections.models import Source
 from connections.models_consent import ConnectedAccount, ConsentLink, LinkStatus
-from connections.views.fleets import visible_fleet
+from connections.views.fleets import managed_fleet, require_manager, visible_fleet
 from connections.views.uploads import visible_upload
 from connections.volteras import VolterasError
 
@@ -85,7 +85,7 @@ def link_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def link_new(request: HttpRequest, slug: str) -> HttpResponse:
-    fleet = visible_fleet(request, slug)
+    fleet = managed_fleet(request, slug)
     form = ConsentLinkForm(request.POST or None, fleet=fleet)
     if request.method == "POST" and form.is_valid():
         try:
@@ -131,6 +131,7 @@ def link_print(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 def link_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     link = _fleet_link(request, slug, pk)
+    require_manager(request, link.fleet)
     if consent.revoke(link, request.user):
         messages.success(request, "Link revoked: its short link no longer works.")
     else:
@@ -141,6 +142,9 @@ def link_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 def link_reissue(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     link = _fleet_link(request, slug, pk)
+    if link.vin_entry_id is None:
+        # A fleet link is the managers'; a VIN's link is a troubleshooting tool support uses too.
+        require_manager(request, link.fleet)
     try:
         new = consent.reissue(link, request.user)
     except VolterasError as exc:
@@ -155,7 +159,7 @@ def link_reissue(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 @require_POST
 def link_reissue_expiring(request: HttpRequest, slug: str) -> HttpResponse:
-    fleet = visible_fleet(request, slug)
+    fleet = managed_fleet(request, slug)
     created, problem = consent.reissue_expiring(fleet, REISSUE_WINDOW, request.user)
     if created:
         messages.success(request, f"Reissued {len(created)} link(s) close to expiry.")
@@ -274,7 +278,7 @@ def account_refresh(request: HttpRequest, slug: str) -> HttpResponse:
 
 def account_disconnect(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """GET: what disconnecting will do; POST: do it."""
-    fleet = visible_fleet(request, slug)
+    fleet = managed_fleet(request, slug)
     account = get_object_or_404(fleet.connected_accounts, pk=pk)
     if request.method == "POST":
         if not account.is_connected:

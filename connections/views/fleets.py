@@ -1,3 +1,4 @@
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -7,10 +8,31 @@ from connections.models import Fleet
 # whether a webhook changed something; htmx doubles it while the tab is hidden.
 WATCH_SECONDS = 30
 
+READ_ONLY = (
+    "Support staff can read every fleet but not change it: uploads, fleet consent links and "
+    "connected accounts are for the fleet's managers. Use the troubleshooting actions on a "
+    "VIN's page or in the support workspace instead."
+)
+
 
 def visible_fleet(request: HttpRequest, slug: str) -> Fleet:
     """A fleet the user may see, or 404: another fleet's URL never leaks."""
     return get_object_or_404(Fleet.objects.visible_to(request.user), slug=slug)
+
+
+def require_manager(request: HttpRequest, fleet: Fleet) -> None:
+    """For a fleet the user may already see: 403 with the reason unless they may
+    change it (`Fleet.objects.managed_by`). Only support staff get here, and
+    they know the fleet exists, so the refusal can say why."""
+    if not Fleet.objects.managed_by(request.user).filter(pk=fleet.pk).exists():
+        raise PermissionDenied(READ_ONLY)
+
+
+def managed_fleet(request: HttpRequest, slug: str) -> Fleet:
+    """A fleet the user may change: 404 to outsiders, 403 to support staff."""
+    fleet = visible_fleet(request, slug)
+    require_manager(request, fleet)
+    return fleet
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:

@@ -11,12 +11,17 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
 from connections import support
 from connections.explanations import EXPLANATIONS
@@ -237,10 +242,13 @@ def support_export(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
-@require_POST
 def support_action(request: HttpRequest) -> HttpResponse:
     """Retry, consent link, escalate or dismiss the selected VINs."""
+    # The role first: a fleet manager's GET gets 404 like every support page,
+    # not a 405 that tells them the route exists.
     require_support(request)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     form = SupportActionForm(request.POST)
     back = _back(request)
     if not form.is_valid():

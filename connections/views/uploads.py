@@ -23,7 +23,7 @@ from connections.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.forms import EntryFilterForm, UploadForm
 from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
 from connections.models import Fleet, Upload, VinEntry, VinStatus, user_is_support
-from connections.views.fleets import WATCH_SECONDS, visible_fleet
+from connections.views.fleets import WATCH_SECONDS, managed_fleet, require_manager
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 
 PAGE_SIZE = 100
@@ -60,8 +60,15 @@ def visible_upload(request: HttpRequest, upload_id: int) -> Upload:
     )
 
 
+def managed_upload(request: HttpRequest, upload_id: int) -> Upload:
+    """An upload the user may change: 404 to outsiders, 403 to support staff."""
+    upload = visible_upload(request, upload_id)
+    require_manager(request, upload.fleet)
+    return upload
+
+
 def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
-    fleet = visible_fleet(request, slug)
+    fleet = managed_fleet(request, slug)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -213,7 +220,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 @require_POST
 def upload_submit(request: HttpRequest, upload_id: int) -> HttpResponse:
-    upload = visible_upload(request, upload_id)
+    upload = managed_upload(request, upload_id)
     if upload.state == Upload.State.CHECKING:
         messages.error(request, "Wait for the eligibility check to finish, then send.")
         return redirect(upload)
@@ -244,7 +251,7 @@ def upload_check_eligibility(request: HttpRequest, upload_id: int) -> HttpRespon
 
 @require_POST
 def entry_remove(request: HttpRequest, upload_id: int, entry_id: int) -> HttpResponse:
-    upload = visible_upload(request, upload_id)
+    upload = managed_upload(request, upload_id)
     entry = get_object_or_404(upload.entries, pk=entry_id)
     if upload.state != Upload.State.DRAFT:
         messages.error(request, "Rows can only be removed before the upload is submitted.")

@@ -19,7 +19,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.db.models import F, Q
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -248,9 +248,10 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     )
 
 
-@require_POST
 def event_process_again(request: HttpRequest, event_id: int) -> HttpResponse:
-    _support_only(request)
+    _support_only(request)  # before the method check: a manager's GET gets 404, not 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     event = get_object_or_404(WebhookEvent, pk=event_id)
     webhooks.process_again(event)
     messages.success(request, f"Event {event.svix_id} queued to be processed again.")
