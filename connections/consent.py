@@ -19,7 +19,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import Fleet, Source, Upload, VinEntry, VinStatus
+from .models import Fleet, Source, Upload, VinEntry
 from .models_consent import ConnectedAccount, ConsentLink, LinkStatus, new_token
 from .volteras import (
     Account,
@@ -575,8 +575,9 @@ def vin_link_options(entry: VinEntry) -> LinkOptions:
 
 
 def needing_consent(upload: Upload) -> models.QuerySet[VinEntry]:
-    """The upload's VINs still waiting for their owner's consent."""
-    return upload.entries.filter(status=VinStatus.CONNECTION_REQUIRED, superseded=False)
+    """The upload's VINs waiting for their owner's consent
+    (`VinEntry.consent_link_helps`)."""
+    return upload.entries.filter(VinEntry.consent_link_q())
 
 
 class VinLinksIncomplete(Exception):
@@ -608,8 +609,8 @@ def create_vin_links_batch(
     *,
     limit: int | None = None,
 ) -> VinLinksRun:
-    """A single-vehicle consent link for each CONNECTION_REQUIRED VIN of the
-    upload (all of them when `entries` is None), recorded in each VIN's timeline.
+    """A single-vehicle consent link for each VIN of the upload waiting for
+    its owner's consent (all of them when `entries` is None), recorded in each VIN's timeline.
 
     A VIN that already has a usable link keeps it (it is returned, not
     duplicated); one whose last link expired or was declined gets it reissued,

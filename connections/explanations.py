@@ -4,6 +4,10 @@ Volteras reports a code per failed VIN (and per failed API call). The portal
 shows `explain(code)`: what happened, the next step, who has to act and
 whether sending the VIN again can help. Codes we have not written up yet still
 get a sensible generic explanation, never an error page.
+
+This is the one table of knowledge the upload table, the VIN page, the support
+workspace and its export all read: `EXPLANATIONS` by error code, and
+`STATUS_EXPLANATIONS` for the states that have a next step without any code.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class Explanation:
     next_step: str
     who_acts: WhoActs
     retry_helps: bool
+    # The owner's consent is the way forward: a single-VIN consent link is offered.
+    consent_link: bool = False
 
     @property
     def who_acts_label(self) -> str:
@@ -45,9 +51,18 @@ class Explanation:
 
 
 def _entry(
-    code: str, title: str, explanation: str, next_step: str, who_acts: WhoActs, retry_helps: bool
+    code: str,
+    title: str,
+    explanation: str,
+    next_step: str,
+    who_acts: WhoActs,
+    retry_helps: bool,
+    *,
+    consent_link: bool = False,
 ) -> tuple[str, Explanation]:
-    return code, Explanation(code, title, explanation, next_step, who_acts, retry_helps)
+    return code, Explanation(
+        code, title, explanation, next_step, who_acts, retry_helps, consent_link
+    )
 
 
 _CUSTOMER = WhoActs.CUSTOMER_ACTION
@@ -234,9 +249,12 @@ EXPLANATIONS: dict[str, Explanation] = dict(
             "Make cannot be connected by VIN",
             "This manufacturer does not allow vehicles to be connected from a VIN list; "
             "the owner has to connect the vehicle themselves.",
-            "Send the owner a consent link instead of uploading the VIN.",
+            "Send the owner a consent link instead of uploading the VIN (the Consent link "
+            "button in the upload table, or support's consent link action); the vehicle "
+            "connects once they complete it.",
             _CUSTOMER,
             False,
+            consent_link=True,
         ),
         _entry(
             "VIN_BLACKLISTED",
@@ -325,6 +343,25 @@ EXPLANATIONS: dict[str, Explanation] = dict(
             "contact support about your limits.",
             _PORTAL,
             True,
+        ),
+    ]
+)
+
+
+# States with a next step but no error code (Volteras sends none with them).
+STATUS_EXPLANATIONS: dict[str, Explanation] = dict(
+    [
+        _entry(
+            "CONNECTION_REQUIRED",
+            "The owner must consent",
+            "This manufacturer only shares a vehicle's data once its owner has approved "
+            "the connection in a consent flow.",
+            "Send the owner a consent link (the Consent link button in the upload table, or "
+            "support's consent link action), then wait for them to complete it: the VIN "
+            "connects by itself.",
+            _CUSTOMER,
+            False,
+            consent_link=True,
         ),
     ]
 )

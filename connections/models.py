@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Exists, F, Q
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 
 class Region(models.TextChoices):
@@ -63,6 +64,7 @@ def user_is_support(user) -> bool:
 
 
 SUPPORT_GROUP = "Support"
+SUPERSEDED_REFUSAL = "A later upload of this VIN replaced this row: act on the newer one."
 
 
 class Fleet(models.Model):
@@ -338,12 +340,22 @@ class VinEntry(models.Model):
         return make_label(self.make) if self.make else ""
 
     @property
-    def who_acts(self) -> str:
-        """Volteras' own word on who must act, else our explanation's."""
+    def who_acts_category(self) -> str:
+        """Who must act on this VIN now (a `WhoActs` value, "" when nobody needs to
+        yet): Volteras' own word when it gave one, else our explanation's. The
+        support workspace's filter (`support.who_must_act_q`) is the same rule in SQL."""
         if self.action_category in ActionCategory.values:
-            return ActionCategory(self.action_category).label
+            return self.action_category
+        if self.status == VinStatus.INVALID:
+            return ActionCategory.CUSTOMER_ACTION
         explanation = self.explanation
-        return explanation.who_acts_label if explanation else ""
+        return explanation.who_acts if explanation else ""
+
+    @property
+    def who_acts(self) -> str:
+        from .explanations import WHO_ACTS_LABELS
+
+        return WHO_ACTS_LABELS.get(self.who_acts_category, "")
 
     @property
     def badge(self) -> str:
@@ -351,9 +363,32 @@ class VinEntry(models.Model):
 
     @property
     def explanation(self):
-        from .explanations import explain
+        """Our explanation of the VIN's error code, or of its state when that has a
+        next step without a code (waiting for the owner's consent)."""
+        from .explanations import STATUS_EXPLANATIONS, explain
 
-        return explain(self.error_code) if self.error_code else None
+        if self.error_code:
+            return explain(self.error_code)
+        return STATUS_EXPLANATIONS.get(self.status)
+
+    @property
+    def consent_link_helps(self) -> bool:
+        """Whether a single-VIN consent link is this VIN's way forward."""
+        if self.superseded:
+            return False
+        if self.status == VinStatus.CONNECTION_REQUIRED:
+            return True
+        explanation = self.explanation
+        return self.status == VinStatus.ERROR and bool(explanation and explanation.consent_link)
+
+    @staticmethod
+    def consent_link_q() -> Q:
+        """`consent_link_helps` as one SQL condition."""
+        from .explanations import EXPLANATIONS
+
+        codes = [code for code, x in EXPLANATIONS.items() if x.consent_link]
+        waiting = Q(status=VinStatus.CONNECTION_REQUIRED)
+        return Q(superseded=False) & (waiting | Q(status=VinStatus.ERROR, error_code__in=codes))
 
     @property
     def is_final(self) -> bool:
@@ -371,19 +406,41 @@ class VinEntry(models.Model):
         return timezone.now() - (self.submitted_at or self.status_changed_at)
 
     def retry_refusal(self) -> str | None:
-        """Why this VIN cannot be sent again now, or None when a retry makes sense."""
-        if self.status in {VinStatus.ERROR, VinStatus.DISCONNECTED}:
-            if self.status == VinStatus.ERROR and self.can_retry is False:
+        """Why this VIN cannot be sent again now, or None when a retry makes sense.
+
+        Every retry path goes through `support.retry`, which applies these rules
+        and the one that looks beyond this VIN (a probable manufacturer-side
+        incident holds retries back)."""
+        if self.superseded:
+            return SUPERSEDED_REFUSAL
+        if self.status == VinStatus.DISCONNECTED:
+            return None
+        if self.status == VinStatus.ERROR:
+            if self.can_retry is False:
                 return (
                     "Volteras says sending this VIN again cannot help until the cause is "
                     "fixed: follow the next step shown for its error."
                 )
+            explanation = self.explanation
+            # Volteras did not say; our own knowledge of the code decides.
+            if self.can_retry is None and explanation and not explanation.retry_helps:
+                return f"Sending this VIN again cannot help: {explanation.next_step}"
             return None
         if self.status == VinStatus.CONNECTION_REQUIRED:
             return "The owner must complete a consent flow first: send them a consent link."
         if self.status == VinStatus.INCOMPATIBLE:
             return "Volteras cannot connect this vehicle: sending it again cannot help."
         if self.status in VinStatus.in_progress():
+            from .support import is_stuck
+
+            if is_stuck(self):
+                return (
+                    f"This VIN has been {self.get_status_display().lower()} for "
+                    f"{timesince(self.status_changed_at)}, longer than a VIN of its make should "
+                    "take, so it looks stuck; sending it again would not move it. Escalate it "
+                    "to Volteras (its requestIds go with it); the portal keeps rechecking its "
+                    "result meanwhile."
+                )
             return "This VIN is still being connected; wait for its result."
         if self.status == VinStatus.CONNECTED:
             return "This VIN is already connected."
@@ -449,6 +506,13 @@ class VinEntry(models.Model):
                 return False
             previous = self.status
             now = timezone.now()
+            if status != previous or error_codes != self.error_codes:
+                # A new state or a new failure reopens the VIN: a dismissal or an
+                # escalation was about the old one, and would otherwise stick forever.
+                reopened = [flag for flag in ("dismissed", "escalated") if getattr(self, flag)]
+                if reopened:
+                    self.dismissed = self.escalated = False
+                    data = {**(data or {}), "reopened": reopened}
             if status != previous:
                 self.status_changed_at = now
             self.status = status
@@ -490,6 +554,8 @@ class VinEntry(models.Model):
         "can_retry",
         "vehicle_id",
         "next_check_at",
+        "dismissed",
+        "escalated",
     )
 
     def record(self, source: str, detail: str, *, actor=None, request_id: str = "", **data):

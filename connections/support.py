@@ -20,9 +20,17 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from . import consent, submission
-from .explanations import EXPLANATIONS, Explanation, WhoActs, explain
+from .explanations import EXPLANATIONS, STATUS_EXPLANATIONS, Explanation, explain
 from .makes import make_label, normalise_make
-from .models import ActionCategory, Source, Upload, VinEntry, VinEvent, VinStatus
+from .models import (
+    SUPERSEDED_REFUSAL,
+    ActionCategory,
+    Source,
+    Upload,
+    VinEntry,
+    VinEvent,
+    VinStatus,
+)
 from .volteras import ValidationError, VolterasError
 
 # Every state in which a VIN is not (or no longer) connected. Rows that were
@@ -49,51 +57,22 @@ def workspace_entries() -> QuerySet[VinEntry]:
 
 
 def who_must_act_q(category: str) -> Q:
-    """VINs whose next step is for `category` to take.
-
-    Volteras' own `actionCategory` decides when it gave one; otherwise our
-    explanation of the VIN's error code does, and a VIN waiting for its owner's
-    consent is the customer's to act on.
-    """
-    codes = [code for code, x in EXPLANATIONS.items() if x.who_acts == category]
-    q = Q(action_category=category) | Q(action_category="", error_code__in=codes)
+    """VINs whose next step is for `category` to take: `VinEntry.who_acts_category`
+    as one SQL condition (Volteras' own `actionCategory` when it gave one, else
+    our explanation of the VIN's error code or of its state)."""
+    q = Q(action_category=category)
+    ours = ~Q(action_category__in=ActionCategory.values)
     if category == ActionCategory.CUSTOMER_ACTION:
-        q |= Q(action_category="", status=VinStatus.CONNECTION_REQUIRED)
-        q |= Q(status=VinStatus.INVALID)
+        q |= ours & Q(status=VinStatus.INVALID)
+    ours &= ~Q(status=VinStatus.INVALID)
+    codes = [code for code, x in EXPLANATIONS.items() if x.who_acts == category]
+    statuses = [status for status, x in STATUS_EXPLANATIONS.items() if x.who_acts == category]
+    q |= ours & Q(error_code__in=codes)
+    q |= ours & Q(error_code="", status__in=statuses)
+    if explain("").who_acts == category:
+        # Codes we have not written up get the generic explanation.
+        q |= ours & ~Q(error_code="") & ~Q(error_code__in=list(EXPLANATIONS))
     return q
-
-
-def who_must_act(entry: VinEntry) -> str:
-    """The label of who must act on this VIN now ("" when nobody needs to yet)."""
-    if entry.action_category in ActionCategory.values:
-        return ActionCategory(entry.action_category).label
-    if entry.error_code:
-        return explain(entry.error_code).who_acts_label
-    if entry.status in {VinStatus.CONNECTION_REQUIRED, VinStatus.INVALID}:
-        return ActionCategory.CUSTOMER_ACTION.label
-    return ""
-
-
-def explanation_for(entry: VinEntry) -> Explanation | None:
-    """Our explanation of the VIN's error; VINs without a code but with a known
-    next step (waiting for consent) get theirs too."""
-    if entry.error_code:
-        return explain(entry.error_code)
-    if entry.status == VinStatus.CONNECTION_REQUIRED:
-        return CONSENT_EXPLANATION
-    return None
-
-
-CONSENT_EXPLANATION = Explanation(
-    code="CONNECTION_REQUIRED",
-    title="The owner must consent",
-    explanation="This manufacturer only shares a vehicle's data once its owner has approved "
-    "the connection in a consent flow.",
-    next_step="Send the owner a consent link (support can send or reissue one here), then "
-    "wait for them to complete it: the VIN connects by itself.",
-    who_acts=WhoActs.CUSTOMER_ACTION,
-    retry_helps=False,
-)
 
 
 # Stuck detection.
@@ -138,6 +117,17 @@ def stuck_q(now: datetime | None = None, thresholds: StuckThresholds | None = No
     for make, limit in thresholds.by_make.items():
         q |= Q(make=make, status_changed_at__lt=now - limit)
     return Q(status__in=STUCK_STATUSES) & q
+
+
+def is_stuck(
+    entry: VinEntry, now: datetime | None = None, thresholds: StuckThresholds | None = None
+) -> bool:
+    """`stuck_q` for one VIN already loaded."""
+    if entry.status not in STUCK_STATUSES:
+        return False
+    now = now or timezone.now()
+    thresholds = thresholds or stuck_thresholds()
+    return now - entry.status_changed_at > thresholds.for_make(entry.make)
 
 
 def stuck_entries(entries: QuerySet[VinEntry] | None = None) -> QuerySet[VinEntry]:
@@ -234,20 +224,24 @@ def load_entries(ids: Iterable[int]) -> list[VinEntry]:
     )
 
 
-SUPERSEDED = "A later upload of this VIN replaced this row: act on the newer one."
+SUPERSEDED = SUPERSEDED_REFUSAL
 
 
 def retry(
     entries: Sequence[VinEntry], user, *, reason: str = "", force: bool = False
 ) -> ActionOutcome:
-    """Send retryable VINs again (new batches, per upload). A VIN caught in a
-    probable manufacturer incident is held back unless `force`: chasing single
-    VINs while the manufacturer is down only burns attempts."""
+    """Send retryable VINs again (new batches, per upload): every retry, from the
+    workspace, the VIN page or the upload table, comes through here.
+
+    The per-VIN rules are `VinEntry.retry_refusal`. A VIN caught in a probable
+    manufacturer incident is held back unless `force` (support's "retry
+    anyway"): chasing single VINs while the manufacturer is down only burns
+    attempts. Sending a VIN again reopens it: dismissed and escalated clear."""
     outcome = ActionOutcome()
     ongoing = {(i.make, i.error_code): i for i in incidents()} if not force else {}
     by_upload: dict[int, list[VinEntry]] = defaultdict(list)
     for entry in entries:
-        refusal = SUPERSEDED if entry.superseded else entry.retry_refusal()
+        refusal = entry.retry_refusal()
         incident = ongoing.get((entry.make, entry.error_code))
         if refusal:
             outcome.refuse(entry, refusal)
@@ -255,7 +249,7 @@ def retry(
             outcome.refuse(
                 entry,
                 f"Probable manufacturer-side incident ({incident.describe()}): retries are "
-                "paused. Tick “retry anyway” if you are sure.",
+                "paused while it lasts. Support can tick “retry anyway” if they are sure.",
             )
         else:
             by_upload[entry.upload_id].append(entry)
@@ -264,9 +258,11 @@ def retry(
         with transaction.atomic():
             submission.retry_entries(upload, group, user, reason)
             # Sending a VIN again reopens it, whatever was decided about it before.
-            VinEntry.objects.filter(pk__in=[e.pk for e in group], dismissed=True).update(
-                dismissed=False
-            )
+            VinEntry.objects.filter(
+                Q(dismissed=True) | Q(escalated=True), pk__in=[e.pk for e in group]
+            ).update(dismissed=False, escalated=False)
+        for entry in group:
+            entry.dismissed = entry.escalated = False
         outcome.done.extend(group)
     return outcome
 
@@ -281,11 +277,12 @@ def send_consent_links(entries: Sequence[VinEntry], user) -> ActionOutcome:
         if entry.superseded:
             outcome.refuse(entry, SUPERSEDED)
             continue
-        if entry.status != VinStatus.CONNECTION_REQUIRED:
+        if not entry.consent_link_helps:
             outcome.refuse(
                 entry,
-                "Only a VIN waiting for its owner's consent (Connection required) gets a "
-                f"consent link; this one is {entry.get_status_display().lower()}.",
+                "Only a VIN waiting for its owner's consent (Connection required, or a make "
+                "that cannot be connected by VIN) gets a consent link; this one is "
+                f"{entry.get_status_display().lower()}.",
             )
             continue
         if stop_reason:

@@ -1,11 +1,19 @@
 """Our explanation of every Volteras error code the portal can show (connections.explanations)."""
 
+import json
+
 import pytest
 import yaml
 
-from connections.explanations import EXPLANATIONS, Explanation, WhoActs, explain
-from connections.models import ActionCategory
-from tests.contract import ERROR_CODES_PATH
+from connections.explanations import (
+    EXPLANATIONS,
+    STATUS_EXPLANATIONS,
+    Explanation,
+    WhoActs,
+    explain,
+)
+from connections.models import ActionCategory, VinStatus
+from tests.contract import ERROR_CODES_PATH, SPEC_PATH
 
 REGISTRY = ERROR_CODES_PATH
 
@@ -26,6 +34,32 @@ def test_every_vin_upload_code_is_explained():
 def test_every_connect_api_code_is_explained():
     missing = codes_in("CONNECT_API") - set(EXPLANATIONS)
     assert not missing, f"error codes without an explanation: {sorted(missing)}"
+
+
+def per_vin_codes_in_openapi() -> set[str]:
+    """The contract's per-VIN error code enum (a connect group result's `errors[].code`)."""
+    schemas = json.loads(SPEC_PATH.read_text())["components"]["schemas"]
+    return set(schemas["VehicleInputResponseError"]["properties"]["code"]["enum"])
+
+
+def test_every_per_vin_code_in_the_openapi_document_is_explained():
+    codes = per_vin_codes_in_openapi()
+    assert "VIN_UPLOAD_NOT_SUPPORTED" in codes
+    missing = codes - set(EXPLANATIONS)
+    assert not missing, f"openapi per-VIN codes without an explanation: {sorted(missing)}"
+
+
+def test_status_explanations_cover_the_states_with_a_next_step_and_no_code():
+    assert set(STATUS_EXPLANATIONS) == {VinStatus.CONNECTION_REQUIRED}
+    for status, item in STATUS_EXPLANATIONS.items():
+        assert item.code == status and item.consent_link
+        assert item.title and item.explanation.endswith(".") and item.next_step.endswith(".")
+
+
+def test_consent_link_is_the_next_step_only_where_it_says_so():
+    flagged = {code for code, x in EXPLANATIONS.items() if x.consent_link}
+    assert flagged == {"VIN_UPLOAD_NOT_SUPPORTED"}
+    assert "consent link" in EXPLANATIONS["VIN_UPLOAD_NOT_SUPPORTED"].next_step
 
 
 def test_explanations_only_for_codes_that_exist():

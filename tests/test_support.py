@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from connections import support as workspace
-from connections.explanations import explain
+from connections.explanations import STATUS_EXPLANATIONS, explain
 from connections.models import Fleet, Upload, VinEntry, VinEvent, VinStatus
 from tests.permissions import assert_access
-from tests.test_explanations import codes_in
+from tests.test_explanations import codes_in, per_vin_codes_in_openapi
 from tests.test_uploads import make_vin
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -421,7 +421,7 @@ class TestIncidents:
 
 
 class TestExplanations:
-    @pytest.mark.parametrize("code", sorted(codes_in("VIN_UPLOAD")))
+    @pytest.mark.parametrize("code", sorted(codes_in("VIN_UPLOAD") | per_vin_codes_in_openapi()))
     def test_every_per_vin_code_is_explained_in_the_workspace(self, client, support, fleet, code):
         upload = submitted(fleet)
         entry = add_entry(upload, 1, VinStatus.ERROR, codes=[code])
@@ -447,11 +447,188 @@ class TestExplanations:
         assert "?error=OEM_VEHICLE_OFFLINE" in body
         assert "SOMETHING_NEW</a> (1)" in body
 
-    def test_consent_required_gets_its_next_step(self, client, support, fleet):
-        entry = add_entry(submitted(fleet), 1, VinStatus.CONNECTION_REQUIRED)
+    def test_consent_required_gets_its_next_step(self, client, manager, support, fleet):
+        upload = submitted(fleet)
+        entry = add_entry(upload, 1, VinStatus.CONNECTION_REQUIRED)
+        x = STATUS_EXPLANATIONS[VinStatus.CONNECTION_REQUIRED]
+        assert entry.explanation == x
         client.force_login(support)
-        assert escape(workspace.CONSENT_EXPLANATION.next_step) in listed(client)
-        assert workspace.who_must_act(entry) == "Customer action"
+        assert escape(x.next_step) in listed(client)
+        assert entry.who_acts == "Customer action"
+        # The same table of knowledge gives the upload table its next step.
+        client.force_login(manager)
+        row = _row(client.get(upload.get_absolute_url()).content.decode(), entry)
+        assert escape(x.next_step) in row and escape(x.title) in row
+
+
+def _row(body: str, entry: VinEntry) -> str:
+    start = body.index(f'id="entry-{entry.pk}"')
+    return body[start : body.index("</tr>", start)]
+
+
+class TestWhoActs:
+    def test_the_python_rule_and_the_sql_filter_agree(self, fleet):
+        upload = submitted(fleet)
+        cases = [
+            (VinStatus.ERROR, ["OEM_VEHICLE_OFFLINE"], ""),
+            (VinStatus.ERROR, ["OEM_VEHICLE_OFFLINE"], "CONTACT_SUPPORT"),
+            (VinStatus.ERROR, ["DEVICE_LIMIT_REACHED"], ""),
+            (VinStatus.ERROR, ["VIN_BLACKLISTED"], "UNDER_REVIEW"),
+            (VinStatus.ERROR, ["SOMETHING_NEW"], ""),
+            (VinStatus.ERROR, ["SOMETHING_NEW"], "NOT_A_CATEGORY"),
+            (VinStatus.ERROR, [], ""),
+            (VinStatus.CONNECTION_REQUIRED, [], ""),
+            (VinStatus.CONNECTION_REQUIRED, ["VEHICLE_ALREADY_ADDED_CONNECTION_REQUIRED"], ""),
+            (VinStatus.INCOMPATIBLE, ["OEM_VEHICLE_NOT_COMPATIBLE"], "CONTACT_SUPPORT"),
+            (VinStatus.INVALID, [], ""),
+            (VinStatus.PENDING, [], ""),
+            (VinStatus.PENDING, ["VEHICLE_ALREADY_ADDED_PENDING_CONNECTION"], ""),
+        ]
+        entries = [
+            add_entry(upload, i, status, codes=codes, action_category=category)
+            for i, (status, codes, category) in enumerate(cases, start=1)
+        ]
+        for category in ("CUSTOMER_ACTION", "CONTACT_SUPPORT", "UNDER_REVIEW"):
+            in_sql = set(VinEntry.objects.filter(workspace.who_must_act_q(category)))
+            in_python = {e for e in entries if e.who_acts_category == category}
+            assert in_sql == in_python, category
+        by_vin = {e.pk: e.who_acts for e in entries}
+        assert by_vin[entries[4].pk] == "Contact support"  # an unknown code: ours, generic
+        assert by_vin[entries[10].pk] == "Customer action"  # never sent: fix the row
+        assert by_vin[entries[11].pk] == ""  # nobody needs to act yet
+
+
+class TestRetryRules:
+    """`VinEntry.retry_refusal`: the per-VIN rules every retry path applies."""
+
+    @pytest.mark.parametrize("code", ["VIN_UPLOAD_INVALID_FORMAT", "INVALID_VIN"])
+    def test_our_explanation_decides_when_volteras_did_not(self, fleet, code):
+        entry = add_entry(submitted(fleet), 1, VinStatus.ERROR, codes=[code])
+        assert entry.can_retry is None
+        refusal = entry.retry_refusal()
+        assert refusal and explain(code).next_step in refusal
+
+    def test_a_code_a_retry_can_help_is_retried(self, fleet):
+        entry = add_entry(submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
+        assert entry.retry_refusal() is None
+
+    def test_volteras_word_wins_over_ours(self, fleet):
+        entry = add_entry(
+            submitted(fleet), 1, VinStatus.ERROR, codes=["INVALID_VIN"], can_retry=True
+        )
+        assert entry.retry_refusal() is None
+
+    def test_superseded_rows_are_refused(self, fleet):
+        entry = add_entry(
+            submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], superseded=True
+        )
+        assert entry.retry_refusal() == workspace.SUPERSEDED
+
+    def test_a_stuck_vin_says_escalate_not_wait(self, fleet, settings):
+        settings.SUPPORT_STUCK_HOURS = 48
+        with time_machine.travel(NOW - timedelta(hours=50), tick=False):
+            old = add_entry(submitted(fleet), 1, VinStatus.PENDING)
+        with time_machine.travel(NOW - timedelta(hours=1), tick=False):
+            young = add_entry(submitted(fleet), 2, VinStatus.PENDING)
+        with time_machine.travel(NOW, tick=False):
+            assert (
+                young.retry_refusal() == "This VIN is still being connected; wait for its result."
+            )
+            refusal = old.retry_refusal()
+            assert "looks stuck" in refusal and "Escalate it to Volteras" in refusal
+            assert "2\xa0days" in refusal and "wait for its result" not in refusal
+
+    def test_the_upload_table_offers_retry_only_where_it_can_help(self, client, manager, fleet):
+        upload = submitted(fleet, manager)
+        invalid = add_entry(upload, 1, VinStatus.ERROR, codes=["INVALID_VIN"])
+        offline = add_entry(upload, 2, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
+        client.force_login(manager)
+        body = client.get(upload.get_absolute_url()).content.decode()
+        assert f"Retry {invalid.vin}" not in _row(body, invalid)
+        assert f"Retry {offline.vin}" in _row(body, offline)
+        page = client.get(reverse("entry_detail", args=[invalid.pk])).content.decode()
+        assert reverse("entry_retry", args=[upload.pk, invalid.pk]) not in page
+        page = client.get(reverse("entry_detail", args=[offline.pk])).content.decode()
+        assert reverse("entry_retry", args=[upload.pk, offline.pk]) in page
+
+
+class TestReopening:
+    """Dismissed and escalated are about one state: a new one clears them."""
+
+    def test_a_new_status_or_code_clears_both(self, fleet):
+        entry = add_entry(submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
+        VinEntry.objects.filter(pk=entry.pk).update(dismissed=True, escalated=True)
+        entry.refresh_from_db()
+        # The same answer again (only the wording differs) changes nothing.
+        entry.observe(
+            VinStatus.ERROR, "poll", error_codes=["OEM_VEHICLE_OFFLINE"], message="still offline"
+        )
+        entry.refresh_from_db()
+        assert entry.dismissed and entry.escalated
+        entry.observe(VinStatus.ERROR, "poll", error_codes=["OEM_VEHICLE_UPDATE_REQUIRED"])
+        entry.refresh_from_db()
+        assert not entry.dismissed and not entry.escalated
+        event = entry.events.order_by("-pk").first()
+        assert event.data["reopened"] == ["dismissed", "escalated"]
+
+        VinEntry.objects.filter(pk=entry.pk).update(dismissed=True)
+        entry.refresh_from_db()
+        entry.observe(VinStatus.DISCONNECTED, "webhook")
+        entry.refresh_from_db()
+        assert not entry.dismissed
+
+
+class TestEntryTimeline:
+    def test_validation_is_the_first_item(self, client, manager, fleet):
+        from connections import submission
+        from connections.imports import read_upload
+
+        text = f"vin,make,country\n{make_vin(5).lower()},Ford,US\n"
+        upload = submission.create_upload(
+            fleet, manager, read_upload(text.encode(), filename="vans.csv"), source_name="vans.csv"
+        )
+        entry = upload.entries.get()
+        VinEntry.objects.filter(pk=entry.pk).update(problems=["A warning about this row"])
+        client.force_login(manager)
+        url = reverse("entry_detail", args=[entry.pk])
+        body = client.get(url).content.decode()
+        timeline = body[body.index('class="timeline"') :]
+        first = timeline[: timeline.index("</li>")]
+        assert "Validated from line 2</strong> of vans.csv" in first
+        assert "A warning about this row" in first
+        assert upload.created_at.strftime("%Y-%m-%dT%H:%M") in first
+        assert "Nothing has happened since." in timeline
+        submission.submit(upload, manager)
+        timeline = client.get(url).content.decode().split('class="timeline"')[1]
+        assert timeline.index("Validated from line 2") < timeline.index("Confirmed and queued")
+
+    def test_webhook_deliveries_are_listed_with_links_for_support(
+        self, client, manager, support, fleet
+    ):
+        from connections.models import WebhookEvent
+
+        entry = add_entry(submitted(fleet), 1, VinStatus.DISCONNECTED, vehicle_id="veh-42")
+        mine = WebhookEvent.objects.create(
+            svix_id="msg_1", event_type="device.disconnected", vehicle_id="veh-42", body="{}"
+        )
+        by_vin = WebhookEvent.objects.create(
+            svix_id="msg_2", event_type="device.connected", vin=entry.vin, body="{}"
+        )
+        other = WebhookEvent.objects.create(
+            svix_id="msg_3", event_type="device.other", vehicle_id="veh-7", body="{}"
+        )
+        url = reverse("entry_detail", args=[entry.pk])
+        client.force_login(support)
+        body = client.get(url).content.decode()
+        section = body[body.index('id="webhook-deliveries"') :]
+        assert mine.get_absolute_url() in section and by_vin.get_absolute_url() in section
+        assert other.get_absolute_url() not in section and "device.other" not in section
+        assert reverse("webhook_events") + "?vehicle=veh-42" in section
+        # A manager sees the deliveries, without links into support's log.
+        client.force_login(manager)
+        section = client.get(url).content.decode().split('id="webhook-deliveries"')[1]
+        assert "device.disconnected" in section
+        assert mine.get_absolute_url() not in section
 
 
 class TestActionForm:

@@ -261,3 +261,100 @@ def test_entry_page_says_clearly_when_volteras_cannot_answer(
     assert "Volteras could not be asked about this vehicle just now" in body
     # The portal's own record is still there.
     assert connected.vehicle_id in body
+
+
+# Every retry path obeys the same rules (the VIN page's and the upload table's
+# plain Retry button post to `entry_retry`, which goes through `support.retry`).
+
+
+def plain_retry(client, capture, entry: VinEntry) -> str:
+    with capture(execute=True):
+        response = client.post(reverse("entry_retry", args=[entry.upload_id, entry.pk]))
+    assert response.status_code == 302
+    drain()
+    return client.get(response["Location"]).content.decode()
+
+
+def test_plain_retry_is_paused_by_an_incident(
+    client, manager, settled, settings, django_capture_on_commit_callbacks
+):
+    settings.INCIDENT_MIN_VINS = 2
+    error = entry(settled, ERROR_VIN)
+    batches = ConnectBatch.objects.count()
+    client.force_login(manager)
+    page = plain_retry(client, django_capture_on_commit_callbacks, error)
+    assert "was not retried" in page and "manufacturer-side incident" in page
+    assert ConnectBatch.objects.count() == batches
+    assert not error.events.filter(detail__startswith="Retry requested").exists()
+
+
+def test_plain_retry_refuses_a_superseded_row(
+    client, manager, settled, django_capture_on_commit_callbacks
+):
+    error = entry(settled, ERROR_VIN)
+    VinEntry.objects.filter(pk=error.pk).update(superseded=True)
+    batches = ConnectBatch.objects.count()
+    client.force_login(manager)
+    page = plain_retry(client, django_capture_on_commit_callbacks, error)
+    assert "A later upload of this VIN replaced this row" in page
+    assert ConnectBatch.objects.count() == batches
+
+
+def test_plain_retry_reopens_a_dismissed_vin(
+    client, manager, support, settled, django_capture_on_commit_callbacks
+):
+    error = entry(settled, ERROR_VIN)
+    client.force_login(support)
+    act(client, django_capture_on_commit_callbacks, "dismiss", [error], reason="Sold")
+    assert VinEntry.objects.get(pk=error.pk).dismissed
+    client.force_login(manager)
+    page = plain_retry(client, django_capture_on_commit_callbacks, error)
+    assert f"{ERROR_VIN} is being sent again." in page
+    error.refresh_from_db()
+    assert not error.dismissed
+    assert error.events.filter(detail__startswith="Retry requested", actor=manager).exists()
+
+
+def test_an_escalated_vin_that_fails_again_can_be_escalated_again(
+    client, support, settled, django_capture_on_commit_callbacks
+):
+    error = entry(settled, ERROR_VIN)
+    client.force_login(support)
+    act(client, django_capture_on_commit_callbacks, "escalate", [error], note="first")
+    assert VinEntry.objects.get(pk=error.pk).escalated
+    act(client, django_capture_on_commit_callbacks, "retry", [error])
+    error.refresh_from_db()
+    # The sandbox fails it again, the same way: a new failure, open again.
+    assert (error.status, error.escalated) == (VinStatus.ERROR, False)
+    page = act(client, django_capture_on_commit_callbacks, "escalate", [error], note="second")
+    assert "1 VIN escalated to Volteras." in page
+    assert error.events.filter(data__action="escalate").count() == 2
+
+
+NOT_BY_VIN = "N0UPL0AD100000007"
+
+
+def test_a_make_that_cannot_be_connected_by_vin_gets_a_consent_link(
+    client, manager, support, fleet, volteras, django_capture_on_commit_callbacks
+):
+    upload = submission.create_upload(fleet, manager, read_upload(f"{NOT_BY_VIN},Volkswagen,GB"))
+    with django_capture_on_commit_callbacks(execute=True):
+        submission.submit(upload, manager)
+    drain()
+    waiting = upload.entries.get()
+    assert (waiting.status, waiting.error_code) == (VinStatus.ERROR, "VIN_UPLOAD_NOT_SUPPORTED")
+    assert waiting.consent_link_helps and waiting.retry_refusal()
+    # The upload table offers the consent link its next step names, not a retry.
+    client.force_login(manager)
+    body = client.get(upload.get_absolute_url()).content.decode()
+    assert f"Create a consent link for {NOT_BY_VIN}" in body and f"Retry {NOT_BY_VIN}" not in body
+    client.post(reverse("upload_consent_links", args=[upload.pk]), {"entry": waiting.pk})
+    first = ConsentLink.objects.get(vin_entry=waiting)
+    assert first.vin == NOT_BY_VIN and first.options["vin"] == NOT_BY_VIN
+    assert first.authentication_url.startswith("http")
+    # Support can send (here: reissue) one too.
+    client.force_login(support)
+    page = act(client, django_capture_on_commit_callbacks, "consent", [waiting])
+    assert "1 VIN got a consent link." in page
+    first.refresh_from_db()
+    assert first.status == LinkStatus.REISSUED and first.replaced_by.vin_entry == waiting

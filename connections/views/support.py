@@ -143,10 +143,9 @@ def support_home(request: HttpRequest) -> HttpResponse:
     rows = [
         {
             "entry": entry,
-            "explanation": support.explanation_for(entry),
-            "who": support.who_must_act(entry),
-            "stuck": entry.status in support.STUCK_STATUSES
-            and now - entry.status_changed_at > thresholds.for_make(entry.make),
+            "explanation": entry.explanation,
+            "who": entry.who_acts,
+            "stuck": support.is_stuck(entry, now, thresholds),
         }
         for entry in page
     ]
@@ -201,9 +200,9 @@ def _export_rows(entries):
     now = timezone.now()
     yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
     for entry in entries.iterator(chunk_size=2000):
-        x = support.explanation_for(entry)
+        x = entry.explanation
         age = now - entry.status_changed_at
-        stuck = entry.status in support.STUCK_STATUSES and age > thresholds.for_make(entry.make)
+        stuck = support.is_stuck(entry, now, thresholds)
         yield writer.writerow(
             [
                 csv_safe(entry.vin),
@@ -214,7 +213,7 @@ def _export_rows(entries):
                 csv_safe(";".join(entry.error_codes)),
                 csv_safe(entry.message or "; ".join(entry.problems)),
                 csv_safe(entry.action_category),
-                support.who_must_act(entry),
+                entry.who_acts,
                 csv_safe(x.explanation) if x else "",
                 csv_safe(x.next_step) if x else "",
                 ("true" if x.retry_helps else "false") if x else "",

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -22,11 +22,12 @@ from connections import eligibility, submission, support
 from connections.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.forms import EntryFilterForm, UploadForm
 from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
-from connections.models import Fleet, Upload, VinEntry, VinStatus, user_is_support
+from connections.models import Fleet, Upload, VinEntry, VinStatus, WebhookEvent, user_is_support
 from connections.views.fleets import WATCH_SECONDS, managed_fleet, require_manager
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 
 PAGE_SIZE = 100
+DELIVERIES_SHOWN = 20
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
 EXPORT_COLUMNS = [
@@ -265,12 +266,12 @@ def entry_remove(request: HttpRequest, upload_id: int, entry_id: int) -> HttpRes
 @require_POST
 def entry_retry(request: HttpRequest, upload_id: int, entry_id: int) -> HttpResponse:
     upload = visible_upload(request, upload_id)
-    entry = get_object_or_404(upload.entries, pk=entry_id)
-    refusal = entry.retry_refusal()
-    if refusal:
-        messages.error(request, f"{entry.vin} was not retried: {refusal}")
+    entry = get_object_or_404(upload.entries.select_related("upload", "fleet"), pk=entry_id)
+    # The same service as support's bulk retry, so the same rules hold here.
+    outcome = support.retry([entry], request.user)
+    if outcome.refused:
+        messages.error(request, f"{entry.vin} was not retried: {outcome.refused[0][1]}")
     else:
-        submission.retry_entries(upload, [entry], request.user)
         messages.success(request, f"{entry.vin} is being sent again.")
     if request.POST.get("back_to") == "entry":
         return redirect("entry_detail", entry.pk)
@@ -331,7 +332,7 @@ def upload_invalid_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
     entry = get_object_or_404(
-        VinEntry.objects.select_related("upload", "fleet", "batch").filter(
+        VinEntry.objects.select_related("upload__created_by", "fleet", "batch").filter(
             fleet__in=Fleet.objects.visible_to(request.user)
         ),
         pk=entry_id,
@@ -354,14 +355,25 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
         "consent_links": entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[
             :20
         ],
-        "explanation": support.explanation_for(entry),
-        "who_must_act": support.who_must_act(entry),
+        "explanation": entry.explanation,
+        "who_must_act": entry.who_acts,
+        "retry_refusal": entry.retry_refusal(),
+        "deliveries": _webhook_deliveries(entry),
+        "support_user": user_is_support(request.user),
     }
     if user_is_support(request.user):
         context["support_actions"] = support.ACTIONS
-        context["retry_refusal"] = entry.retry_refusal()
         context["request_ids"] = support.request_ids([entry]).get(entry.pk, [])
     return render(request, "connections/entry_detail.html", context)
+
+
+def _webhook_deliveries(entry: VinEntry) -> list[WebhookEvent]:
+    """The webhook deliveries about this VIN's vehicle, newest first."""
+    match = Q(vin=entry.vin) if entry.vin else Q(pk__in=[])
+    if entry.vehicle_id:
+        match |= Q(vehicle_id=entry.vehicle_id)
+    events = WebhookEvent.objects.filter(match).defer("body", "headers")
+    return list(events.order_by("-received_at", "-pk")[:DELIVERIES_SHOWN])
 
 
 def _volteras_view(entry: VinEntry) -> tuple[Vehicle | None, str]:
