@@ -222,6 +222,15 @@ class TestManaging:
         Membership.objects.create(user=support, fleet=fleet)
         assert list(Fleet.objects.managed_by(support)) == [fleet]
 
+    def test_fleet_page_offers_uploads_only_to_those_who_may_upload(
+        self, client, manager, support, admin_user, fleet
+    ):
+        upload_url = reverse("upload_new", args=[fleet.slug])
+        for user, offered in ((manager, True), (admin_user, True), (support, False)):
+            client.force_login(user)
+            body = client.get(reverse("fleet_detail", args=[fleet.slug])).content.decode()
+            assert (upload_url in body) is offered, user.username
+
     def test_inactive_or_anonymous_manage_nothing(self, manager, fleet):
         from django.contrib.auth.models import AnonymousUser
 

@@ -53,6 +53,7 @@ def fleet_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "uploads": uploads,
             "version": fleet.live_version(),
             "watch_seconds": WATCH_SECONDS,
+            "can_manage": Fleet.objects.managed_by(request.user).filter(pk=fleet.pk).exists(),
         },
     )
 
