@@ -131,6 +131,11 @@ class TestAccess:
         url = reverse("webhook_event_process", args=[event.pk])
         assert_access(client, url, users, member=404, outsider=404, support=405, admin=405)
 
+    def test_plain_retry_is_a_troubleshooting_action_support_keeps(self, client, users, mixed):
+        entry = mixed["incompatible"]  # refused with its reason: nothing is sent
+        url = reverse("entry_retry", args=[entry.upload_id, entry.pk])
+        assert_access(client, url, users, member=302, support=302, admin=302, method="post")
+
     def test_navigation_link_only_for_support(self, client, manager, support, fleet):
         client.force_login(manager)
         assert reverse("support_home") not in client.get(reverse("dashboard")).content.decode()
@@ -446,6 +451,16 @@ class TestExplanations:
             assert f'id="{code}"' in body
         assert "?error=OEM_VEHICLE_OFFLINE" in body
         assert "SOMETHING_NEW</a> (1)" in body
+        # The states with a next step but no code are part of the same table.
+        assert 'id="CONNECTION_REQUIRED"' in body
+
+    def test_codes_page_counts_vins_waiting_for_consent(self, client, support, fleet):
+        add_entry(submitted(fleet), 1, VinStatus.CONNECTION_REQUIRED)
+        client.force_login(support)
+        body = client.get(reverse("support_codes")).content.decode()
+        row = body[body.index('id="CONNECTION_REQUIRED"') :]
+        row = row[: row.index("</tr>")]
+        assert '?status=CONNECTION_REQUIRED">1</a>' in row
 
     def test_consent_required_gets_its_next_step(self, client, manager, support, fleet):
         upload = submitted(fleet)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from connections import support
-from connections.explanations import EXPLANATIONS
+from connections.explanations import EXPLANATIONS, STATUS_EXPLANATIONS
 from connections.forms_support import SupportActionForm, SupportFilterForm
 from connections.imports import csv_safe
 from connections.makes import make_label
@@ -296,15 +296,20 @@ def _back(request: HttpRequest) -> str:
 
 
 def support_codes(request: HttpRequest) -> HttpResponse:
-    """The table of knowledge: every error code we explain, with its open VINs."""
+    """The table of knowledge: every error code we explain, and the states with a
+    next step but no code, each with its open VINs and a link to them."""
     require_support(request)
-    open_counts = dict(
-        support.counts_by(
-            support.workspace_entries().filter(dismissed=False).exclude(error_code=""),
-            "error_code",
-        )
-    )
-    rows = [(x, open_counts.get(code, 0)) for code, x in sorted(EXPLANATIONS.items())]
+    open_entries = support.workspace_entries().filter(dismissed=False)
+    open_counts = dict(support.counts_by(open_entries.exclude(error_code=""), "error_code"))
+    by_status = dict(support.counts_by(open_entries.filter(error_code=""), "status"))
+    rows = [
+        (x, by_status.get(status, 0), urlencode({"status": status}))
+        for status, x in STATUS_EXPLANATIONS.items()
+    ]
+    rows += [
+        (x, open_counts.get(code, 0), urlencode({"error": code}))
+        for code, x in sorted(EXPLANATIONS.items())
+    ]
     unknown = sorted(code for code in open_counts if code not in EXPLANATIONS)
     return render(
         request,
