@@ -246,8 +246,11 @@ def _entries_for(vehicle_id: str, vin: str, status: str | None):
             match |= Q(vehicle_id="", vin=vin, status=VinStatus.CONNECTED)
         else:
             match |= Q(vehicle_id="", vin=vin)
+    # An ERROR whose way forward is the owner's consent (VIN_UPLOAD_NOT_SUPPORTED)
+    # is waiting for exactly this news, like a CONNECTION_REQUIRED entry.
+    waiting = Q(status__in=APPLIES_TO) | VinEntry.consent_link_q()
     return (
-        VinEntry.objects.filter(match, superseded=False, status__in=APPLIES_TO)
+        VinEntry.objects.filter(match, waiting, superseded=False)
         .select_related("upload")
         .order_by("pk")
     )

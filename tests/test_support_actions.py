@@ -12,7 +12,7 @@ from connections import submission
 from connections.imports import read_upload
 from connections.models import ConnectBatch, ConsentLink, LinkStatus, Upload, VinEntry, VinStatus
 from connections.tasks import drain
-from tests.test_consent import PORTAL
+from tests.test_consent import PORTAL, consent_at_sandbox, follow_return, open_short_link
 
 ERROR_VIN = "PERR0R11000000001"
 ERROR_VIN_2 = "PERR0R11000000009"
@@ -358,3 +358,9 @@ def test_a_make_that_cannot_be_connected_by_vin_gets_a_consent_link(
     assert "1 VIN got a consent link." in page
     first.refresh_from_db()
     assert first.status == LinkStatus.REISSUED and first.replaced_by.vin_entry == waiting
+    # The owner completes it: the vehicle connects, as the next step promised.
+    auth_url = open_short_link(client, first.replaced_by)
+    page = follow_return(client, consent_at_sandbox(auth_url, approve=True))
+    assert "your vehicle is connected" in page.content.decode()
+    waiting.refresh_from_db()
+    assert waiting.status == VinStatus.CONNECTED and waiting.vehicle_id
