@@ -362,5 +362,6 @@ def test_a_make_that_cannot_be_connected_by_vin_gets_a_consent_link(
     auth_url = open_short_link(client, first.replaced_by)
     page = follow_return(client, consent_at_sandbox(auth_url, approve=True))
     assert "your vehicle is connected" in page.content.decode()
+    drain()  # the account's vehicles are read by a worker
     waiting.refresh_from_db()
     assert waiting.status == VinStatus.CONNECTED and waiting.vehicle_id

@@ -267,12 +267,14 @@ def test_an_observation_on_a_stale_copy_decides_on_the_current_row(fleet, manage
     entry = _entry_in(VinStatus.PROCESSING, fleet, manager)
     stale = VinEntry.objects.select_related("upload").get(pk=entry.pk)
     VinEntry.objects.get(pk=entry.pk).observe(VinStatus.PENDING, "webhook")
-    VinEntry.objects.filter(pk=entry.pk).update(dismissed=True, escalated=True)
+    # A field observations do not own, changed meanwhile (dismissed and
+    # escalated are observed: a new status reopens them).
+    VinEntry.objects.filter(pk=entry.pk).update(registration_plate="NEW 123")
     # Nothing new against the row (PENDING), though the copy still says PROCESSING.
     assert not stale.observe(VinStatus.PENDING, "poll")
     assert stale.observe(VinStatus.CONNECTED, "poll")
     entry.refresh_from_db()
-    assert (entry.status, entry.dismissed, entry.escalated) == (VinStatus.CONNECTED, True, True)
+    assert (entry.status, entry.registration_plate) == (VinStatus.CONNECTED, "NEW 123")
     last = entry.events.last()
     assert (last.status_from, last.status_to) == (VinStatus.PENDING, VinStatus.CONNECTED)
 
