@@ -49,6 +49,15 @@ class FleetQuerySet(models.QuerySet["Fleet"]):
             return self.all()
         return self.filter(pk__in=Membership.objects.filter(user=user).values("fleet_id"))
 
+    def managed_ids(self, user) -> frozenset[int]:
+        """`managed_by(user)` as ids, read once per request's user object (pages
+        ask it for every button they may offer)."""
+        cached = getattr(user, "_managed_fleet_ids", None)
+        if cached is None:
+            cached = frozenset(self.managed_by(user).values_list("pk", flat=True))
+            user._managed_fleet_ids = cached
+        return cached
+
 
 def user_is_support(user) -> bool:
     """Support staff and admins read every fleet and use troubleshooting tools."""

@@ -477,6 +477,21 @@ class TestPermissions:
         ):
             assert_access(client, url, users, support=403, forbidden_says=READ_ONLY)
 
+    def test_support_is_not_offered_the_changes_it_cannot_make(self, client, users, fleet):
+        link = stored_link(fleet)
+        ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-1", username="j")
+        pages = {
+            reverse("consent_link_list", args=[fleet.slug]): "New consent link",
+            reverse("consent_link_detail", args=[fleet.slug, link.pk]): ">Revoke<",
+            reverse("consent_account_list", args=[fleet.slug]): "Disconnect…",
+        }
+        for who, offered in (("manager", True), ("admin", True), ("support", False)):
+            client.force_login(users[who])
+            for url, offer in pages.items():
+                page = client.get(url)
+                assert page.status_code == 200
+                assert (offer in page.content.decode()) is offered, (who, url)
+
     def test_actions(self, client, users, fleet):
         link = stored_link(fleet)
         url = reverse("consent_link_revoke", args=[fleet.slug, link.pk])

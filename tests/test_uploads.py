@@ -228,6 +228,21 @@ class TestSubmit:
         assert upload.state == Upload.State.DRAFT and not ConnectBatch.objects.exists()
         assert_access(client, url, users, member=302, support=403, admin=302, method="post")
 
+    def test_support_is_not_offered_the_changes_it_cannot_make(self, client, users, fleet):
+        """Support reads the preview but is offered no Send, eligibility check,
+        Remove or Upload more (the views would answer 403); managers are."""
+        upload = submission.create_upload(fleet, users["manager"], read_upload(make_vin(1)))
+        offers = ("Send 1 valid VIN", "Check eligibility first", "Remove line", "Upload more")
+        for who, offered in (("manager", True), ("admin", True), ("support", False)):
+            client.force_login(users[who])
+            page = client.get(upload.get_absolute_url())
+            assert page.status_code == 200
+            body = page.content.decode()
+            assert [offer in body for offer in offers] == [offered] * len(offers), who
+        client.force_login(users["support"])
+        url = reverse("upload_check_eligibility", args=[upload.pk])
+        assert client.post(url).status_code == 403
+
     def test_existing_vins_are_skipped_unless_asked(self, client, manager, fleet):
         first = submission.create_upload(fleet, manager, read_upload(make_vin(7)))
         submission.submit(first, manager)

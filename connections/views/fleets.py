@@ -24,7 +24,7 @@ def require_manager(request: HttpRequest, fleet: Fleet) -> None:
     """For a fleet the user may already see: 403 with the reason unless they may
     change it (`Fleet.objects.managed_by`). Only support staff get here, and
     they know the fleet exists, so the refusal can say why."""
-    if not Fleet.objects.managed_by(request.user).filter(pk=fleet.pk).exists():
+    if fleet.pk not in Fleet.objects.managed_ids(request.user):
         raise PermissionDenied(READ_ONLY)
 
 
@@ -53,7 +53,7 @@ def fleet_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "uploads": uploads,
             "version": fleet.live_version(),
             "watch_seconds": WATCH_SECONDS,
-            "can_manage": Fleet.objects.managed_by(request.user).filter(pk=fleet.pk).exists(),
+            "can_manage": fleet.pk in Fleet.objects.managed_ids(request.user),
         },
     )
 

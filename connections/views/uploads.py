@@ -242,7 +242,7 @@ def upload_submit(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 @require_POST
 def upload_check_eligibility(request: HttpRequest, upload_id: int) -> HttpResponse:
-    upload = visible_upload(request, upload_id)
+    upload = managed_upload(request, upload_id)
     if eligibility.start(upload):
         messages.info(request, "Checking eligibility with Volteras; the table updates itself.")
     else:
