@@ -217,6 +217,31 @@ class TestSubmit:
         assert client.get(url).status_code == 405
         assert not ConnectBatch.objects.exists()
 
+    def test_action_urls_answer_outsiders_404_whatever_the_method(
+        self, client, users, fleet, manager
+    ):
+        """A GET of another fleet's action URL gets the 404 its pages get; a
+        405 would confirm the upload or link exists. Members get the 405."""
+        from tests.test_consent import stored_link
+
+        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        entry = upload.entries.get()
+        link = stored_link(fleet)
+        urls = [
+            reverse("upload_submit", args=[upload.pk]),
+            reverse("upload_check_eligibility", args=[upload.pk]),
+            reverse("entry_remove", args=[upload.pk, entry.pk]),
+            reverse("entry_retry", args=[upload.pk, entry.pk]),
+            reverse("upload_consent_links", args=[upload.pk]),
+            reverse("consent_link_revoke", args=[fleet.slug, link.pk]),
+            reverse("consent_link_reissue", args=[fleet.slug, link.pk]),
+            reverse("consent_link_reissue_expiring", args=[fleet.slug]),
+            reverse("consent_account_refresh", args=[fleet.slug]),
+        ]
+        for who, expected in (("outsider", 404), ("manager", 405)):
+            client.force_login(users[who])
+            assert [client.get(url).status_code for url in urls] == [expected] * len(urls), who
+
     def test_support_cannot_submit(self, client, users, fleet, manager):
         upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
         url = reverse("upload_submit", args=[upload.pk])

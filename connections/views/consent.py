@@ -20,14 +20,14 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from connections import consent
 from connections.forms_consent import ConsentLinkForm, StatusFilterForm
 from connections.imports import csv_safe
 from connections.models import Source
 from connections.models_consent import ConnectedAccount, ConsentLink, LinkStatus
-from connections.views.fleets import managed_fleet, require_manager, visible_fleet
+from connections.views.fleets import managed_fleet, post_only, require_manager, visible_fleet
 from connections.views.uploads import visible_upload
 from connections.volteras import VolterasError
 
@@ -128,7 +128,7 @@ def link_print(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return render(request, "connections/consent/link_print.html", context)
 
 
-@require_POST
+@post_only
 def link_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     link = _fleet_link(request, slug, pk)
     require_manager(request, link.fleet)
@@ -139,7 +139,7 @@ def link_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return redirect(link)
 
 
-@require_POST
+@post_only
 def link_reissue(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     link = _fleet_link(request, slug, pk)
     if link.vin_entry_id is None:
@@ -157,7 +157,7 @@ def link_reissue(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return redirect(new)
 
 
-@require_POST
+@post_only
 def link_reissue_expiring(request: HttpRequest, slug: str) -> HttpResponse:
     fleet = managed_fleet(request, slug)
     created, problem = consent.reissue_expiring(fleet, REISSUE_WINDOW, request.user)
@@ -170,7 +170,7 @@ def link_reissue_expiring(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("consent_link_list", fleet.slug)
 
 
-@require_POST
+@post_only
 def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
     """Per-VIN links for the upload's CONNECTION_REQUIRED VINs (the ticked
     `entry` ids, or all of them when none is ticked), a bounded number per
@@ -256,7 +256,7 @@ def account_list(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_POST
+@post_only
 def account_refresh(request: HttpRequest, slug: str) -> HttpResponse:
     fleet = visible_fleet(request, slug)
     try:

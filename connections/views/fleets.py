@@ -1,8 +1,11 @@
+from collections.abc import Callable
+from functools import wraps
+
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, render
 
-from connections.models import Fleet
+from connections.models import Fleet, Upload
 
 # How often a page whose numbers rarely move (the fleet page, a settled upload) asks
 # whether a webhook changed something; htmx doubles it while the tab is hidden.
@@ -18,6 +21,25 @@ READ_ONLY = (
 def visible_fleet(request: HttpRequest, slug: str) -> Fleet:
     """A fleet the user may see, or 404: another fleet's URL never leaks."""
     return get_object_or_404(Fleet.objects.visible_to(request.user), slug=slug)
+
+
+def post_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """`require_POST` for a fleet's actions, decided after visibility: another
+    fleet's action URL answers an outsider's GET with the same 404 as its pages
+    (a 405 would confirm that the upload or fleet exists)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            if "upload_id" in kwargs:
+                visible = Upload.objects.filter(fleet__in=Fleet.objects.visible_to(request.user))
+                get_object_or_404(visible, pk=kwargs["upload_id"])
+            elif "slug" in kwargs:
+                visible_fleet(request, kwargs["slug"])
+            return HttpResponseNotAllowed(["POST"])
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def require_manager(request: HttpRequest, fleet: Fleet) -> None:

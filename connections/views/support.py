@@ -97,7 +97,7 @@ class BarChart:
     bars: list[Bar]
     height: int
     label_width: int = 230
-    bar_space: int = 250
+    bar_space: int = 200
     row: int = 26
 
     @property
@@ -114,7 +114,6 @@ def bar_chart(
     rest = sum(n for _, n in counts[CHART_BARS:])
     top = max([n for _, n in shown] + [rest, 1])
     params = _params(request, param)
-    chart = BarChart(title=title, bars=[], height=0)
     items = [
         (
             label(value) if value else "(none)",
@@ -125,11 +124,20 @@ def bar_chart(
     ]
     if rest:
         items.append((f"{len(counts) - CHART_BARS} others", rest, ""))
+    # Labels get the room the longest needs (the template cuts them at 32
+    # characters): about 9 px a character at 13 px, for capitals like error codes.
+    longest = max((min(len(text), 32) for text, _, _ in items), default=0)
+    chart = BarChart(title=title, bars=[], height=0, label_width=16 + 9 * longest)
     bars = []
     for i, (text, n, href) in enumerate(items):
         width = max(2, round(chart.bar_space * n / top))
         bars.append(Bar(text, n, i * chart.row, width, href, chart.label_width + width + 6))
-    return BarChart(title=title, bars=bars, height=max(len(bars), 1) * chart.row)
+    return BarChart(
+        title=title,
+        bars=bars,
+        height=max(len(bars), 1) * chart.row,
+        label_width=chart.label_width,
+    )
 
 
 def support_home(request: HttpRequest) -> HttpResponse:

@@ -15,7 +15,6 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from connections import eligibility, submission, support
@@ -23,7 +22,7 @@ from connections.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.forms import EntryFilterForm, UploadForm
 from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
 from connections.models import Fleet, Upload, VinEntry, VinStatus, WebhookEvent, user_is_support
-from connections.views.fleets import WATCH_SECONDS, managed_fleet, require_manager
+from connections.views.fleets import WATCH_SECONDS, managed_fleet, post_only, require_manager
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 
 PAGE_SIZE = 100
@@ -219,7 +218,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     return response
 
 
-@require_POST
+@post_only
 def upload_submit(request: HttpRequest, upload_id: int) -> HttpResponse:
     upload = managed_upload(request, upload_id)
     if upload.state == Upload.State.CHECKING:
@@ -240,7 +239,7 @@ def upload_submit(request: HttpRequest, upload_id: int) -> HttpResponse:
     return redirect(upload)
 
 
-@require_POST
+@post_only
 def upload_check_eligibility(request: HttpRequest, upload_id: int) -> HttpResponse:
     upload = managed_upload(request, upload_id)
     if eligibility.start(upload):
@@ -250,7 +249,7 @@ def upload_check_eligibility(request: HttpRequest, upload_id: int) -> HttpRespon
     return redirect(upload)
 
 
-@require_POST
+@post_only
 def entry_remove(request: HttpRequest, upload_id: int, entry_id: int) -> HttpResponse:
     upload = managed_upload(request, upload_id)
     entry = get_object_or_404(upload.entries, pk=entry_id)
@@ -263,7 +262,7 @@ def entry_remove(request: HttpRequest, upload_id: int, entry_id: int) -> HttpRes
     return _back(request, upload)
 
 
-@require_POST
+@post_only
 def entry_retry(request: HttpRequest, upload_id: int, entry_id: int) -> HttpResponse:
     upload = visible_upload(request, upload_id)
     entry = get_object_or_404(upload.entries.select_related("upload", "fleet"), pk=entry_id)
