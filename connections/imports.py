@@ -510,9 +510,17 @@ def read_pasted(
     if len(text) > max_bytes or len(text.encode("utf-8")) > max_bytes:
         raise _too_big(max_bytes)
 
+    # A block with a header row (copied from a spreadsheet) has one delimiter,
+    # the header's: a `;` inside a field (tags) must not split that line.
+    # Without a header each line may use its own.
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    header_delimiter = max(("\t", ";", ","), key=first.count)
+    if not any(column_for_header(cell) == "vin" for cell in first.split(header_delimiter)):
+        header_delimiter = ""
+
     def records() -> Iterator[_Record]:
         for number, line in enumerate(text.splitlines(), start=1):
-            delimiter = next((d for d in ("\t", ";", ",") if d in line), ",")
+            delimiter = header_delimiter or next((d for d in ("\t", ";", ",") if d in line), ",")
             try:
                 yield number, next(csv.reader([line], delimiter=delimiter, strict=True), []), ""
             except csv.Error as exc:

@@ -395,6 +395,14 @@ def test_pasted_block_from_a_spreadsheet_with_header():
     assert rows[0].line_number == 2
 
 
+def test_pasted_block_with_a_header_keeps_semicolons_inside_fields():
+    """The header's delimiter holds for the whole block: the tags' `;` is data."""
+    rows = list(read_pasted(f"VIN,Make,Country,Tags\n{VW},Volkswagen,DE,depot=Berlin;cc=D42\n"))
+    assert fields(rows[0], "vin", "make", "country_code") == (VW, "Volkswagen", "DE")
+    assert fields(rows[0], "tags") == ("depot=Berlin;cc=D42",)
+    assert rows[0].problems == ()
+
+
 def test_pasted_text_without_vins():
     with pytest.raises(ImportProblem, match="No VIN column"):
         list(read_pasted("hello\nworld\n"))
