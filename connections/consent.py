@@ -548,7 +548,7 @@ VIN_LINKS_PER_REQUEST = 50
 
 @dataclass
 class VinLinksRun:
-    """What one `create_vin_links` call did."""
+    """What one `create_vin_links_batch` call did."""
 
     links: list[ConsentLink] = field(default_factory=list)  # every asked VIN's usable link
     created: int = 0  # new links among them (reissues included)
@@ -578,28 +578,6 @@ def needing_consent(upload: Upload) -> models.QuerySet[VinEntry]:
     """The upload's VINs waiting for their owner's consent
     (`VinEntry.consent_link_helps`)."""
     return upload.entries.filter(VinEntry.consent_link_q())
-
-
-class VinLinksIncomplete(Exception):
-    """Volteras refused part of a bulk creation; `links` holds those made."""
-
-    def __init__(self, links: list[ConsentLink], failures: dict[str, str]) -> None:
-        super().__init__(f"{len(failures)} VIN(s) got no link")
-        self.links = links
-        self.failures = failures
-
-
-def create_vin_links(upload: Upload, entries: Iterable[VinEntry] | None, user) -> list[ConsentLink]:
-    """`create_vin_links_batch` without a limit, for a caller that sends a few
-    VINs it chose: the links, or `VinLinksIncomplete` naming each VIN refused
-    (and the one at which an organisation-wide refusal stopped the run)."""
-    run = create_vin_links_batch(upload, entries, user, limit=0)
-    if run.failures or run.stopped:
-        failures = dict(run.failures)
-        if run.stopped:
-            failures[run.stopped_vin] = run.stopped
-        raise VinLinksIncomplete(run.links, failures)
-    return run.links
 
 
 def create_vin_links_batch(

@@ -410,9 +410,14 @@ class VinEntry(models.Model):
         )
 
     @property
+    def in_progress_since(self) -> datetime:
+        """When this VIN was (last) sent; its last status change if never sent."""
+        return self.submitted_at or self.status_changed_at
+
+    @property
     def age(self) -> timedelta:
         """How long since this VIN was sent (its last status change if never sent)."""
-        return timezone.now() - (self.submitted_at or self.status_changed_at)
+        return timezone.now() - self.in_progress_since
 
     def retry_refusal(self) -> str | None:
         """Why this VIN cannot be sent again now, or None when a retry makes sense.
@@ -445,7 +450,7 @@ class VinEntry(models.Model):
             if is_stuck(self):
                 return (
                     f"This VIN has been {self.get_status_display().lower()} for "
-                    f"{timesince(self.status_changed_at)}, longer than a VIN of its make should "
+                    f"{timesince(self.in_progress_since)}, longer than a VIN of its make should "
                     "take, so it looks stuck; sending it again would not move it. Escalate it "
                     "to Volteras (its requestIds go with it); the portal keeps rechecking its "
                     "result meanwhile."
@@ -453,6 +458,8 @@ class VinEntry(models.Model):
             return "This VIN is still being connected; wait for its result."
         if self.status == VinStatus.CONNECTED:
             return "This VIN is already connected."
+        if self.status == VinStatus.READY:
+            return "This VIN has not been sent yet: it goes out when its upload is confirmed."
         return "This VIN was never sent: fix it and upload it again."
 
     def observe(

@@ -174,13 +174,14 @@ def submit(upload: Upload, user) -> int:
     return len(batches)
 
 
-def retry_entries(upload: Upload, entries: Sequence[VinEntry], user, reason: str = "") -> int:
-    """Send these VINs again, in new batches of 100. Returns how many were queued.
+def retry_entries(upload: Upload, entries: Sequence[VinEntry], user, reason: str = "") -> list[int]:
+    """Send these VINs again, in new batches of 100. Returns the ids of those
+    queued (a VIN whose current row refuses a retry is left alone).
 
     Safe against a double click (two POSTs at once): the upload row is locked
     while batch numbers are taken, and each VIN's retry rule is decided on its
     current, locked row, so the second request finds the VINs SUBMITTING and
-    queues nothing (0)."""
+    queues nothing."""
     with transaction.atomic():
         Upload.objects.select_for_update().filter(pk=upload.pk).first()
         current = (
@@ -190,7 +191,7 @@ def retry_entries(upload: Upload, entries: Sequence[VinEntry], user, reason: str
         )
         retryable = [e for e in current if e.retry_refusal() is None]
         if not retryable:
-            return 0
+            return []
         start = (upload.batches.aggregate(n=Max("number"))["n"] or 0) + 1
         ids = [e.pk for e in retryable]
         VinEntry.objects.filter(pk__in=ids).update(
@@ -216,7 +217,7 @@ def retry_entries(upload: Upload, entries: Sequence[VinEntry], user, reason: str
         )
         upload.bump()
         transaction.on_commit(lambda: _enqueue_sends(batches))
-    return len(retryable)
+    return ids
 
 
 def _enqueue_sends(batches: Iterable[ConnectBatch]) -> None:

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from . import consent, submission
@@ -107,15 +109,21 @@ def stuck_thresholds() -> StuckThresholds:
     return StuckThresholds(timedelta(hours=settings.SUPPORT_STUCK_HOURS), by_make)
 
 
+# Since when a VIN has been on its way: its (last) submission, so moving from
+# PROCESSING to PENDING does not restart the clock (rows sent before
+# `submitted_at` existed fall back to their last status change).
+IN_PROGRESS_SINCE = Coalesce("submitted_at", "status_changed_at")
+
+
 def stuck_q(now: datetime | None = None, thresholds: StuckThresholds | None = None) -> Q:
     """In PROCESSING or PENDING for longer than its make's threshold, as one SQL condition."""
     now = now or timezone.now()
     thresholds = thresholds or stuck_thresholds()
-    q = Q(status_changed_at__lt=now - thresholds.default)
+    q = Q(LessThan(IN_PROGRESS_SINCE, now - thresholds.default))
     if thresholds.by_make:
         q &= ~Q(make__in=list(thresholds.by_make))
     for make, limit in thresholds.by_make.items():
-        q |= Q(make=make, status_changed_at__lt=now - limit)
+        q |= Q(make=make) & Q(LessThan(IN_PROGRESS_SINCE, now - limit))
     return Q(status__in=STUCK_STATUSES) & q
 
 
@@ -127,13 +135,13 @@ def is_stuck(
         return False
     now = now or timezone.now()
     thresholds = thresholds or stuck_thresholds()
-    return now - entry.status_changed_at > thresholds.for_make(entry.make)
+    return now - entry.in_progress_since > thresholds.for_make(entry.make)
 
 
 def stuck_entries(entries: QuerySet[VinEntry] | None = None) -> QuerySet[VinEntry]:
     """Stuck VINs, the longest-waiting first."""
     entries = workspace_entries() if entries is None else entries
-    return entries.filter(stuck_q()).order_by("status_changed_at", "pk")
+    return entries.filter(stuck_q()).order_by(IN_PROGRESS_SINCE.asc(), "pk")
 
 
 # Incident grouping.
@@ -224,9 +232,6 @@ def load_entries(ids: Iterable[int]) -> list[VinEntry]:
     )
 
 
-SUPERSEDED = SUPERSEDED_REFUSAL
-
-
 def retry(
     entries: Sequence[VinEntry], user, *, reason: str = "", force: bool = False
 ) -> ActionOutcome:
@@ -256,14 +261,19 @@ def retry(
     for group in by_upload.values():
         upload: Upload = group[0].upload
         with transaction.atomic():
-            submission.retry_entries(upload, group, user, reason)
+            queued = set(submission.retry_entries(upload, group, user, reason))
             # Sending a VIN again reopens it, whatever was decided about it before.
-            VinEntry.objects.filter(
-                Q(dismissed=True) | Q(escalated=True), pk__in=[e.pk for e in group]
-            ).update(dismissed=False, escalated=False)
+            VinEntry.objects.filter(Q(dismissed=True) | Q(escalated=True), pk__in=queued).update(
+                dismissed=False, escalated=False
+            )
         for entry in group:
-            entry.dismissed = entry.escalated = False
-        outcome.done.extend(group)
+            if entry.pk in queued:
+                entry.dismissed = entry.escalated = False
+                outcome.done.append(entry)
+            else:
+                # Its row changed since it was loaded (a second click, say).
+                entry.refresh_from_db()
+                outcome.refuse(entry, entry.retry_refusal() or "It was not sent again.")
     return outcome
 
 
@@ -275,7 +285,7 @@ def send_consent_links(entries: Sequence[VinEntry], user) -> ActionOutcome:
     stop_reason = ""
     for entry in entries:
         if entry.superseded:
-            outcome.refuse(entry, SUPERSEDED)
+            outcome.refuse(entry, SUPERSEDED_REFUSAL)
             continue
         if not entry.consent_link_helps:
             outcome.refuse(
@@ -293,10 +303,14 @@ def send_consent_links(entries: Sequence[VinEntry], user) -> ActionOutcome:
             if latest is not None and consent.can_reissue(latest):
                 consent.reissue(latest, user)
             else:
-                consent.create_vin_links(entry.upload, [entry], user)
-        except consent.VinLinksIncomplete as exc:
-            outcome.refuse(entry, exc.failures.get(entry.vin, "Volteras refused the link."))
-            continue
+                run = consent.create_vin_links_batch(entry.upload, [entry], user, limit=0)
+                if run.failures or run.stopped:
+                    outcome.refuse(entry, run.failures.get(entry.vin) or run.stopped)
+                    if run.stopped:
+                        # Refused for the whole organisation (limits, credentials,
+                        # outage): it would repeat for every other VIN.
+                        stop_reason = f"Not tried: {run.stopped}"
+                    continue
         except VolterasError as exc:
             message = consent.refusal_message(exc)
             entry.record(Source.MANUAL, f"No consent link: {message}", actor=user)
@@ -339,7 +353,7 @@ def escalate(entries: Sequence[VinEntry], user, note: str) -> ActionOutcome:
     outcome = ActionOutcome()
     for entry in entries:
         if entry.superseded:
-            outcome.refuse(entry, SUPERSEDED)
+            outcome.refuse(entry, SUPERSEDED_REFUSAL)
         elif entry.status in NEVER_SENT:
             outcome.refuse(
                 entry,
@@ -390,7 +404,7 @@ def dismiss(entries: Sequence[VinEntry], user, reason: str) -> ActionOutcome:
     outcome = ActionOutcome()
     for entry in entries:
         if entry.superseded:
-            outcome.refuse(entry, SUPERSEDED)
+            outcome.refuse(entry, SUPERSEDED_REFUSAL)
         elif entry.status == VinStatus.CONNECTED:
             outcome.refuse(entry, "This VIN is connected: there is nothing to dismiss.")
         elif entry.status == VinStatus.SUBMITTING:

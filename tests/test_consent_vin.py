@@ -203,12 +203,11 @@ class TestVinLinks:
         volteras.control(
             faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 1}]
         )
-        with pytest.raises(consent.VinLinksIncomplete) as caught:
-            consent.create_vin_links(upload, None, manager)
+        run = consent.create_vin_links_batch(upload, None, manager, limit=0)
         first = upload.entries.get(line_number=1)
-        assert list(caught.value.failures) == [first.vin]
-        assert "too many requests" in caught.value.failures[first.vin]
-        assert caught.value.links == []
+        assert run.stopped_vin == first.vin and run.failures == {}
+        assert "too many requests" in run.stopped
+        assert run.links == [] and run.remaining == 3
 
     def test_csv_lists_only_vins_still_needing_consent(self, client, manager, upload, volteras):
         client.force_login(manager)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 
 from connections import support as workspace
@@ -350,6 +351,23 @@ class TestStuck:
         with time_machine.travel(NOW + timedelta(hours=23), tick=False):
             assert bmw in set(workspace.stuck_entries())
 
+    def test_the_clock_runs_from_submission_not_the_last_step(self, fleet, settings):
+        """PROCESSING -> PENDING is progress of the same attempt: it does not
+        restart the time a VIN has been on its way."""
+        settings.SUPPORT_STUCK_HOURS = 48
+        settings.SUPPORT_STUCK_HOURS_BY_MAKE = {}
+        with time_machine.travel(NOW - timedelta(hours=50), tick=False):
+            upload = submitted(fleet)
+            entry = add_entry(upload, 1, VinStatus.PROCESSING, make="FORD")
+            VinEntry.objects.filter(pk=entry.pk).update(submitted_at=timezone.now())
+        with time_machine.travel(NOW - timedelta(hours=1), tick=False):
+            VinEntry.objects.get(pk=entry.pk).observe(VinStatus.PENDING, "poll")
+        with time_machine.travel(NOW, tick=False):
+            entry.refresh_from_db()
+            assert workspace.is_stuck(entry)
+            assert set(workspace.stuck_entries()) == {entry}
+            assert "for 2\xa0days, 2\xa0hours" in entry.retry_refusal()
+
     def test_settings_parse_make_thresholds(self, monkeypatch):
         from django.core.exceptions import ImproperlyConfigured
 
@@ -537,7 +555,7 @@ class TestRetryRules:
         entry = add_entry(
             submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], superseded=True
         )
-        assert entry.retry_refusal() == workspace.SUPERSEDED
+        assert entry.retry_refusal() == workspace.SUPERSEDED_REFUSAL
 
     def test_a_stuck_vin_says_escalate_not_wait(self, fleet, settings):
         settings.SUPPORT_STUCK_HOURS = 48
@@ -681,3 +699,12 @@ class TestActionForm:
             reverse("support_action"), {"action": "explode", "entries": [1]}, follow=True
         )
         assert "Nothing was done" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_retry_refusals_say_what_stage_a_vin_is_at(fleet):
+    draft = Upload.objects.create(fleet=fleet)
+    ready = add_entry(draft, 1, VinStatus.READY)
+    invalid = add_entry(draft, 2, VinStatus.INVALID)
+    assert "not been sent yet" in ready.retry_refusal()
+    assert "never sent: fix it" in invalid.retry_refusal()

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from connections import submission
+from connections import support as workspace
 from connections.imports import read_upload
 from connections.models import ConnectBatch, ConsentLink, LinkStatus, Upload, VinEntry, VinStatus
 from connections.tasks import drain
@@ -365,3 +366,57 @@ def test_a_make_that_cannot_be_connected_by_vin_gets_a_consent_link(
     drain()  # the account's vehicles are read by a worker
     waiting.refresh_from_db()
     assert waiting.status == VinStatus.CONNECTED and waiting.vehicle_id
+
+
+def test_a_vin_whose_row_changed_is_not_reported_as_retried(
+    support, settled, django_capture_on_commit_callbacks
+):
+    """Loaded as ERROR, but already sent again by someone else (a second
+    click): the outcome says so, and its flags stay as they are."""
+    error = entry(settled, ERROR_VIN)
+    stale_copy = VinEntry.objects.select_related("upload", "fleet").get(pk=error.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert len(workspace.retry([error], support).done) == 1
+    VinEntry.objects.filter(pk=error.pk).update(escalated=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = workspace.retry([stale_copy], support)
+    assert outcome.done == []
+    assert [entry.pk for entry, _ in outcome.refused] == [error.pk]
+    assert "still being connected" in outcome.refused[0][1]
+    assert VinEntry.objects.get(pk=error.pk).escalated
+
+
+def test_consent_links_stop_at_a_refusal_for_the_whole_organisation(
+    client, support, fleet, manager, volteras, django_capture_on_commit_callbacks
+):
+    upload = submission.create_upload(
+        fleet, manager, read_upload(f"{CONSENT_VIN},Volkswagen,GB\nC0NSENT1000000013,Ford,GB")
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        submission.submit(upload, manager)
+    drain()
+    first, second = upload.entries.order_by("line_number")
+    volteras.control(
+        faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 5}]
+    )
+    client.force_login(support)
+    page = act(client, django_capture_on_commit_callbacks, "consent", [first, second])
+    assert "Not tried:" in page
+    assert not ConsentLink.objects.exists()
+    # One call was refused; the second VIN was not even tried.
+    assert volteras.state()["faults"][0]["count"] == 4
+
+
+def test_a_dismissed_vin_reopens_when_volteras_reports_a_new_failure(
+    support, settled, django_capture_on_commit_callbacks
+):
+    error = entry(settled, ERROR_VIN)
+    workspace.dismiss([error], support, reason="owner sold the car")
+    workspace.escalate([error], support, note="asked Volteras")
+    error.refresh_from_db()
+    assert error.dismissed and error.escalated
+    # No retry in between: a new failure arrives by itself (a later poll).
+    assert error.observe(VinStatus.ERROR, "poll", error_codes=["OEM_UNKNOWN_ERROR"])
+    error.refresh_from_db()
+    assert not error.dismissed and not error.escalated
+    assert error.events.last().data["reopened"] == ["dismissed", "escalated"]

@@ -294,8 +294,8 @@ def test_a_second_retry_of_the_same_vin_is_refused(fleet, manager, volteras):
     entry = _failed_entry(fleet, manager, volteras)
     first_click = VinEntry.objects.get(pk=entry.pk)
     second_click = VinEntry.objects.get(pk=entry.pk)
-    assert submission.retry_entries(entry.upload, [first_click], manager) == 1
-    assert submission.retry_entries(entry.upload, [second_click], manager) == 0
+    assert submission.retry_entries(entry.upload, [first_click], manager) == [entry.pk]
+    assert submission.retry_entries(entry.upload, [second_click], manager) == []
     assert entry.upload.batches.count() == 2
     assert VinEntry.objects.get(pk=entry.pk).status == VinStatus.SUBMITTING
 
@@ -312,7 +312,7 @@ def test_two_concurrent_retries_make_one_batch(fleet, manager, volteras):
         copy = VinEntry.objects.select_related("upload").get(pk=entry.pk)
         barrier.wait()
         try:
-            queued.append(submission.retry_entries(copy.upload, [copy], manager))
+            queued.append(len(submission.retry_entries(copy.upload, [copy], manager)))
         except Exception as exc:  # a 500 for the manager: what this test forbids
             errors.append(exc)
         finally:

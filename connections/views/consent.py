@@ -176,7 +176,9 @@ def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
     `entry` ids, or all of them when none is ticked), a bounded number per
     request: the message says what is left, and posting again goes on."""
     upload = visible_upload(request, upload_id)
-    ids = [int(value) for value in request.POST.getlist("entry") if value.isdigit()]
+    ids = [
+        int(value) for value in request.POST.getlist("entry") if value.isascii() and value.isdigit()
+    ]
     if not ids and request.POST.get("selected"):
         # "For the selected VINs" with nothing ticked must not mean all of them.
         messages.error(request, "Tick the VINs that need a consent link, then press the button.")
