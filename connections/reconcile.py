@@ -255,6 +255,8 @@ def _reread_groups(client: volteras.VolterasClient, report: Report) -> int:
     for batch_id in batch_ids:
         report.group_cursor = batch_id
         batch = ConnectBatch.objects.get(pk=batch_id)
+        # A VIN whose state changed after this read (a webhook meanwhile) keeps it.
+        read_at = timezone.now()
         try:
             results = client.connect_results(batch.group_id)
         except volteras.VolterasError as exc:
@@ -272,7 +274,7 @@ def _reread_groups(client: volteras.VolterasClient, report: Report) -> int:
             for result in results:
                 entry = entries.get((result.vin or "").upper())
                 if entry is not None:
-                    moved += apply_result(entry, result, Source.RECONCILIATION)
+                    moved += apply_result(entry, result, Source.RECONCILIATION, observed_at=read_at)
             if moved:
                 Upload(pk=batch.upload_id).bump()
         changes += moved

@@ -18,6 +18,7 @@ from connections.models import (
     UnmatchedVehicle,
     Upload,
     Vehicle,
+    VinEntry,
     VinStatus,
     WebhookEvent,
 )
@@ -47,6 +48,9 @@ def api(sandbox, settings) -> volteras.VolterasClient:
 @pytest.fixture
 def upload(fleet) -> Upload:
     return Upload.objects.create(fleet=fleet, state=Upload.State.SUBMITTED)
+
+
+LATER = datetime(2099, 1, 5, 10, 0, 5, tzinfo=UTC)
 
 
 def run_once(at: datetime) -> ReconciliationRun:
@@ -104,7 +108,9 @@ class TestBoundedReconciliation:
                 Vehicle.objects.get(volteras_id=shared.vehicle_id).disconnected,
             )
 
-        start = datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+        # Runs happen after the rows above were written (a result read before a
+        # VIN's last change is not applied), just past an interval's start.
+        start = LATER
         first = run_once(start)
         assert (first.vehicles_read, first.groups_read) == (1, 1)  # the caps hold
         disconnected, incompatible, shared_healed = healed()
@@ -125,11 +131,41 @@ class TestBoundedReconciliation:
             add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=vehicle_id)
         # Every single-vehicle read fails, so all three stay to be read.
         sandbox.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/"}])
-        start = datetime(2026, 11, 25, 10, 0, 5, tzinfo=UTC)
+        # Runs happen after the rows above were written (a result read before a
+        # VIN's last change is not applied), just past an interval's start.
+        start = LATER
         runs = [run_once(start + timedelta(seconds=600 * n)) for n in range(3)]
         assert [r.vehicles_read for r in runs] == [2, 2, 2]
         assert [r.vehicle_cursor for r in runs] == ["veh-b", "veh-a", "veh-c"]
         assert "veh-a: " in runs[1].error and "veh-c: " in runs[1].error
+
+    def test_a_group_read_never_undoes_a_change_made_after_it(
+        self, api, sandbox, upload, monkeypatch
+    ):
+        """A webhook connects the VIN after the group's results were read but
+        before they are applied: the older PENDING is not written over it."""
+        from connections import tracking
+
+        vin = magic("PR0C11", "race")
+        group, _ = connect(api, vin)
+        batch = ConnectBatch.objects.create(
+            upload=upload, number=1, state=ConnectBatch.State.DONE, group_id=group.id
+        )
+        entry = add_entry(upload, vin, VinStatus.PROCESSING, batch=batch)
+        real = tracking.apply_result
+
+        def webhook_first(target, result, source, **kwargs):
+            with time_machine.travel(LATER + timedelta(seconds=1), tick=False):
+                VinEntry.objects.get(pk=target.pk).observe(
+                    VinStatus.CONNECTED, Source.WEBHOOK, vehicle_id="veh-race"
+                )
+            return real(target, result, source, **kwargs)
+
+        monkeypatch.setattr(tracking, "apply_result", webhook_first)
+        run = run_once(LATER)
+        assert run.groups_read == 1
+        assert refreshed(entry).status == VinStatus.CONNECTED
+        assert not entry.events.filter(source=Source.RECONCILIATION).exists()
 
 
 def refreshed(entry):
