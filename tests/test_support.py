@@ -645,8 +645,9 @@ class TestEntryTimeline:
             svix_id="msg_1", event_type="device.disconnected", vehicle_id="veh-42", body="{}"
         )
         by_vin = WebhookEvent.objects.create(
-            svix_id="msg_2", event_type="device.connected", vin=entry.vin, body="{}"
-        )
+            svix_id="msg_2", event_type="device.connected", vin=entry.vin, body="{}",
+            vehicle_id="veh-of-another-fleet", result="Applied to 1 of 2 matching entries",
+        )  # fmt: skip
         other = WebhookEvent.objects.create(
             svix_id="msg_3", event_type="device.other", vehicle_id="veh-7", body="{}"
         )
@@ -657,11 +658,13 @@ class TestEntryTimeline:
         assert mine.get_absolute_url() in section and by_vin.get_absolute_url() in section
         assert other.get_absolute_url() not in section and "device.other" not in section
         assert reverse("webhook_events") + "?vehicle=veh-42" in section
-        # A manager sees the deliveries, without links into support's log.
+        # A manager sees the deliveries about this entry's own vehicle, without
+        # links into support's log or processing results that count other fleets.
         client.force_login(manager)
         section = client.get(url).content.decode().split('id="webhook-deliveries"')[1]
         assert "device.disconnected" in section
         assert mine.get_absolute_url() not in section
+        assert "device.connected" not in section and "matching entries" not in section
 
 
 class TestActionForm:

@@ -357,7 +357,7 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
         "explanation": entry.explanation,
         "who_must_act": entry.who_acts,
         "retry_refusal": entry.retry_refusal(),
-        "deliveries": _webhook_deliveries(entry),
+        "deliveries": _webhook_deliveries(entry, everywhere=user_is_support(request.user)),
         "support_user": user_is_support(request.user),
     }
     if user_is_support(request.user):
@@ -366,9 +366,11 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
     return render(request, "connections/entry_detail.html", context)
 
 
-def _webhook_deliveries(entry: VinEntry) -> list[WebhookEvent]:
-    """The webhook deliveries about this VIN's vehicle, newest first."""
-    match = Q(vin=entry.vin) if entry.vin else Q(pk__in=[])
+def _webhook_deliveries(entry: VinEntry, *, everywhere: bool) -> list[WebhookEvent]:
+    """The webhook deliveries about this VIN's vehicle, newest first. Support
+    (`everywhere`) also sees those matched by VIN, whichever fleet's vehicle
+    they were about; a fleet manager only those about this entry's vehicle."""
+    match = Q(vin=entry.vin) if entry.vin and everywhere else Q(pk__in=[])
     if entry.vehicle_id:
         match |= Q(vehicle_id=entry.vehicle_id)
     events = WebhookEvent.objects.filter(match).defer("body", "headers")
