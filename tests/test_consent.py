@@ -492,7 +492,7 @@ class TestPermissions:
                 assert page.status_code == 200
                 assert (offer in page.content.decode()) is offered, (who, url)
 
-    def test_actions(self, client, users, fleet):
+    def test_actions(self, client, users, fleet, volteras):
         link = stored_link(fleet)
         url = reverse("consent_link_revoke", args=[fleet.slug, link.pk])
         assert_access(
@@ -517,6 +517,8 @@ class TestPermissions:
         url = reverse("consent_link_reissue", args=[fleet.slug, vin_link.pk])
         client.force_login(users["support"])
         assert client.post(url).status_code == 302
+        vin_link.refresh_from_db()
+        assert vin_link.status == LinkStatus.REISSUED and vin_link.replaced_by.vin_entry == entry
         account = ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-2", username="k")
         url = reverse("consent_account_disconnect", args=[fleet.slug, account.pk])
         client.force_login(users["support"])
