@@ -714,4 +714,5 @@ class ApiToken(models.Model):
 
 
 from .models_consent import ConnectedAccount, ConsentLink, ConsentLinkEvent, LinkStatus  # noqa: E402,F401
+from .models_summary import UploadSummary  # noqa: E402,F401
 from .models_webhooks import ReconciliationRun, RefusedDelivery, UnmatchedVehicle, WebhookEvent  # noqa: E402,F401

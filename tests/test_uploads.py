@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from connections import submission
 from connections.imports import read_upload
-from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
+from connections.models import ConnectBatch, Upload, UploadSummary, VinEntry, VinStatus
+from connections.models_summary import count_groups, entry_groups
 from connections.views.fleets import READ_ONLY
 from tests.permissions import assert_access
 
@@ -404,6 +405,92 @@ class TestLiveTable:
         # A draft that is not being checked has nothing to poll for: 286 stops htmx.
         url = reverse("upload_rows", args=[upload.pk])
         assert_access(client, url, users, member=286, support=286, admin=286)
+
+
+class TestStoredCounts:
+    """The live table's counts are stored per upload version (models_summary)."""
+
+    def submitted(self, fleet, manager, n: int) -> Upload:
+        text = "\n".join(make_vin(i) for i in range(1, n + 1))
+        upload = submission.create_upload(fleet, manager, read_upload(text))
+        submission.submit(upload, manager)
+        upload.refresh_from_db()
+        return upload
+
+    def test_stored_counts_equal_a_fresh_count_after_observations(self, manager, fleet):
+        upload = self.submitted(fleet, manager, 6)
+        assert entry_groups(upload) == count_groups(upload)
+        assert UploadSummary.objects.get(upload=upload).version == upload.version
+        first, second, *_ = upload.entries.order_by("line_number")
+        first.observe(VinStatus.CONNECTED, "poll", vehicle_id="veh-1")
+        second.observe(VinStatus.ERROR, "webhook", error_codes=["OEM_VEHICLE_OFFLINE"])
+        upload.refresh_from_db()
+        groups = entry_groups(upload)
+        assert groups == count_groups(upload)
+        assert groups.counts == {"CONNECTED": 1, "ERROR": 1, "SUBMITTING": 4}
+        assert groups.errors == {"OEM_VEHICLE_OFFLINE"}
+        assert UploadSummary.objects.get(upload=upload).version == upload.version
+
+    def test_counts_of_another_version_are_never_shown(self, client, manager, fleet):
+        upload = self.submitted(fleet, manager, 3)
+        # A stored count of an older version (here: a wrong one) is not used.
+        UploadSummary.objects.create(
+            upload=upload,
+            version=upload.version - 1,
+            groups=[["CONNECTED", "", "FORD", "valid", 99]],
+        )
+        client.force_login(manager)
+        body = client.get(upload.get_absolute_url()).content.decode()
+        assert "<strong>0</strong> of 3 VINs" in body
+        assert UploadSummary.objects.get(upload=upload).groups == [
+            list(row) for row in count_groups(upload).rows
+        ]
+
+    def test_removing_a_row_recounts(self, client, manager, fleet):
+        upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(1)}\nBAD"))
+        client.force_login(manager)
+        assert (
+            "<strong>1</strong> of 2 VINs" in client.get(upload.get_absolute_url()).content.decode()
+        )
+        invalid = upload.entries.get(status=VinStatus.INVALID)
+        client.post(reverse("entry_remove", args=[upload.pk, invalid.pk]))
+        body = client.get(upload.get_absolute_url()).content.decode()
+        assert "<strong>0</strong> of 1 VINs" in body
+
+    @pytest.mark.parametrize(
+        "filters",
+        [{}, {"status": "ERROR"}, {"make": "FORD"}, {"status": "SUBMITTING", "make": "FORD"},
+         {"error": "OEM_VEHICLE_OFFLINE"}, {"q": make_vin(3)[-6:]}],
+    )  # fmt: skip
+    def test_pager_total_is_the_filtered_count(self, client, manager, fleet, filters):
+        upload = self.submitted(fleet, manager, 205)
+        for entry in upload.entries.order_by("line_number")[:3]:
+            entry.observe(VinStatus.ERROR, "poll", error_codes=["OEM_VEHICLE_OFFLINE"])
+        client.force_login(manager)
+        response = client.get(upload.get_absolute_url(), filters)
+        page = response.context["page"]
+        form = response.context["form"]
+        assert page.paginator.count == form.apply(upload.entries.all()).count()
+
+    def test_changed_poll_queries_do_not_grow_with_the_rows(self, client, manager, fleet):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        client.force_login(manager)
+        counted = []
+        for n in (2, 120):
+            upload = self.submitted(fleet, manager, n)
+            url = reverse("upload_rows", args=[upload.pk])
+            headers = {"HX-Request": "true"}
+            client.get(url, {"v": upload.version - 1}, headers=headers)  # counts stored
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url, {"v": upload.version - 1}, headers=headers)
+            assert response.status_code == 200
+            assert response.content.decode().count('<tr id="entry-') == min(n, 100)
+            sql = [q["sql"] for q in queries.captured_queries]
+            assert not any("COUNT(" in q for q in sql), sql  # neither the scan nor the pager's
+            counted.append(len(sql))
+        assert counted[0] == counted[1]
 
 
 class TestFleetPage:

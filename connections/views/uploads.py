@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db import transaction
+from django.db.models import Q
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -22,6 +23,7 @@ from connections.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.forms import EntryFilterForm, UploadForm
 from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
 from connections.models import Fleet, Upload, VinEntry, VinStatus, WebhookEvent, user_is_support
+from connections.models_summary import entry_groups
 from connections.views.fleets import WATCH_SECONDS, managed_fleet, post_only, require_manager
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 
@@ -50,10 +52,10 @@ EXPORT_STATUS = {VinStatus.READY: VinStatus.SUBMITTING, VinStatus.SKIPPED: VinSt
 NOT_CONFIRMED = "Valid, not sent yet: the upload has not been confirmed."
 
 
-def visible_upload(request: HttpRequest, upload_id: int) -> Upload:
-    """An upload of a fleet the user may see, or 404."""
+def visible_upload(request: HttpRequest, upload_id: int, *related: str) -> Upload:
+    """An upload of a fleet the user may see, or 404 (with its fleet and `related`)."""
     return get_object_or_404(
-        Upload.objects.select_related("fleet").filter(
+        Upload.objects.select_related("fleet", *related).filter(
             fleet__in=Fleet.objects.visible_to(request.user)
         ),
         pk=upload_id,
@@ -141,30 +143,27 @@ def _badge(status: str) -> str:
 
 def _table_context(request: HttpRequest, upload: Upload) -> dict:
     entries = upload.entries.all()
-    # One scan of the upload gives both the summary counts and the filters' choices.
-    groups = upload.entries.values_list("status", "error_code", "make", "validity").annotate(
-        n=Count("pk")
-    )
-    counts: dict[str, int] = {}
-    errors, makes = set(), set()
-    warnings = 0
-    for status, error, make, validity, n in groups.order_by():
-        counts[status] = counts.get(status, 0) + n
-        errors.add(error)
-        makes.add(make)
-        if validity == VinEntry.Validity.WARNING:
-            warnings += n
-    statuses = set(counts)
+    # The summary counts, the filters' choices and the pager's total all come
+    # from the counts of this upload version, counted once per version.
+    groups = entry_groups(upload)
+    counts = groups.counts
     form = EntryFilterForm(
         request.GET,
-        statuses=[s for s in VinStatus.values if s in statuses],
-        errors=sorted(e for e in errors if e),
-        makes=sorted(m for m in makes if m),
+        statuses=[s for s in VinStatus.values if s in counts],
+        errors=sorted(groups.errors),
+        makes=sorted(groups.makes),
     )
     filtered = form.apply(entries).prefetch_related("consent_links")
-    page = Paginator(filtered, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = Paginator(filtered, PAGE_SIZE)
+    if form.is_valid() and not form.cleaned_data["q"]:
+        data = form.cleaned_data
+        # Only a search is not in the counts: it leaves the pager its own COUNT.
+        paginator.count = groups.matching(
+            status=data["status"], error=data["error"], make=data["make"]
+        )
+    page = paginator.get_page(request.GET.get("page"))
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
-    summary = _summary(counts, warnings)
+    summary = _summary(counts, groups.warnings)
     return {
         "upload": upload,
         "fleet": upload.fleet,
@@ -191,7 +190,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
 
 
 def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
-    upload = visible_upload(request, upload_id)
+    upload = visible_upload(request, upload_id, "summary")
     return render(request, "connections/upload_detail.html", _table_context(request, upload))
 
 
@@ -210,7 +209,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
         )
         if version is not None and request.GET["v"] == str(version):
             return HttpResponse(status=204)
-    upload = visible_upload(request, upload_id)
+    upload = visible_upload(request, upload_id, "summary")
     context = _table_context(request, upload)
     response = render(request, "connections/upload_detail.html#live", context)
     if not context["polling"]:
@@ -256,8 +255,10 @@ def entry_remove(request: HttpRequest, upload_id: int, entry_id: int) -> HttpRes
     if upload.state != Upload.State.DRAFT:
         messages.error(request, "Rows can only be removed before the upload is submitted.")
     else:
-        entry.delete()
-        upload.bump()
+        # One transaction: the table's stored counts are keyed by the version.
+        with transaction.atomic():
+            entry.delete()
+            upload.bump()
         messages.success(request, f"Line {entry.line_number} ({entry.vin}) was removed.")
     return _back(request, upload)
 
