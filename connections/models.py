@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, F, Q
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -25,7 +25,8 @@ class Region(models.TextChoices):
 
 class FleetQuerySet(models.QuerySet["Fleet"]):
     def visible_to(self, user) -> FleetQuerySet:
-        """The one place that decides which fleets a user may see."""
+        """The one place that decides which fleets a user may see (the live table's
+        poll repeats it in SQL, `Upload.version_seen_by`; a test keeps them equal)."""
         if not user.is_authenticated or not user.is_active:
             return self.none()
         if user.is_superuser:
@@ -267,9 +268,41 @@ class Upload(models.Model):
     def bump(self) -> None:
         Upload.objects.filter(pk=self.pk).update(version=F("version") + 1)
 
+    @staticmethod
+    def version_seen_by(user, upload_id: int) -> int | None:
+        """The version of upload `upload_id` if it belongs to a fleet `user` may see,
+        else None: what every open live table asks every 2 s.
+
+        `Fleet.objects.visible_to` as one hand-written statement, because composing
+        that queryset costs the ORM several times what the query costs the database
+        (about 0.8 ms against 0.15), on the request every watcher repeats. A test
+        holds the two to the same answer for every role."""
+        if not user.is_authenticated or not user.is_active:
+            return None
+        if user.is_superuser:
+            sql, params = VERSION_SQL, [upload_id]
+        else:
+            sql, params = VISIBLE_VERSION_SQL, [upload_id, user.pk, user.pk, SUPPORT_GROUP]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return row[0] if row else None
+
     def status_counts(self) -> dict[str, int]:
         rows = self.entries.values_list("status").annotate(n=models.Count("pk")).order_by()
         return dict(rows)
+
+
+# `Upload.version_seen_by`: an upload's version, for anyone (superusers), or
+# only for members of its fleet and the Support group (`visible_to`'s rule).
+VERSION_SQL = "SELECT u.version FROM connections_upload u WHERE u.id = %s"
+VISIBLE_VERSION_SQL = (
+    "SELECT u.version FROM connections_upload u WHERE u.id = %s"
+    " AND (EXISTS (SELECT 1 FROM connections_membership m"
+    " WHERE m.fleet_id = u.fleet_id AND m.user_id = %s)"
+    " OR EXISTS (SELECT 1 FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id"
+    " WHERE ug.user_id = %s AND g.name = %s))"
+)
 
 
 class VinEntry(models.Model):

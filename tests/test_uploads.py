@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from connections import submission
 from connections.imports import read_upload
-from connections.models import ConnectBatch, Upload, UploadSummary, VinEntry, VinStatus
+from connections.models import ConnectBatch, Fleet, Upload, UploadSummary, VinEntry, VinStatus
 from connections.models_summary import count_groups, entry_groups
 from connections.views.fleets import READ_ONLY
 from tests.permissions import assert_access
@@ -309,6 +309,39 @@ class TestLiveTable:
         with django_assert_num_queries(3):
             response = client.get(url, {"v": upload.version}, headers={"HX-Request": "true"})
         assert response.status_code == 204
+
+    def test_poll_version_check_sees_what_visible_to_sees(self, users, manager, fleet, other_fleet):
+        """`Upload.version_seen_by` is `Fleet.objects.visible_to` in hand-written SQL."""
+        from django.contrib.auth.models import AnonymousUser, Group, User
+
+        ours = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        theirs = submission.create_upload(other_fleet, manager, read_upload(make_vin(2)))
+        Upload.objects.filter(pk=theirs.pk).update(version=5)
+        inactive = User.objects.create_user("gone", is_active=False)
+        inactive.groups.add(Group.objects.get_or_create(name="Support")[0])
+        member_of_both = User.objects.create_user("both")
+        member_of_both.memberships.create(fleet=fleet)
+        member_of_both.memberships.create(fleet=other_fleet)
+        everyone = {
+            **users,
+            "inactive": inactive,
+            "both": member_of_both,
+            "anonymous": AnonymousUser(),
+        }
+        seen = {}
+        for name, user in everyone.items():
+            for upload_id in (ours.pk, theirs.pk, theirs.pk + 1000):
+                expected = (
+                    Upload.objects.filter(pk=upload_id, fleet__in=Fleet.objects.visible_to(user))
+                    .values_list("version", flat=True)
+                    .first()
+                )
+                assert Upload.version_seen_by(user, upload_id) == expected, (name, upload_id)
+                seen[name, upload_id] = expected
+        # The roles do differ, so the comparison above means something.
+        assert seen["manager", theirs.pk] is None and seen["admin", theirs.pk] == 5
+        assert seen["support", theirs.pk] == 5 and seen["outsider", ours.pk] is None
+        assert seen["both", theirs.pk] == 5 and seen["inactive", ours.pk] is None
 
     def test_unchanged_poll_of_another_fleet_is_404(self, client, outsider, manager, fleet):
         upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))

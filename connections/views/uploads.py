@@ -202,11 +202,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     swaps the table in again when a late change bumps the version."""
     if request.htmx and "v" in request.GET:
         # The common case, a poll that finds nothing new: one small query.
-        version = (
-            Upload.objects.filter(pk=upload_id, fleet__in=Fleet.objects.visible_to(request.user))
-            .values_list("version", flat=True)
-            .first()
-        )
+        version = Upload.version_seen_by(request.user, upload_id)
         if version is not None and request.GET["v"] == str(version):
             return HttpResponse(status=204)
     upload = visible_upload(request, upload_id, "summary")
