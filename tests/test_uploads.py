@@ -443,8 +443,8 @@ class TestLiveTable:
 class TestStoredCounts:
     """The live table's counts are stored per upload version (models_summary)."""
 
-    def submitted(self, fleet, manager, n: int) -> Upload:
-        text = "\n".join(make_vin(i) for i in range(1, n + 1))
+    def submitted(self, fleet, manager, n: int, first: int = 1) -> Upload:
+        text = "\n".join(make_vin(i) for i in range(first, first + n))
         upload = submission.create_upload(fleet, manager, read_upload(text))
         submission.submit(upload, manager)
         upload.refresh_from_db()
@@ -509,10 +509,28 @@ class TestStoredCounts:
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
+        from connections.models import ConsentLink
+
         client.force_login(manager)
         counted = []
-        for n in (2, 120):
-            upload = self.submitted(fleet, manager, n)
+        for n, first in ((2, 1), (120, 1000)):
+            upload = self.submitted(fleet, manager, n, first)
+            # All but the first row wait for consent (the first keeps the table
+            # polling), half with a link already sent: the rows' link cells must
+            # not cost a query each.
+            for i, entry in enumerate(upload.entries.order_by("line_number")):
+                if not i:
+                    continue
+                entry.observe(VinStatus.CONNECTION_REQUIRED, "poll")
+                if i % 2:
+                    ConsentLink.objects.create(
+                        fleet=fleet,
+                        vin_entry=entry,
+                        vin=entry.vin,
+                        authentication_url="https://example.test/consent",
+                        expires_at=timezone.now() + timedelta(days=3),
+                    )
+            upload.refresh_from_db()
             url = reverse("upload_rows", args=[upload.pk])
             headers = {"HX-Request": "true"}
             client.get(url, {"v": upload.version - 1}, headers=headers)  # counts stored

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -22,7 +22,15 @@ from connections import eligibility, submission, support
 from connections.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.forms import EntryFilterForm, UploadForm
 from connections.imports import ImportProblem, csv_safe, invalid_rows_csv, read_upload
-from connections.models import Fleet, Upload, VinEntry, VinStatus, WebhookEvent, user_is_support
+from connections.models import (
+    ConsentLink,
+    Fleet,
+    Upload,
+    VinEntry,
+    VinStatus,
+    WebhookEvent,
+    user_is_support,
+)
 from connections.models_summary import entry_groups
 from connections.views.fleets import WATCH_SECONDS, managed_fleet, post_only, require_manager
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
@@ -153,7 +161,12 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )
-    filtered = form.apply(entries).prefetch_related("consent_links")
+    # Into a plain list (no queryset per row) and with each link's fleet, which
+    # the link cell's URL needs.
+    links = Prefetch(
+        "consent_links", ConsentLink.objects.select_related("fleet"), to_attr="row_links"
+    )
+    filtered = form.apply(entries).prefetch_related(links)
     paginator = Paginator(filtered, PAGE_SIZE)
     if form.is_valid() and not form.cleaned_data["q"]:
         data = form.cleaned_data
