@@ -6,6 +6,7 @@ from .models import (
     Fleet,
     Membership,
     Upload,
+    UploadSummary,
     Vehicle,
     VinEntry,
     VinEvent,
@@ -43,6 +44,20 @@ class UploadAdmin(admin.ModelAdmin):
     search_fields = ["source_name", "fleet__name"]
     readonly_fields = ["version", "submitted_at", "eligibility_id", "eligibility"]
     date_hierarchy = "created_at"
+
+
+@admin.register(UploadSummary)
+class UploadSummaryAdmin(admin.ModelAdmin):
+    """Read only: the live table's stored counts, remade whenever the version moves."""
+
+    list_display = ["upload", "version"]
+    readonly_fields = ["upload", "version", "groups"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class VinEventInline(admin.TabularInline):

@@ -235,12 +235,19 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     Answers 286 once every VIN is final, which stops the table's fast poll; the
     rendered table then carries the slow watcher, which polls this same view and
     swaps the table in again when a late change bumps the version."""
+    upload = None
     if request.htmx and "v" in request.GET:
         # The common case, a poll that finds nothing new: one small query.
         version = Upload.version_seen_by(request.user, upload_id)
-        if version is not None and request.GET["v"] == str(version):
-            return HttpResponse(status=204)
-    upload = visible_upload(request, upload_id, "summary")
+        if version is not None:
+            if request.GET["v"] == str(version):
+                return HttpResponse(status=204)
+            # Visible, as the version check just found: no need to ask again.
+            upload = get_object_or_404(
+                Upload.objects.select_related("fleet", "summary"), pk=upload_id
+            )
+    if upload is None:
+        upload = visible_upload(request, upload_id, "summary")
     context = _table_context(request, upload)
     response = render(request, "connections/upload_detail.html#live", context)
     if not context["polling"]:
