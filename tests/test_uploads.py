@@ -710,3 +710,9 @@ def test_stored_rows_keep_every_field(manager, fleet):
     assert good.status_changed_at is not None and good.updated_at is not None
     assert good.can_retry is None and good.batch_id is None
     assert bad.status == "INVALID" and bad.problems
+
+
+@pytest.mark.parametrize("status", [*VinStatus.values, "SOMETHING_NEW"])
+def test_status_label_is_the_choice_label(status):
+    entry = VinEntry(status=status)
+    assert entry.status_label == entry.get_status_display()
