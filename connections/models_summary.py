@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-from .models import Upload, VinEntry
+from .models import Upload, VinEntry, VinStatus
 
 # (status, error_code, make, validity, number of entries)
 Group = tuple[str, str, str, str, int]
@@ -51,6 +51,20 @@ class EntryGroups:
     @property
     def warnings(self) -> int:
         return sum(row[4] for row in self.rows if row[3] == VinEntry.Validity.WARNING)
+
+    @property
+    def waiting_for_consent(self) -> int:
+        """Entries whose way forward is the owner's consent
+        (`VinEntry.consent_link_helps`): CONNECTION_REQUIRED, and the errors a
+        consent link fixes (VIN_UPLOAD_NOT_SUPPORTED)."""
+        from .explanations import EXPLANATIONS
+
+        codes = {code for code, x in EXPLANATIONS.items() if x.consent_link}
+        return sum(
+            n
+            for s, e, _, _, n in self.rows
+            if s == VinStatus.CONNECTION_REQUIRED or (s == VinStatus.ERROR and e in codes)
+        )
 
     def matching(self, *, status: str = "", error: str = "", make: str = "") -> int:
         """How many entries the table's status/error/make filters keep ("" = any):

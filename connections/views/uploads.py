@@ -105,7 +105,7 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "connections/upload_new.html", {"fleet": fleet, "form": form})
 
 
-def _summary(counts: dict[str, int], warnings: int = 0) -> dict:
+def _summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -> dict:
     total = sum(counts.values())
     final = sum(n for status, n in counts.items() if status in VinStatus.final())
     ordered = [
@@ -139,7 +139,7 @@ def _summary(counts: dict[str, int], warnings: int = 0) -> dict:
         "settled": not waiting,
         "slow": bool(waiting) and waiting <= VinStatus.slow_moving(),
         "sendable": counts.get(VinStatus.READY, 0),
-        "needs_consent": counts.get(VinStatus.CONNECTION_REQUIRED, 0),
+        "needs_consent": needs_consent,
         "invalid": counts.get(VinStatus.INVALID, 0),
         "warnings": warnings,
     }
@@ -179,7 +179,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     page = paginator.get_page(request.GET.get("page"))
     _prepare_rows(page, upload)
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
-    summary = _summary(counts, groups.warnings)
+    summary = _summary(counts, groups.warnings, groups.waiting_for_consent)
     return {
         "upload": upload,
         "fleet": upload.fleet,
