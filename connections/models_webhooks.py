@@ -24,6 +24,25 @@ EVENT_LEASE = timedelta(minutes=2)
 # (its lease expires each time) is marked failed once it reaches it.
 MAX_EVENT_ATTEMPTS = 8
 
+# WebhookEvent.store_once's statement and its parameters, per database vendor
+# and set of fields given.
+_INSERT_PLANS: dict[tuple[str, frozenset[str]], tuple[str, list[tuple[models.Field, Any]]]] = {}
+_PER_CALL = object()
+
+
+def _sql_literal(value: Any) -> str | None:
+    """SQL for a constant default both PostgreSQL and SQLite read alike, or
+    None when it must stay a parameter."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if value == "":
+        return "''"
+    return None
+
 
 # What the API's answer (`api_status`) implies a processed untyped event announced.
 INFERRED_TYPE = {
@@ -71,8 +90,6 @@ class WebhookEvent(models.Model):
     state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    # When the receiver enqueued a drain right after storing it (None: skipped).
-    enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=64, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -139,28 +156,70 @@ class WebhookEvent(models.Model):
 
     @classmethod
     def store_once(cls, **fields: Any) -> int | None:
-        """Insert the event unless its svix-id is stored already; its id, or
-        None for a redelivery. One statement (`INSERT ... ON CONFLICT DO
-        NOTHING RETURNING`, spoken by PostgreSQL and SQLite 3.35+): no
-        transaction, savepoint or exception on the receiver's hot path."""
-        event = cls(**fields)
-        names, values = [], []
-        for field in cls._meta.concrete_fields:
-            if field.primary_key:
-                continue
-            names.append(connection.ops.quote_name(field.column))
-            values.append(field.get_db_prep_save(getattr(event, field.attname), connection))
-        # Only quoted identifiers from the model are formatted in; values are parameters.
-        table = connection.ops.quote_name(cls._meta.db_table)
-        key = connection.ops.quote_name("svix_id")
-        pk = connection.ops.quote_name(cls._meta.pk.column)
-        placeholders = ", ".join(["%s"] * len(values))
-        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders}) "  # noqa: S608
-        sql += f"ON CONFLICT ({key}) DO NOTHING RETURNING {pk}"
+        """Insert the event, or count a redelivery of a stored svix-id; the new
+        row's id, or None for a redelivery.
+
+        One statement either way (`INSERT ... ON CONFLICT DO UPDATE ...
+        RETURNING`, spoken by PostgreSQL and SQLite 3.35+), committed on its
+        own in autocommit: no transaction, savepoint or second query on the
+        receiver's hot path. The SQL is built once per process, with the
+        constant defaults of the fields not given (0, '', NULL, false) written
+        in: only the given values are prepared and sent per call.
+        """
+        sql, plan = cls._insert_plan(frozenset(fields))
+        values = []
+        for field, default in plan:
+            if field.attname in fields:
+                values.append(field.get_db_prep_save(fields[field.attname], connection))
+            elif default is _PER_CALL:
+                values.append(field.get_db_prep_save(field.get_default(), connection))
+            else:
+                values.append(default)
         with connection.cursor() as cursor:
             cursor.execute(sql, values)
-            row = cursor.fetchone()
-        return row[0] if row else None
+            event_id, duplicates = cursor.fetchone()
+        # Only a row this statement inserted can still have no duplicates.
+        return event_id if duplicates == 0 else None
+
+    @classmethod
+    def _insert_plan(cls, given: frozenset[str]) -> tuple[str, list[tuple[models.Field, Any]]]:
+        """The statement, and per parameter its field and the prepared default
+        (`_PER_CALL` for a callable one, e.g. now)."""
+        key = (connection.vendor, given)
+        if key not in _INSERT_PLANS:
+            unknown = given - {field.attname for field in cls._meta.concrete_fields}
+            if unknown:
+                raise TypeError(f"store_once() got unknown fields: {sorted(unknown)}")
+            quote = connection.ops.quote_name
+            plan, names, slots = [], [], []
+            for field in cls._meta.concrete_fields:
+                if field.primary_key:
+                    continue
+                names.append(quote(field.column))
+                default = (
+                    _PER_CALL
+                    if callable(field.default)
+                    else field.get_db_prep_save(field.get_default(), connection)
+                )
+                literal = _sql_literal(default)
+                if field.attname in given or literal is None:
+                    plan.append((field, default))
+                    slots.append("%s")
+                else:
+                    slots.append(literal)
+            table = quote(cls._meta.db_table)
+            duplicates, last = quote("duplicates"), quote("last_duplicate_at")
+            received = quote("received_at")
+            # Only quoted identifiers from the model and the literals of
+            # _sql_literal are formatted in; everything else is a parameter.
+            sql = (
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(slots)}) "  # noqa: S608
+                f"ON CONFLICT ({quote('svix_id')}) DO UPDATE SET "
+                f"{duplicates} = {table}.{duplicates} + 1, {last} = excluded.{received} "
+                f"RETURNING {quote(cls._meta.pk.column)}, {duplicates}"
+            )
+            _INSERT_PLANS[key] = (sql, plan)
+        return _INSERT_PLANS[key]
 
     @classmethod
     def claim(cls, event_id: int) -> WebhookEvent | None:

@@ -29,6 +29,11 @@ ORPHAN_AFTER = timedelta(seconds=max(60, settings.WORKER_SWEEP_SECONDS * 6))
 MAX_TASK_RUNS = 3
 
 SWEEPERS: list[Callable[[], int]] = []
+# Cheap checks (one indexed query when idle) a worker runs this often
+# (seconds), between sweeps, so new work starts within about a second
+# without the web tier enqueuing anything.
+WATCH_EVERY = 0.25
+WATCHERS: list[Callable[[], int]] = []
 
 
 def sweeper(func: Callable[[], int]) -> Callable[[], int]:
@@ -45,6 +50,24 @@ def sweep() -> dict[str, int]:
         except Exception:
             # One failing sweeper must not stop the others (or the worker).
             logger.exception("sweeper %s failed", func.__name__)
+            done[func.__name__] = -1
+    return done
+
+
+def watcher(func: Callable[[], int]) -> Callable[[], int]:
+    """Register a function a worker calls every `WATCH_EVERY` seconds; it returns
+    how many tasks it enqueued."""
+    WATCHERS.append(func)
+    return func
+
+
+def watch() -> dict[str, int]:
+    done = {}
+    for func in WATCHERS:
+        try:
+            done[func.__name__] = func()
+        except Exception:
+            logger.exception("watcher %s failed", func.__name__)
             done[func.__name__] = -1
     return done
 
@@ -150,6 +173,8 @@ def drain(max_rounds: int = 200, *, include_future: bool = True) -> int:
     )
     ran = 0
     for _ in range(max_rounds):
+        # As a worker's watch does between tasks (e.g. webhook events stored).
+        watch()
         ready = DBTaskResult.objects.filter(status=TaskResultStatus.READY)
         if include_future:
             ready.update(run_after=timezone.now() - timedelta(seconds=1))

@@ -7,12 +7,14 @@ lacks) and applies what the API says now. Duplicates and late or reordered
 deliveries are therefore harmless: each one applies the current state again,
 which `VinEntry.observe()` recognises as nothing new.
 
-The receiver (`views/webhooks.py`) only verifies and stores one row, and now
-and then enqueues `process_due_webhook_events`, which drains every due row;
-the rows are what guarantee processing, tasks are triggers.
-`redrive_webhook_events` (a sweeper) enqueues a drain whenever rows are due
-and none is waiting: a skipped or lost trigger, a retry come due, a worker
-that died holding a lease.
+The receiver (`views/webhooks.py`) only verifies and stores one row; the rows
+are what guarantee processing. Every worker watches them:
+`redrive_webhook_events` runs every `WATCH_EVERY` seconds and enqueues
+`process_due_webhook_events`, which drains every due row, whenever rows are
+due and no drain is waiting: a new delivery, a retry come due, a worker that
+died holding a lease. A burst thus costs a few drain tasks, not one per
+delivery or per web process, and the receiver no database work beyond its
+INSERT.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_tasks import TaskResultStatus, task
+from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
 from . import volteras
 from .models import ConnectedAccount, Source, Vehicle, VinEntry, VinStatus
 from .models_webhooks import MAX_EVENT_ATTEMPTS, RefusedDelivery, UnmatchedVehicle, WebhookEvent
-from .tasks import sweeper
+from .tasks import sweeper, watcher
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +45,6 @@ CONNECTED = "device.connected"
 DISCONNECTED = "device.disconnected"
 ACTED_ON = frozenset({CONNECTED, DISCONNECTED})
 
-# The receiver enqueues a drain at most this often per process (seconds).
-TRIGGER_EVERY = 0.2
 # A drain task hands over to a new one after this long (seconds).
 DRAIN_BUDGET = 30.0
 DRAIN_CHUNK = 50
@@ -441,21 +442,11 @@ def process_due_webhook_events() -> int:
     return process_due()
 
 
-_last_trigger = 0.0
-
-
-def trigger_processing() -> bool:
-    """Enqueue a drain of the due events, at most once per `TRIGGER_EVERY` in
-    this process: a burst of deliveries costs a few task rows, not one each,
-    and the receiver stays at one INSERT per delivery. An event that arrives
-    just as the last drain finishes is picked up by the sweep."""
-    global _last_trigger
-    now = time.monotonic()
-    if now - _last_trigger < TRIGGER_EVERY:
-        return False
-    _last_trigger = now
-    process_due_webhook_events.enqueue()
-    return True
+def processed_inline() -> bool:
+    """Whether tasks run as they are enqueued (a backend other than the
+    database queue, e.g. `ImmediateBackend`): then no worker watches the
+    events table and the receiver must start their processing itself."""
+    return not isinstance(process_due_webhook_events.get_backend(), DatabaseBackend)
 
 
 def _drain_waiting() -> bool:
@@ -464,11 +455,13 @@ def _drain_waiting() -> bool:
     ).exists()
 
 
+@watcher
 @sweeper
 def redrive_webhook_events() -> int:
     """Enqueue a drain when events are due and no drain is waiting in the
-    queue: a trigger skipped or lost, a retry come due, or a worker that died
-    holding a lease (its event is due again once the lease expires)."""
+    queue: new deliveries, a retry come due, or a worker that died holding a
+    lease (its event is due again once the lease expires). While a drain runs,
+    one more waits, so an idle second worker joins in on a burst."""
     if not WebhookEvent.objects.due().exists() or _drain_waiting():
         return 0
     process_due_webhook_events.enqueue()

@@ -5,10 +5,13 @@ lives in test_webhooks_processing.py.
 """
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks import TaskResultStatus
@@ -17,6 +20,7 @@ from svix.webhooks import Webhook
 
 from connections import webhooks
 from connections.models import RefusedDelivery, WebhookEvent
+from connections.tasks import WATCH_EVERY, watch
 from connections.views.webhooks import MAX_BODY_BYTES, PAGE_SIZE
 from connections.webhooks import redrive_webhook_events
 from tests.permissions import assert_access
@@ -67,19 +71,27 @@ def queued_tasks() -> int:
 
 
 @pytest.fixture(autouse=True)
-def webhook_secret(settings, monkeypatch):
+def webhook_secret(settings):
     settings.VOLTERAS_WEBHOOK_SECRET = SECRET
-    # Each test starts as if this process had not triggered processing lately.
-    monkeypatch.setattr(webhooks, "_last_trigger", 0.0)
+
+
+def statements_of(client, body: str, headers: dict[str, str]) -> tuple[object, list[str]]:
+    """The response to one delivery and the SQL it ran."""
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, body, headers)
+    return response, [query["sql"] for query in queries.captured_queries]
 
 
 @pytest.mark.django_db
 class TestIntake:
-    def test_valid_event_is_stored_and_queued(self, client):
+    def test_valid_event_is_stored_due_in_one_statement(self, client):
         body = event_body("device.connected", "veh-42")
         headers = signed(body, msg_id="msg_valid")
-        response = post(client, body, {**headers, "User-Agent": "Svix-Webhooks/1.0"})
+        response, sql = statements_of(client, body, {**headers, "User-Agent": "Svix-Webhooks/1.0"})
         assert response.status_code == 200
+        assert response.json() == {"status": "accepted"}
+        # One INSERT, committed on its own (autocommit): no enqueue, no second query.
+        assert len(sql) == 1 and sql[0].startswith("INSERT INTO")
         event = WebhookEvent.objects.get()
         assert event.svix_id == "msg_valid"
         assert event.event_type == "device.connected"
@@ -89,8 +101,30 @@ class TestIntake:
         assert event.headers["svix-timestamp"] == headers["svix-timestamp"]
         assert "svix-signature" not in event.headers
         assert event.source_address == "127.0.0.1"
+        assert event.headers["user-agent"] == "Svix-Webhooks/1.0"
+        assert event.headers["content-type"] == "application/json"
+        # Due for the workers' watch, which enqueues the drain.
+        assert list(WebhookEvent.objects.due()) == [event]
+        assert queued_tasks() == 0
+        assert redrive_webhook_events() == 1
         assert queued_tasks() == 1
         assert RefusedDelivery.objects.count() == 0
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_event_is_committed_before_the_answer(self, client):
+        seen = []
+
+        def spy(execute, sql, params, many, context):
+            seen.append((sql.split()[0], connection.get_autocommit(), connection.in_atomic_block))
+            return execute(sql, params, many, context)
+
+        body = event_body()
+        with connection.execute_wrapper(spy):
+            response = post(client, body, signed(body))
+        assert response.status_code == 200
+        # Its one statement ran in autocommit, in no transaction: committed by
+        # the time it returned, before the 2xx was built.
+        assert seen == [("INSERT", True, False)]
 
     def test_forged_signature_is_refused_and_recorded_without_body(self, client):
         body = event_body()
@@ -142,7 +176,9 @@ class TestIntake:
         body = event_body()
         headers = signed(body, msg_id="msg_twice")
         first = post(client, body, headers)
-        second = post(client, body, headers)
+        # Counted in the same single statement that found the id stored.
+        second, sql = statements_of(client, body, headers)
+        assert len(sql) == 1 and sql[0].startswith("INSERT INTO")
         # A redelivery signed again later (as Svix does) is the same message too.
         third = post(client, body, signed(body, msg_id="msg_twice"))
         assert [first.status_code, second.status_code, third.status_code] == [200, 200, 200]
@@ -150,6 +186,9 @@ class TestIntake:
         event = WebhookEvent.objects.get()
         assert event.duplicates == 2
         assert event.last_duplicate_at is not None
+        assert event.last_duplicate_at > event.received_at
+        assert (event.state, event.attempts) == (WebhookEvent.State.RECEIVED, 0)
+        assert redrive_webhook_events() == 1
         assert queued_tasks() == 1
 
     def test_oversize_body_is_refused(self, client):
@@ -200,7 +239,7 @@ class TestIntake:
         event = WebhookEvent.objects.get()
         assert (event.event_type, event.vehicle_id) == ("", "veh-7")
         assert event.state == WebhookEvent.State.RECEIVED
-        assert queued_tasks() == 1
+        assert redrive_webhook_events() == 1
 
     def test_secret_not_configured_refuses_with_5xx(self, client, settings):
         settings.VOLTERAS_WEBHOOK_SECRET = ""
@@ -440,16 +479,48 @@ class TestRedrive:
         assert webhooks.prune_refused_deliveries() == 1
         assert not RefusedDelivery.objects.exists()
 
-    def test_a_burst_costs_few_triggers_and_a_lost_one_is_replaced(self, client):
+    def test_a_burst_costs_one_drain_task_and_a_lost_one_is_replaced(self, client):
         for n in range(5):
             body = event_body(vehicle_id=f"veh-{n}")
             assert post(client, body, signed(body)).status_code == 200
-        # The receiver enqueues a drain at most every TRIGGER_EVERY seconds.
-        assert 1 <= queued_tasks() < 5
-        assert WebhookEvent.objects.filter(enqueued_at__isnull=False).count() == queued_tasks()
+        # The receiver enqueues nothing; the workers' watch one drain for all.
+        assert queued_tasks() == 0
+        assert redrive_webhook_events() == 1
         assert redrive_webhook_events() == 0  # a drain is waiting: nothing to add
-        DBTaskResult.objects.all().delete()  # the triggers are lost
+        assert watch()["redrive_webhook_events"] == 0
+        DBTaskResult.objects.all().delete()  # the drain is lost
         assert redrive_webhook_events() == 1
         assert redrive_webhook_events() == 0
         assert queued_tasks() == 1
         assert WebhookEvent.objects.due().count() == 5
+
+    def test_the_worker_watches_for_events_between_sweeps(self, client, monkeypatch):
+        from connections.management.commands import run_worker
+
+        sweeps = []
+        monkeypatch.setattr(run_worker, "sweep", lambda: sweeps.append(1) or {})
+        # The loop runs in the test's thread and transaction: keep its connection.
+        monkeypatch.setattr(run_worker, "close_old_connections", lambda: None)
+        body = event_body()
+
+        class Ticks(threading.Event):
+            """Stops the loop after three rounds; no real waiting."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.waits: list[float] = []
+
+            def wait(self, timeout=None):
+                self.waits.append(timeout)
+                if len(self.waits) == 1:
+                    # A delivery just after the sweep: the next round's watch sees it.
+                    assert post(client, body, signed(body)).status_code == 200
+                if len(self.waits) == 3:
+                    self.set()
+                return self.is_set()
+
+        stop = Ticks()
+        run_worker.sweep_forever("watch-test", stop, 5.0)
+        assert sweeps == [1]  # one full sweep: the next is 5 s away
+        assert stop.waits == [WATCH_EVERY] * 3
+        assert queued_tasks() == 1  # enqueued by the watch, a quarter second later

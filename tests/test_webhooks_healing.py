@@ -9,7 +9,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import volteras, webhooks
+from connections import volteras
 from connections.models import (
     ConnectBatch,
     ConnectedAccount,
@@ -28,11 +28,6 @@ from connections.tasks import drain
 from connections.webhooks import NOT_FOUND_RETRIES, process_event, redrive_webhook_events
 from sandbox.rules import fake_vin
 from tests.test_webhooks_processing import add_entry, connect, deliver, magic
-
-
-@pytest.fixture(autouse=True)
-def fresh_trigger(monkeypatch):
-    monkeypatch.setattr(webhooks, "_last_trigger", 0.0)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from svix.webhooks import Webhook
 
-from connections import volteras, webhooks
+from connections import volteras
 from connections.models import (
     ConnectBatch,
     ConnectedAccount,
@@ -43,12 +43,6 @@ URL = "/webhooks/volteras/"
 def magic(prefix: str, seed: str = "") -> str:
     tail = (seed.upper() + "0" * 17)[: 17 - len(prefix)]
     return prefix + tail
-
-
-@pytest.fixture(autouse=True)
-def fresh_trigger(monkeypatch):
-    # Each test starts as if this process had not triggered processing lately.
-    monkeypatch.setattr(webhooks, "_last_trigger", 0.0)
 
 
 @pytest.fixture
@@ -109,6 +103,23 @@ def webhook_events(entry: VinEntry) -> list[VinEvent]:
 
 @pytest.mark.django_db
 class TestProcessing:
+    def test_without_a_worker_the_receiver_processes_inline(
+        self, client, api, sandbox, upload, settings
+    ):
+        # `TASKS_BACKEND=...ImmediateBackend` runs tasks as they are enqueued and
+        # no worker watches the table: the receiver starts the drain itself.
+        settings.TASKS = {
+            "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}
+        }
+        vin = fake_vin("VOLKSWAGEN", "inline")
+        _, result = connect(api, vin)
+        entry = add_entry(upload, vin, VinStatus.PENDING)
+        event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
+        event.refresh_from_db()
+        assert (event.state, event.attempts) == (WebhookEvent.State.PROCESSED, 1)
+        entry.refresh_from_db()
+        assert entry.status == VinStatus.CONNECTED
+
     def test_connected_event_applies_the_apis_state(self, client, api, sandbox, upload):
         sandbox.control(pending_seconds=3600)
         vin = magic("PEND1NG1", "A1")

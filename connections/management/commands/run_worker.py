@@ -1,10 +1,12 @@
-"""The background worker: django-tasks-db's queue loop, plus a heartbeat and the
-periodic sweep that re-drives overdue work (see connections.tasks)."""
+"""The background worker: django-tasks-db's queue loop, plus a heartbeat, the
+periodic sweep that re-drives overdue work, and between sweeps the quick
+watch for new work such as stored webhook events (see connections.tasks)."""
 
 import logging
 import os
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -12,24 +14,31 @@ from django.db import close_old_connections
 from django_tasks_db.management.commands.db_worker import Worker
 
 from connections.models import WorkerHeartbeat
-from connections.tasks import sweep
+from connections.tasks import WATCH_EVERY, sweep, watch
 
 logger = logging.getLogger("connections.worker")
 
 
-def sweep_forever(worker_id: str, stop: threading.Event, interval: float) -> None:
+def sweep_forever(
+    worker_id: str, stop: threading.Event, interval: float, watch_every: float = WATCH_EVERY
+) -> None:
     hostname = socket.gethostname()
+    next_sweep = 0.0
     while not stop.is_set():
         try:
-            WorkerHeartbeat.beat(worker_id, hostname)
-            redriven = sweep()
-            if any(n > 0 for n in redriven.values()):
-                logger.info("sweep re-drove %s", redriven)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + interval
+                WorkerHeartbeat.beat(worker_id, hostname)
+                redriven = sweep()
+                if any(n > 0 for n in redriven.values()):
+                    logger.info("sweep re-drove %s", redriven)
+            else:
+                watch()
         except Exception:
             logger.exception("sweep failed; trying again in %.1fs", interval)
         finally:
             close_old_connections()
-        stop.wait(interval)
+        stop.wait(min(watch_every, interval))
 
 
 class Command(BaseCommand):
