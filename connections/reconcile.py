@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -42,7 +42,7 @@ from .models import (
     VinEntry,
     VinStatus,
 )
-from .models_webhooks import ReconciliationRun
+from .models_webhooks import ReconciliationRun, WebhookEvent
 from .tasks import sweeper
 from .webhooks import apply_vehicle, forget_matched_unmatched, status_from_api
 
@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 100
 
 WAITING = (VinStatus.PROCESSING, VinStatus.PENDING, VinStatus.CONNECTION_REQUIRED)
+# A run looks again this often (seconds) whether delivered webhook events are
+# still waiting, for at most half an interval after it was created.
+WEBHOOK_RECHECK = 2.0
 
 
 @dataclass
@@ -292,7 +295,26 @@ def start_run(now=None) -> ReconciliationRun | None:
         return None
 
 
+def waits_for_webhooks(run_id: int) -> bool:
+    """Whether a queued run should let delivered webhook events go first.
+
+    The safety net follows the fast path: events stored and waiting would
+    race the run, and what they announce would be marked "found by
+    reconciliation", the sign of a missed webhook, and read twice. A backlog
+    delays a run by half an interval at most, so healing stays bounded.
+    """
+    run = ReconciliationRun.objects.filter(pk=run_id, state=ReconciliationRun.State.QUEUED).first()
+    if run is None:
+        return False
+    limit = run.created_at + timedelta(seconds=settings.RECONCILE_INTERVAL_SECONDS / 2)
+    return timezone.now() < limit and WebhookEvent.objects.due().exists()
+
+
 def execute_run(run_id: int, *, client: volteras.VolterasClient | None = None) -> str:
+    if waits_for_webhooks(run_id):
+        later = timezone.now() + timedelta(seconds=WEBHOOK_RECHECK)
+        run_reconciliation.using(run_after=later).enqueue(run_id)
+        return "waiting for webhook events"
     claimed = ReconciliationRun.objects.filter(
         pk=run_id, state=ReconciliationRun.State.QUEUED
     ).update(state=ReconciliationRun.State.RUNNING, started_at=timezone.now())

@@ -23,7 +23,7 @@ from connections.models import (
     WebhookEvent,
 )
 from connections.models_webhooks import MAX_EVENT_ATTEMPTS
-from connections.reconcile import execute_run, reconcile, start_run
+from connections.reconcile import execute_run, reconcile, start_run, waits_for_webhooks
 from connections.tasks import drain
 from connections.webhooks import NOT_FOUND_RETRIES, process_event, redrive_webhook_events
 from sandbox.rules import fake_vin
@@ -56,6 +56,46 @@ def run_once(at: datetime) -> ReconciliationRun:
         assert execute_run(run.pk) == "done"
     run.refresh_from_db()
     return run
+
+
+@pytest.mark.django_db
+class TestReconciliationAfterWebhooks:
+    def test_a_run_lets_delivered_events_go_first_for_half_an_interval(self, settings):
+        from django_tasks import TaskResultStatus
+        from django_tasks_db.models import DBTaskResult
+
+        settings.RECONCILE_INTERVAL_SECONDS = 600
+        created = timezone.now()
+        event = WebhookEvent.objects.create(
+            svix_id="msg_waiting",
+            event_type="device.connected",
+            vehicle_id="veh-1",
+            next_attempt_at=created,
+        )
+        with time_machine.travel(created, tick=False):
+            run = start_run()
+            assert execute_run(run.pk) == "waiting for webhook events"
+        run.refresh_from_db()
+        assert run.state == ReconciliationRun.State.QUEUED
+        (again,) = DBTaskResult.objects.filter(status=TaskResultStatus.READY)
+        assert again.task_path == "connections.reconcile.run_reconciliation"
+        assert again.run_after == created + timedelta(seconds=2)
+
+        # Half an interval later a backlog no longer holds it back.
+        with time_machine.travel(created + timedelta(seconds=301), tick=False):
+            assert WebhookEvent.objects.due().filter(pk=event.pk).exists()
+            assert waits_for_webhooks(run.pk) is False
+
+    def test_a_run_goes_ahead_once_no_event_is_waiting(self, api):
+        WebhookEvent.objects.create(
+            svix_id="msg_done",
+            vehicle_id="veh-1",
+            state=WebhookEvent.State.PROCESSED,
+            processed_at=timezone.now(),
+        )
+        run = start_run()
+        assert waits_for_webhooks(run.pk) is False
+        assert execute_run(run.pk) == "done"
 
 
 @pytest.mark.django_db
