@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, models
+from django.db import InterfaceError, OperationalError, connection, models
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -28,6 +28,39 @@ MAX_EVENT_ATTEMPTS = 8
 # and set of fields given.
 _INSERT_PLANS: dict[tuple[str, frozenset[str]], tuple[str, list[tuple[models.Field, Any]]]] = {}
 _PER_CALL = object()
+
+
+def _execute_checked(sql: str, values: list[Any]) -> tuple[Any, ...]:
+    """Run one statement and return its row, the statement serving as the
+    connection's health check.
+
+    With CONN_HEALTH_CHECKS, Django would first send `SELECT 1` on a
+    connection kept from an earlier request: a second round trip on every
+    delivery. Here the statement goes first; if it fails on such a
+    connection (the database restarted, say), the connection is replaced and
+    the statement sent once more, as the failed check would have. Should the
+    first one have committed before its answer was lost, the second counts a
+    redelivery of it: the event is stored either way.
+    """
+    check_skipped = (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and not connection.in_atomic_block
+    )
+    if check_skipped:
+        connection.health_check_done = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            return cursor.fetchone()
+    except (OperationalError, InterfaceError):
+        if not check_skipped:
+            raise
+        connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchone()
 
 
 def _sql_literal(value: Any) -> str | None:
@@ -175,9 +208,7 @@ class WebhookEvent(models.Model):
                 values.append(field.get_db_prep_save(field.get_default(), connection))
             else:
                 values.append(default)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            event_id, duplicates = cursor.fetchone()
+        event_id, duplicates = _execute_checked(sql, values)
         # Only a row this statement inserted can still have no duplicates.
         return event_id if duplicates == 0 else None
 

@@ -126,6 +126,41 @@ class TestIntake:
         # the time it returned, before the 2xx was built.
         assert seen == [("INSERT", True, False)]
 
+    @pytest.mark.django_db(transaction=True)
+    def test_the_insert_is_the_health_check_of_a_kept_connection(self, client, monkeypatch):
+        body = event_body()
+        post(client, body, signed(body))  # the connection is open and kept
+        checks = []
+        monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or True)
+        connection.close_if_unusable_or_obsolete()  # as a new request starts
+        assert connection.health_check_enabled and not connection.health_check_done
+        body = event_body(vehicle_id="veh-2")
+        response, sql = statements_of(client, body, signed(body))
+        assert response.json() == {"status": "accepted"}
+        # No `SELECT 1` round trip before the one statement.
+        assert checks == [] and len(sql) == 1
+
+    @pytest.mark.postgres_only
+    @pytest.mark.django_db(transaction=True)
+    def test_a_kept_connection_found_dead_is_replaced(self, client):
+        from django.db import connections
+
+        body = event_body()
+        post(client, body, signed(body))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        connection.close_if_unusable_or_obsolete()  # as a new request starts
+        # The database drops the kept connection (a restart, an idle timeout).
+        other = connections.create_connection("default")
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        other.close()
+        body = event_body(vehicle_id="veh-2")
+        response = post(client, body, signed(body, msg_id="msg_after_restart"))
+        assert response.json() == {"status": "accepted"}
+        assert WebhookEvent.objects.filter(svix_id="msg_after_restart").exists()
+
     def test_forged_signature_is_refused_and_recorded_without_body(self, client):
         body = event_body()
         response = post(client, body, signed(body, secret=OTHER_SECRET, msg_id="msg_forged"))
