@@ -13,7 +13,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connection, models
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    InterfaceError,
+    OperationalError,
+    connections,
+    models,
+)
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -30,7 +37,7 @@ _INSERT_PLANS: dict[tuple[str, frozenset[str]], tuple[str, list[tuple[models.Fie
 _PER_CALL = object()
 
 
-def _execute_checked(sql: str, values: list[Any]) -> tuple[Any, ...]:
+def _execute_checked(db: BaseDatabaseWrapper, sql: str, values: list[Any]) -> tuple[Any, ...]:
     """Run one statement and return its row, the statement serving as the
     connection's health check.
 
@@ -43,22 +50,22 @@ def _execute_checked(sql: str, values: list[Any]) -> tuple[Any, ...]:
     redelivery of it: the event is stored either way.
     """
     check_skipped = (
-        connection.connection is not None
-        and connection.health_check_enabled
-        and not connection.health_check_done
-        and not connection.in_atomic_block
+        db.connection is not None
+        and db.health_check_enabled
+        and not db.health_check_done
+        and not db.in_atomic_block
     )
     if check_skipped:
-        connection.health_check_done = True
+        db.health_check_done = True
     try:
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(sql, values)
             return cursor.fetchone()
     except (OperationalError, InterfaceError):
         if not check_skipped:
             raise
-        connection.close()
-    with connection.cursor() as cursor:
+        db.close()
+    with db.cursor() as cursor:
         cursor.execute(sql, values)
         return cursor.fetchone()
 
@@ -199,29 +206,34 @@ class WebhookEvent(models.Model):
         constant defaults of the fields not given (0, '', NULL, false) written
         in: only the given values are prepared and sent per call.
         """
-        sql, plan = cls._insert_plan(frozenset(fields))
+        # The wrapper itself, looked up once: each use of the `connection`
+        # proxy is a lookup of its own.
+        db = connections[DEFAULT_DB_ALIAS]
+        sql, plan = cls._insert_plan(db, frozenset(fields))
         values = []
         for field, default in plan:
             if field.attname in fields:
-                values.append(field.get_db_prep_save(fields[field.attname], connection))
+                values.append(field.get_db_prep_save(fields[field.attname], db))
             elif default is _PER_CALL:
-                values.append(field.get_db_prep_save(field.get_default(), connection))
+                values.append(field.get_db_prep_save(field.get_default(), db))
             else:
                 values.append(default)
-        event_id, duplicates = _execute_checked(sql, values)
+        event_id, duplicates = _execute_checked(db, sql, values)
         # Only a row this statement inserted can still have no duplicates.
         return event_id if duplicates == 0 else None
 
     @classmethod
-    def _insert_plan(cls, given: frozenset[str]) -> tuple[str, list[tuple[models.Field, Any]]]:
+    def _insert_plan(
+        cls, db: BaseDatabaseWrapper, given: frozenset[str]
+    ) -> tuple[str, list[tuple[models.Field, Any]]]:
         """The statement, and per parameter its field and the prepared default
         (`_PER_CALL` for a callable one, e.g. now)."""
-        key = (connection.vendor, given)
+        key = (db.vendor, given)
         if key not in _INSERT_PLANS:
             unknown = given - {field.attname for field in cls._meta.concrete_fields}
             if unknown:
                 raise TypeError(f"store_once() got unknown fields: {sorted(unknown)}")
-            quote = connection.ops.quote_name
+            quote = db.ops.quote_name
             plan, names, slots = [], [], []
             for field in cls._meta.concrete_fields:
                 if field.primary_key:
@@ -230,7 +242,7 @@ class WebhookEvent(models.Model):
                 default = (
                     _PER_CALL
                     if callable(field.default)
-                    else field.get_db_prep_save(field.get_default(), connection)
+                    else field.get_db_prep_save(field.get_default(), db)
                 )
                 literal = _sql_literal(default)
                 if field.attname in given or literal is None:
