@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connections", "0011_f_token_renewal_lease"),
+        ("connections", "0012_h_upload_summary"),
     ]
 
     operations = [
