@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -150,7 +151,7 @@ def apply_vehicle(
     reason: str = "",
     data: dict[str, Any] | None = None,
     read_at: datetime | None = None,
-    not_found_is_final: bool = True,
+    not_found_is_final: bool | Callable[[], bool] = True,
 ) -> Applied:
     """Read the vehicle (unless `known` was just read, as from the vehicle
     list) and apply what the API says to the vehicle record and to every VIN
@@ -169,7 +170,9 @@ def apply_vehicle(
         try:
             api = (client or volteras.get_client()).get_vehicle(vehicle_id)
         except volteras.NotFound:
-            if not not_found_is_final:
+            # Asked only on a 404 (deciding may take a query).
+            final = not_found_is_final() if callable(not_found_is_final) else not_found_is_final
+            if not final:
                 raise
             api = None
     applied = Applied(vehicle_id=vehicle_id, vin=api.vin.upper() if api else "")
@@ -327,7 +330,7 @@ def process_event(event_id: int, *, client: volteras.VolterasClient | None = Non
             client=client,
             reason=f"{event.event_type or 'untyped'} webhook",
             data={"svix_id": event.svix_id, "event_type": event.event_type},
-            not_found_is_final=_not_found_is_final(event),
+            not_found_is_final=lambda: _not_found_is_final(event),
         )
     except volteras.NotFound:
         return _not_found_yet(event)

@@ -235,6 +235,15 @@ class TestIntake:
         assert refused.body_size == len(body)
         assert WebhookEvent.objects.count() == 0
 
+    def test_a_content_length_of_non_ascii_digits_is_no_500(self, client):
+        """'²'.isdigit() is True but int('²') fails: such a header must not crash."""
+        body = event_body()
+        response = client.post(
+            URL, data=body, content_type="application/json", headers=signed(body),
+            CONTENT_LENGTH="²",
+        )  # fmt: skip
+        assert response.status_code < 500
+
     def test_body_at_the_limit_is_accepted(self, client):
         body = event_body()[:-1] + ', "pad": "' + "x" * 100 + '"}'
         body = body[:-2] + "x" * (MAX_BODY_BYTES - len(body)) + body[-2:]

@@ -98,7 +98,7 @@ def _refusal_for(exc: Exception) -> str:
 def receive(request: HttpRequest) -> HttpResponse:
     """`POST /webhooks/volteras/`: verify, store, enqueue, answer."""
     declared = request.META.get("CONTENT_LENGTH") or ""
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return _refuse(request, RefusedDelivery.Reason.TOO_LARGE, 413, body_size=int(declared))
     # Read at most one byte past the limit: a body without a length cannot
     # make the portal hold more than that.
