@@ -164,3 +164,20 @@ def sandbox_api(sandbox: SandboxServer) -> Iterator[httpx.Client]:
 def error_code(response: httpx.Response) -> str:
     """The `error` field of an error envelope (for readable asserts)."""
     return json.loads(response.content)["error"]
+
+
+def point_portal_at(settings, sandbox: SandboxServer) -> None:
+    """The portal's Volteras settings aimed at this sandbox: its URL, its
+    credentials and the secret its webhooks are signed with."""
+    settings.VOLTERAS_API_URL = sandbox.url
+    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
+    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+
+
+@pytest.fixture
+def volteras(settings, sandbox: SandboxServer) -> SandboxServer:
+    """The sandbox, with the portal pointed at it (test files that need more,
+    such as no retries or testserver links, define their own on top)."""
+    point_portal_at(settings, sandbox)
+    return sandbox

@@ -25,15 +25,6 @@ from tests.test_uploads import make_vin
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def volteras(settings, sandbox):
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
-    return sandbox
-
-
 def submit(client, upload, capture):
     with capture(execute=True):
         response = client.post(reverse("upload_submit", args=[upload.pk]))

@@ -27,6 +27,7 @@ from connections.models import (
 from connections.tasks import drain, sweep
 from connections.views.fleets import READ_ONLY
 from connections.vins import check_digit
+from tests.fixtures_sandbox import point_portal_at
 from tests.permissions import assert_access
 
 PORTAL = "http://testserver"
@@ -41,9 +42,7 @@ def make_vin(serial: int, wmi: str = "WVW") -> str:
 @pytest.fixture
 def volteras(settings, sandbox):
     """The portal's client pointed at the running sandbox; links hand out testserver URLs."""
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    point_portal_at(settings, sandbox)
     settings.VOLTERAS_MAX_RETRIES = 0
     settings.PORTAL_BASE_URL = PORTAL
     return sandbox

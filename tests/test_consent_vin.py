@@ -25,6 +25,7 @@ from connections.models import (
 )
 from connections.tasks import drain
 from connections.volteras import VolterasClient
+from tests.fixtures_sandbox import point_portal_at
 from tests.test_consent import (
     PORTAL,
     consent_at_sandbox,
@@ -38,9 +39,7 @@ from tests.test_consent import (
 @pytest.fixture
 def volteras(settings, sandbox):
     """The portal's client pointed at the running sandbox; links hand out testserver URLs."""
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+    point_portal_at(settings, sandbox)
     settings.VOLTERAS_MAX_RETRIES = 0
     settings.PORTAL_BASE_URL = PORTAL
     return sandbox

@@ -19,6 +19,7 @@ from tests.contract import (
     validate_request,
     validate_response,
 )
+from tests.fixtures_sandbox import point_portal_at
 
 BEARER = {"Authorization": "Bearer a-token", "Content-Type": "application/json"}
 GOOD_VEHICLE = {
@@ -122,9 +123,7 @@ def broken_volteras(settings) -> Iterator[str]:
 
 class TestEveryPortalClientIsWatched:
     def test_portal_calls_to_the_sandbox_are_checked(self, db, settings, sandbox, contract_watch):
-        settings.VOLTERAS_API_URL = sandbox.url
-        settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-        settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
+        point_portal_at(settings, sandbox)
         volteras.get_client().test_token()
         # The token call and test-token, each request and answer.
         assert contract_watch.checked == 4

@@ -13,6 +13,7 @@ from connections import support as workspace
 from connections.imports import read_upload
 from connections.models import ConnectBatch, ConsentLink, LinkStatus, Upload, VinEntry, VinStatus
 from connections.tasks import drain
+from tests.fixtures_sandbox import point_portal_at
 from tests.test_consent import PORTAL, consent_at_sandbox, follow_return, open_short_link
 
 ERROR_VIN = "PERR0R11000000001"
@@ -35,10 +36,7 @@ ROWS = "\n".join(
 
 @pytest.fixture
 def volteras(settings, sandbox):
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    point_portal_at(settings, sandbox)
     settings.VOLTERAS_MAX_RETRIES = 0
     settings.PORTAL_BASE_URL = PORTAL
     return sandbox

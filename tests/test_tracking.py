@@ -25,15 +25,6 @@ from tests.test_uploads import make_vin
 ACCEPTED = '"POST /v1/vehicles/connect HTTP/1.1" 202'
 
 
-@pytest.fixture
-def volteras(settings, sandbox):
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
-    return sandbox
-
-
 def submitted(fleet, manager, vins: list[str]):
     upload = submission.create_upload(fleet, manager, read_upload("\n".join(vins)))
     submission.submit(upload, manager)

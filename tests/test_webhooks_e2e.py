@@ -21,6 +21,7 @@ from connections.models import Source, Upload, VinEntry, VinStatus, WebhookEvent
 from connections.tasks import drain
 from connections.webhooks import redrive_webhook_events
 from sandbox.rules import fake_vin
+from tests.fixtures_sandbox import point_portal_at
 
 DELIVERY_TIMEOUT = 20.0
 
@@ -54,10 +55,7 @@ def entry(upload: Upload, vin: str) -> VinEntry:
 
 @pytest.fixture
 def portal(live_server, sandbox, settings) -> volteras.VolterasClient:
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    point_portal_at(settings, sandbox)
     settings.VOLTERAS_MAX_RETRIES = 0
     sandbox.control(webhook_url=live_server.url + "/webhooks/volteras/", pending_seconds=3600)
     return volteras.get_client()

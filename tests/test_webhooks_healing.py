@@ -27,15 +27,13 @@ from connections.reconcile import execute_run, reconcile, start_run, waits_for_w
 from connections.tasks import drain
 from connections.webhooks import NOT_FOUND_RETRIES, process_event, redrive_webhook_events
 from sandbox.rules import fake_vin
+from tests.fixtures_sandbox import point_portal_at
 from tests.test_webhooks_processing import add_entry, connect, deliver, magic
 
 
 @pytest.fixture
 def api(sandbox, settings) -> volteras.VolterasClient:
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    point_portal_at(settings, sandbox)
     settings.VOLTERAS_MAX_RETRIES = 0
     return volteras.get_client()
 

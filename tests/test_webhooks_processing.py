@@ -36,6 +36,7 @@ from connections.reconcile import reconcile, reconcile_when_due
 from connections.tasks import drain
 from connections.webhooks import apply_vehicle, process_event, redrive_webhook_events
 from sandbox.rules import fake_vin
+from tests.fixtures_sandbox import point_portal_at
 
 URL = "/webhooks/volteras/"
 
@@ -47,10 +48,7 @@ def magic(prefix: str, seed: str = "") -> str:
 
 @pytest.fixture
 def api(sandbox, settings) -> volteras.VolterasClient:
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    point_portal_at(settings, sandbox)
     settings.VOLTERAS_MAX_RETRIES = 0
     return volteras.get_client()
 

@@ -35,6 +35,7 @@ from playwright.sync_api import (
 
 from tests.browser.gates import QUALITY_BINDING, QUALITY_CHECK_NOW_JS, QUALITY_INIT_JS
 from tests.conftest import require_all
+from tests.fixtures_sandbox import point_portal_at
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses
 # ORM calls from a thread with a running loop unless told this is deliberate.
@@ -332,10 +333,7 @@ def worker(transactional_db) -> Iterator[WorkerThread]:
 def portal_on_sandbox(settings, sandbox, live_server):
     """The live portal talks to the sandbox subprocess (reset for this test), and
     the sandbox delivers its webhooks to the live portal."""
-    settings.VOLTERAS_API_URL = sandbox.url
-    settings.VOLTERAS_CLIENT_ID = sandbox.client_id
-    settings.VOLTERAS_CLIENT_SECRET = sandbox.client_secret
-    settings.VOLTERAS_WEBHOOK_SECRET = sandbox.webhook_secret
+    point_portal_at(settings, sandbox)
     settings.PORTAL_BASE_URL = live_server.url
     sandbox.control(webhook_url=f"{live_server.url}/webhooks/volteras/")
     return sandbox
