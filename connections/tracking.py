@@ -266,8 +266,9 @@ def _fail_batch(
     message: str,
     can_retry: bool,
     detail: str = "",
-) -> None:
+) -> bool:
     """The batch is over without a group: each of its VINs is shown as failed.
+    Returns False when the lease was lost first (the batch is its holder's).
 
     One transaction: a worker killed half-way leaves either an open batch
     (re-driven) or a failed one whose VINs say so, never VINs stuck
