@@ -4,7 +4,7 @@
 
 A real submission of BENCH_CONNECT_VINS (1,050) valid VINs against the sandbox
 (`manage.py run_sandbox`, instant speed): `create_upload`, `submit`, then
-`connections.tasks.drain()` runs the batches' sends and polls in this process
+`connections.jobs.drain()` runs the batches' sends and polls in this process
 until nothing is left. The calls are counted on the sandbox's side, in its
 access log (every `POST /v1/vehicles/connect`, refused or not), and checked
 against the connect groups its database holds.
@@ -33,10 +33,10 @@ def submit_and_settle(count: int, sandbox: Sandbox, fleet_slug: str) -> dict[str
 
     from django.db.models import Count
 
-    from connections.imports import read_upload
+    from connections.jobs import drain
     from connections.models import ConnectBatch, VinStatus
-    from connections.submission import create_upload, submit
-    from connections.tasks import drain
+    from connections.uploads.reading import read_upload
+    from connections.uploads.submission import create_upload, submit
 
     sandbox.use_in_this_process()
     fleet, user = bench_fleet(fleet_slug)

@@ -38,8 +38,8 @@ def peak_rss_mb() -> float:
 def run_portal(path: Path, trace: bool) -> dict[str, Any]:
     from django.db import connection
 
-    from connections.imports import read_upload
-    from connections.submission import create_upload
+    from connections.uploads.reading import read_upload
+    from connections.uploads.submission import create_upload
 
     fleet, user = bench_fleet(FLEET)
     truncate_uploads()
@@ -114,8 +114,8 @@ def main() -> None:
 
     connection.ensure_connection()
     # Import everything the timed part uses before the "before" reading.
-    import connections.imports
-    import connections.submission  # noqa: F401
+    import connections.uploads.reading
+    import connections.uploads.submission  # noqa: F401
 
     if args.mode == "portal":
         result = run_portal(args.file, args.tracemalloc)

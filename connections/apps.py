@@ -6,5 +6,6 @@ class ConnectionsConfig(AppConfig):
     verbose_name = "Fleet connections"
 
     def ready(self) -> None:
-        # Imported for their side effects: system checks, webhook tasks and sweepers.
-        from . import checks, reconcile, webhooks  # noqa: F401
+        # System checks register themselves on import; Django's own convention
+        # is to import them here, once the app registry is ready.
+        from connections import checks  # noqa: F401

@@ -26,6 +26,9 @@ class WhoActs(StrEnum):
     PORTAL = "PORTAL"
 
 
+# The categories Volteras itself reports (`actionCategory`).
+CONTRACT_CATEGORIES = (WhoActs.CUSTOMER_ACTION, WhoActs.CONTACT_SUPPORT, WhoActs.UNDER_REVIEW)
+
 WHO_ACTS_LABELS: dict[str, str] = {
     WhoActs.CUSTOMER_ACTION: "Customer action",
     WhoActs.CONTACT_SUPPORT: "Contact support",

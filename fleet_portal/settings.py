@@ -248,7 +248,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "connections.context_processors.navigation",
+                "connections.web.context_processors.navigation",
             ],
         },
     },

@@ -16,6 +16,14 @@ pytest_plugins = ["tests.fixtures_sandbox"]
 PASSWORD = "correct-horse-battery-staple"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A cheap password hasher for every test (and the live server, which runs in
+    this process): PBKDF2's million rounds would cost a second per user created."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def require_all() -> bool:
     """Under CI_REQUIRE_ALL=1 a missing server or browser fails instead of skipping."""
     return os.environ.get("CI_REQUIRE_ALL", "") in {"1", "true", "yes"}

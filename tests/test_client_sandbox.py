@@ -18,7 +18,7 @@ import time_machine
 from django.utils import timezone
 
 from connections.models import ApiToken
-from connections.vins import check_digit
+from connections.vin import check_digit
 from connections.volteras import (
     AmbiguousWrite,
     AuthenticationError,

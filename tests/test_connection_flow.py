@@ -15,11 +15,17 @@ from django.db import close_old_connections
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import submission, tracking
-from connections.imports import read_upload
+from connections.jobs import drain, sweep
 from connections.models import ConnectBatch, ConsentLink, Upload, VinEntry, VinStatus
-from connections.tasks import drain, sweep
-from connections.views.uploads import SLOW_POLL_SECONDS
+from connections.models.sending import LEASE
+from connections.sending.poll import recheck_waiting_entries
+from connections.sending.results import RECHECK_FIRST
+from connections.sending.send import MAX_SEND_ATTEMPTS
+from connections.sending.tasks import send_batch
+from connections.uploads import submission
+from connections.uploads.reading import read_upload
+from connections.uploads.submission import create_upload
+from connections.uploads.views import SLOW_POLL_SECONDS
 from tests.test_uploads import make_vin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,8 +152,8 @@ def test_demo_csv_reaches_final_states(
     assert waiting.status == VinStatus.PENDING
     assert poll(client, upload).status_code == 200
     volteras.connect_pending()
-    time_machine.move_to(timezone.now() + tracking.RECHECK_FIRST * 2)
-    tracking.recheck_waiting_entries()
+    time_machine.move_to(timezone.now() + RECHECK_FIRST * 2)
+    recheck_waiting_entries()
 
     # Each line's final state, error codes and who must act.
     entries = {e.line_number: e for e in upload.entries.all()}
@@ -245,7 +251,7 @@ def test_every_other_sandbox_outcome(
 ):
     client.force_login(manager)
     text = "\n".join(f"{vin},{rest}" for vin, rest, *_ in EVERY_OTHER_OUTCOME)
-    upload = submission.create_upload(fleet, manager, read_upload(text))
+    upload = create_upload(fleet, manager, read_upload(text))
     assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.READY}
     warned = upload.entries.filter(validity=VinEntry.Validity.WARNING)
     assert {"WVGZZZE20MP012345", "WBA11AW080FM20582"} <= set(warned.values_list("vin", flat=True))
@@ -269,9 +275,7 @@ def test_n_vins_cost_ceil_n_over_100_connect_calls(
 ):
     client.force_login(manager)
     n = 230
-    upload = submission.create_upload(
-        fleet, manager, read_upload("\n".join(make_vin(i) for i in range(n)))
-    )
+    upload = create_upload(fleet, manager, read_upload("\n".join(make_vin(i) for i in range(n))))
     submit(client, upload, django_capture_on_commit_callbacks)
     groups = set(ConnectBatch.objects.filter(upload=upload).values_list("group_id", flat=True))
     assert len(groups) == 3
@@ -285,9 +289,7 @@ def test_ambiguous_post_is_resent_and_understood(
     cannot know, resends, and maps VEHICLE_ALREADY_ADDED_* to the true state."""
     client.force_login(manager)
     vins = [make_vin(1), "PERR0R11000000009", "1NC0MP11400000008"]
-    upload = submission.create_upload(
-        fleet, manager, read_upload("\n".join(f"{v},Ford,US" for v in vins))
-    )
+    upload = create_upload(fleet, manager, read_upload("\n".join(f"{v},Ford,US" for v in vins)))
     volteras.control(
         faults=[{"kind": "drop", "path_prefix": "/v1/vehicles/connect", "method": "POST",
                  "count": 1}]
@@ -310,7 +312,7 @@ def test_outage_is_retried_and_shown(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = submission.create_upload(fleet, manager, read_upload(make_vin(5)))
+    upload = create_upload(fleet, manager, read_upload(make_vin(5)))
     volteras.control(
         faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect", "method": "POST",
                  "count": 2}]
@@ -330,7 +332,7 @@ def test_outage_is_retried_and_shown(
 
 def test_retry_of_failed_vin(client, manager, fleet, volteras, django_capture_on_commit_callbacks):
     client.force_login(manager)
-    upload = submission.create_upload(
+    upload = create_upload(
         fleet, manager, read_upload("PERR0R11000000007,Volkswagen,GB\n1NC0MP11400000006,Ford,US")
     )
     submit(client, upload, django_capture_on_commit_callbacks)
@@ -353,16 +355,16 @@ def test_pending_vin_is_rechecked_later(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks, time_machine
 ):
     client.force_login(manager)
-    upload = submission.create_upload(fleet, manager, read_upload("PEND1NG1000000008,Ford,US"))
+    upload = create_upload(fleet, manager, read_upload("PEND1NG1000000008,Ford,US"))
     volteras.control(pending_seconds=3600)
     submit(client, upload, django_capture_on_commit_callbacks)
     entry = upload.entries.get()
     assert entry.status == VinStatus.PENDING
     assert entry.next_check_at is not None
     volteras.connect_pending()
-    assert tracking.recheck_waiting_entries() == 0  # not due yet
-    time_machine.move_to(timezone.now() + tracking.RECHECK_FIRST * 2)
-    assert tracking.recheck_waiting_entries() == 1
+    assert recheck_waiting_entries() == 0  # not due yet
+    time_machine.move_to(timezone.now() + RECHECK_FIRST * 2)
+    assert recheck_waiting_entries() == 1
     entry.refresh_from_db()
     assert entry.status == VinStatus.CONNECTED
 
@@ -371,7 +373,7 @@ def test_eligibility_check_before_connecting(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = submission.create_upload(
+    upload = create_upload(
         fleet, manager, read_upload(f"{make_vin(2)},Ford,US\n1NC0MP11400000005,Ford,US")
     )
     with django_capture_on_commit_callbacks(execute=True):
@@ -390,8 +392,8 @@ def test_eligibility_check_before_connecting(
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_send_the_same_batch(manager, fleet, volteras):
-    upload = submission.create_upload(fleet, manager, read_upload(make_vin(11)))
-    submission.submit(upload, manager)
+    upload = create_upload(fleet, manager, read_upload(make_vin(11)))
+    submit(upload, manager)
     batch = ConnectBatch.objects.get(upload=upload)
     volteras.control(faults=[{"kind": "latency", "ms": 300, "path_prefix": "/v1/vehicles/connect"}])
     posts_before = volteras.log().count('"POST /v1/vehicles/connect HTTP/1.1" 202')
@@ -401,7 +403,7 @@ def test_two_workers_never_send_the_same_batch(manager, fleet, volteras):
     def worker():
         barrier.wait()
         try:
-            outcomes.append(tracking.send_batch(batch.pk))
+            outcomes.append(send_batch.call(batch.pk))
         finally:
             close_old_connections()
 
@@ -419,13 +421,13 @@ def test_two_workers_never_send_the_same_batch(manager, fleet, volteras):
 def test_worker_killed_mid_batch_loses_nothing(manager, fleet, volteras, time_machine):
     """A worker claimed the batch, maybe sent it, then died: after its lease
     the sweep re-drives the batch and every VIN still reaches its result."""
-    upload = submission.create_upload(
+    upload = create_upload(
         fleet, manager, read_upload("\n".join(make_vin(20 + i) for i in range(3)))
     )
     submission.submit(upload, manager)
     batch = ConnectBatch.objects.get(upload=upload)
     # The dead worker's claim: state SUBMITTING, a lease, and it did POST.
-    claimed, _owner = tracking._claim(
+    claimed, _owner = ConnectBatch.claim(
         batch.pk, [ConnectBatch.State.QUEUED], state=ConnectBatch.State.SUBMITTING
     )
     assert claimed is not None
@@ -434,8 +436,8 @@ def test_worker_killed_mid_batch_loses_nothing(manager, fleet, volteras, time_ma
     api.get_client().connect_vehicles(
         [api.VehicleInput(vin=e.vin, make="FORD", country_code="US") for e in upload.entries.all()]
     )
-    assert tracking.send_batch(batch.pk) == "not due"  # the lease still holds
-    time_machine.move_to(timezone.now() + tracking.LEASE + tracking.LEASE)
+    assert send_batch.call(batch.pk) == "not due"  # the lease still holds
+    time_machine.move_to(timezone.now() + LEASE + LEASE)
     sweep()
     batch.refresh_from_db()
     assert batch.state == ConnectBatch.State.AMBIGUOUS
@@ -447,7 +449,7 @@ def test_consent_links_from_the_upload_table(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = submission.create_upload(
+    upload = create_upload(
         fleet,
         manager,
         read_upload("C0NSENT1000000001,Volkswagen,GB\nC0NSENT1000000002,Volkswagen,GB"),
@@ -475,7 +477,7 @@ def test_consent_links_for_the_ticked_vins(
     links for exactly the ticked VINs; nothing ticked is refused, not taken as all."""
     client.force_login(manager)
     vins = [f"C0NSENT1000000{n:03d}" for n in (11, 12, 13)]
-    upload = submission.create_upload(
+    upload = create_upload(
         fleet, manager, read_upload("\n".join(f"{v},Volkswagen,GB" for v in vins))
     )
     submit(client, upload, django_capture_on_commit_callbacks)
@@ -507,10 +509,10 @@ def test_refused_batch_shows_each_vin_failed(
 ):
     client.force_login(manager)
     volteras.control(vehicle_limit=1)
-    first = submission.create_upload(fleet, manager, read_upload(f"{make_vin(29)},Ford,US"))
+    first = create_upload(fleet, manager, read_upload(f"{make_vin(29)},Ford,US"))
     submit(client, first, django_capture_on_commit_callbacks)
     assert first.entries.get().status == VinStatus.CONNECTED
-    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(30)},Ford,US"))
+    upload = create_upload(fleet, manager, read_upload(f"{make_vin(30)},Ford,US"))
     submit(client, upload, django_capture_on_commit_callbacks)
     batch = ConnectBatch.objects.get(upload=upload)
     assert batch.state == ConnectBatch.State.FAILED
@@ -527,13 +529,13 @@ def test_lasting_outage_gives_up_with_a_retryable_error(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(31)},Ford,US"))
+    upload = create_upload(fleet, manager, read_upload(f"{make_vin(31)},Ford,US"))
     volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect"}])
     submit(client, upload, django_capture_on_commit_callbacks)
     batch = ConnectBatch.objects.get(upload=upload)
     assert (batch.state, batch.attempts) == (
         ConnectBatch.State.FAILED,
-        tracking.MAX_SEND_ATTEMPTS,
+        MAX_SEND_ATTEMPTS,
     )
     entry = upload.entries.get()
     assert entry.status == VinStatus.ERROR
@@ -545,7 +547,7 @@ def test_retry_from_the_vin_page_returns_there(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = submission.create_upload(fleet, manager, read_upload("PERR0R11000000005,VW,GB"))
+    upload = create_upload(fleet, manager, read_upload("PERR0R11000000005,VW,GB"))
     submit(client, upload, django_capture_on_commit_callbacks)
     entry = upload.entries.get()
     response = client.post(reverse("entry_retry", args=[upload.pk, entry.pk]), {"back_to": "entry"})

@@ -14,7 +14,15 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import consent
+from connections.consent import returns as consent_returns
+from connections.consent.links import create_link
+from connections.consent.options import LinkOptions
+from connections.consent.returns import (
+    PENDING_RETURN_GIVE_UP,
+    PENDING_RETURN_RECHECK,
+    claim_pending_returns,
+)
+from connections.jobs import drain, sweep
 from connections.models import (
     ConnectedAccount,
     ConsentLink,
@@ -24,9 +32,8 @@ from connections.models import (
     Vehicle,
     VinEntry,
 )
-from connections.tasks import drain, sweep
-from connections.views.fleets import READ_ONLY
-from connections.vins import check_digit
+from connections.vin import check_digit
+from connections.web.access import READ_ONLY
 from tests.fixtures_sandbox import point_portal_at
 from tests.permissions import assert_access
 
@@ -384,7 +391,7 @@ class TestForgedAndForeign:
         follow_return(client, consent_at_sandbox(open_short_link(client, theirs), approve=True))
         drain()
         held = ConnectedAccount.objects.get(fleet=fleet)
-        mine = consent.create_link(other_fleet, consent.LinkOptions(), label="other")
+        mine = create_link(other_fleet, LinkOptions(), label="other")
         # Volteras confirms any account of the organisation, whoever's it is.
         page = follow_return(
             client, f"{mine.return_url}?result=success&accountId={held.volteras_id}"
@@ -424,20 +431,20 @@ class TestForgedAndForeign:
         assert sweep()["confirm_pending_returns"] == 0
 
     def test_the_sweep_asks_about_few_returns_at_a_time(self, fleet, monkeypatch):
-        monkeypatch.setattr(consent, "PENDING_RETURNS_PER_SWEEP", 2)
+        monkeypatch.setattr(consent_returns, "PENDING_RETURNS_PER_SWEEP", 2)
         for n in range(3):
             stored_link(fleet, returned_account_id=f"acc-{n}")
         stored_link(
             fleet,
             returned_account_id="too-old",
-            created_at=timezone.now() - consent.PENDING_RETURN_GIVE_UP - timedelta(minutes=1),
+            created_at=timezone.now() - PENDING_RETURN_GIVE_UP - timedelta(minutes=1),
         )
-        assert len(consent.claim_pending_returns()) == 2
-        assert len(consent.claim_pending_returns()) == 1
-        assert consent.claim_pending_returns() == []
-        later = timezone.now() + consent.PENDING_RETURN_RECHECK + timedelta(seconds=1)
+        assert len(claim_pending_returns()) == 2
+        assert len(claim_pending_returns()) == 1
+        assert claim_pending_returns() == []
+        later = timezone.now() + PENDING_RETURN_RECHECK + timedelta(seconds=1)
         with time_machine.travel(later):
-            assert len(consent.claim_pending_returns()) == 2
+            assert len(claim_pending_returns()) == 2
 
     def test_bare_return_url_records_nothing(self, client, fleet):
         link = stored_link(fleet)

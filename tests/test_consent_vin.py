@@ -13,17 +13,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import consent
-from connections.forms_consent import ConsentLinkForm
-from connections.models import (
-    ConsentLink,
-    LinkStatus,
-    Source,
-    Upload,
-    VinEntry,
-    VinStatus,
-)
-from connections.tasks import drain
+from connections.consent import links as consent_links
+from connections.consent import vin_links as consent_vin_links
+from connections.consent.forms import ConsentLinkForm
+from connections.consent.options import VIN_LINK_EXPIRY
+from connections.consent.vin_links import create_vin_links_batch
+from connections.jobs import drain
+from connections.models import ConsentLink, LinkStatus, Source, Upload, VinEntry, VinStatus
 from connections.volteras import VolterasClient
 from tests.fixtures_sandbox import point_portal_at
 from tests.test_consent import (
@@ -91,7 +87,7 @@ class TestVinLinks:
             assert link.vin == link.vin_entry.vin
             assert link.options["vin"] == link.vin
             assert link.options["makes"] == ["VOLKSWAGEN"]
-            assert link.options["urlExpiration"] == consent.VIN_LINK_EXPIRY
+            assert link.options["urlExpiration"] == VIN_LINK_EXPIRY
             event = link.vin_entry.events.get()
             assert event.source == Source.MANUAL and event.actor == manager
             assert link.short_url in event.detail
@@ -171,7 +167,7 @@ class TestVinLinks:
     def test_bulk_is_bounded_per_request_and_resumes(
         self, client, manager, upload, volteras, monkeypatch
     ):
-        monkeypatch.setattr(consent, "VIN_LINKS_PER_REQUEST", 2)
+        monkeypatch.setattr(consent_vin_links, "VIN_LINKS_PER_REQUEST", 2)
         client.force_login(manager)
         url = reverse("upload_consent_links", args=[upload.pk])
         text = client.post(url, follow=True).content.decode()
@@ -202,7 +198,7 @@ class TestVinLinks:
         volteras.control(
             faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 1}]
         )
-        run = consent.create_vin_links_batch(upload, None, manager, limit=0)
+        run = create_vin_links_batch(upload, None, manager, limit=0)
         first = upload.entries.get(line_number=1)
         assert run.stopped_vin == first.vin and run.failures == {}
         assert "too many requests" in run.stopped
@@ -408,7 +404,7 @@ class TestRefusals:
             max_retries=0,
             transport=httpx.MockTransport(answer),
         )
-        monkeypatch.setattr(consent, "get_client", lambda: client_)
+        monkeypatch.setattr(consent_links, "get_client", lambda: client_)
         client.force_login(manager)
         text = form_errors_after(client, fleet)
         assert expected in text

@@ -6,13 +6,15 @@ import pytest
 import yaml
 
 from connections.explanations import (
+    CONTRACT_CATEGORIES,
     EXPLANATIONS,
     STATUS_EXPLANATIONS,
     Explanation,
     WhoActs,
     explain,
 )
-from connections.models import ActionCategory, VinStatus
+from connections.models import VinStatus
+from connections.volteras import ActionCategory
 from tests.contract import ERROR_CODES_PATH, SPEC_PATH
 
 REGISTRY = ERROR_CODES_PATH
@@ -105,7 +107,8 @@ def _longest_shared_run(ours: str, theirs: str) -> int:
 
 
 def test_who_acts_matches_the_api_categories_plus_portal():
-    assert {c.value for c in WhoActs} == set(ActionCategory.values) | {"PORTAL"}
+    assert set(CONTRACT_CATEGORIES) == {c.value for c in ActionCategory}
+    assert {c.value for c in WhoActs} == set(CONTRACT_CATEGORIES) | {"PORTAL"}
 
 
 def test_explanations_say_who_acts_and_whether_retrying_helps():

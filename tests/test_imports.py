@@ -11,20 +11,15 @@ import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 
-from connections.imports import (
-    FIELDS,
-    ImportProblem,
-    RawRow,
-    column_for_header,
-    csv_safe,
-    invalid_rows_csv,
-    read_csv,
-    read_pasted,
-    read_upload,
-    read_xlsx,
-)
+from connections.csv_files import csv_safe
 from connections.models import Region, VinEntry, VinStatus
-from connections.vins import check_digit, validate_rows
+from connections.uploads.csv_reader import read_csv
+from connections.uploads.exports import invalid_rows_csv
+from connections.uploads.reading import read_pasted, read_upload
+from connections.uploads.rows import FIELDS, ImportProblem, RawRow, column_for_header
+from connections.uploads.validation import validate_rows
+from connections.uploads.xlsx_reader import read_xlsx
+from connections.vin import check_digit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

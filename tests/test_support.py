@@ -14,9 +14,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from connections import support as workspace
 from connections.explanations import STATUS_EXPLANATIONS, explain
 from connections.models import Fleet, Upload, VinEntry, VinEvent, VinStatus
+from connections.models.entries import SUPERSEDED_REFUSAL
+from connections.support.actions import retry
+from connections.support.workspace import incidents, stuck_entries, who_must_act_q
+from connections.uploads.submission import create_upload, submit
 from tests.permissions import assert_access
 from tests.test_explanations import codes_in, per_vin_codes_in_openapi
 from tests.test_uploads import make_vin
@@ -331,7 +334,7 @@ class TestStuck:
         with time_machine.travel(NOW - timedelta(hours=30), tick=False):
             young_ford = add_entry(upload, 6, VinStatus.PENDING, make="FORD")
         with time_machine.travel(NOW, tick=False):
-            stuck = set(workspace.stuck_entries())
+            stuck = set(stuck_entries())
             assert stuck == {tesla, ford, merc}
             assert bmw not in stuck and young_ford not in stuck and failed not in stuck
             client.force_login(support)
@@ -349,7 +352,7 @@ class TestStuck:
             assert f"entry-{ford.pk}" in filtered and f"entry-{bmw.pk}" not in filtered
         # Three days on, the BMW is stuck too.
         with time_machine.travel(NOW + timedelta(hours=23), tick=False):
-            assert bmw in set(workspace.stuck_entries())
+            assert bmw in set(stuck_entries())
 
     def test_the_clock_runs_from_submission_not_the_last_step(self, fleet, settings):
         """PROCESSING -> PENDING is progress of the same attempt: it does not
@@ -364,8 +367,8 @@ class TestStuck:
             VinEntry.objects.get(pk=entry.pk).observe(VinStatus.PENDING, "poll")
         with time_machine.travel(NOW, tick=False):
             entry.refresh_from_db()
-            assert workspace.is_stuck(entry)
-            assert set(workspace.stuck_entries()) == {entry}
+            assert entry.is_stuck()
+            assert set(stuck_entries()) == {entry}
             assert "for 2\xa0days, 2\xa0hours" in entry.retry_refusal()
 
     def test_settings_parse_make_thresholds(self, monkeypatch):
@@ -400,9 +403,9 @@ class TestIncidents:
             from django.test import override_settings
 
             with override_settings(INCIDENT_MIN_VINS=settings_min, INCIDENT_WINDOW_HOURS=6):
-                assert workspace.incidents() == []
+                assert incidents() == []
                 fourth = fail(b, 3)
-                found = workspace.incidents()
+                found = incidents()
                 assert len(found) == 1
                 incident = found[0]
                 assert (incident.make, incident.error_code) == ("BMW", "OEM_VEHICLE_OFFLINE")
@@ -420,7 +423,7 @@ class TestIncidents:
             time_machine.travel(NOW + window, tick=False),
             override_settings(INCIDENT_MIN_VINS=settings_min),
         ):
-            assert workspace.incidents() == []
+            assert incidents() == []
 
     def test_retry_is_held_back_during_an_incident(self, client, support, fleet, settings):
         settings.INCIDENT_MIN_VINS = 2
@@ -436,7 +439,7 @@ class TestIncidents:
             )
             for i in (1, 2)
         ]
-        outcome = workspace.retry(entries, support)
+        outcome = retry(entries, support)
         assert outcome.done == []
         assert all("manufacturer-side incident" in reason for _, reason in outcome.refused)
         assert not upload.batches.exists()
@@ -522,7 +525,7 @@ class TestWhoActs:
             for i, (status, codes, category) in enumerate(cases, start=1)
         ]
         for category in ("CUSTOMER_ACTION", "CONTACT_SUPPORT", "UNDER_REVIEW"):
-            in_sql = set(VinEntry.objects.filter(workspace.who_must_act_q(category)))
+            in_sql = set(VinEntry.objects.filter(who_must_act_q(category)))
             in_python = {e for e in entries if e.who_acts_category == category}
             assert in_sql == in_python, category
         by_vin = {e.pk: e.who_acts for e in entries}
@@ -555,7 +558,7 @@ class TestRetryRules:
         entry = add_entry(
             submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], superseded=True
         )
-        assert entry.retry_refusal() == workspace.SUPERSEDED_REFUSAL
+        assert entry.retry_refusal() == SUPERSEDED_REFUSAL
 
     def test_a_stuck_vin_says_escalate_not_wait(self, fleet, settings):
         settings.SUPPORT_STUCK_HOURS = 48
@@ -613,11 +616,10 @@ class TestReopening:
 
 class TestEntryTimeline:
     def test_validation_is_the_first_item(self, client, manager, fleet):
-        from connections import submission
-        from connections.imports import read_upload
+        from connections.uploads.reading import read_upload
 
         text = f"vin,make,country\n{make_vin(5).lower()},Ford,US\n"
-        upload = submission.create_upload(
+        upload = create_upload(
             fleet, manager, read_upload(text.encode(), filename="vans.csv"), source_name="vans.csv"
         )
         entry = upload.entries.get()
@@ -631,7 +633,7 @@ class TestEntryTimeline:
         assert "A warning about this row" in first
         assert upload.created_at.strftime("%Y-%m-%dT%H:%M") in first
         assert "Nothing has happened since." in timeline
-        submission.submit(upload, manager)
+        submit(upload, manager)
         timeline = client.get(url).content.decode().split('class="timeline"')[1]
         assert timeline.index("Validated from line 2") < timeline.index("Confirmed and queued")
 

@@ -8,11 +8,11 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from connections import submission
-from connections import support as workspace
-from connections.imports import read_upload
+from connections.jobs import drain
 from connections.models import ConnectBatch, ConsentLink, LinkStatus, Upload, VinEntry, VinStatus
-from connections.tasks import drain
+from connections.support.actions import dismiss, escalate, retry
+from connections.uploads.reading import read_upload
+from connections.uploads.submission import create_upload, submit
 from tests.fixtures_sandbox import point_portal_at
 from tests.test_consent import PORTAL, consent_at_sandbox, follow_return, open_short_link
 
@@ -44,9 +44,9 @@ def volteras(settings, sandbox):
 
 def settle(fleet, manager, capture) -> Upload:
     """The magic VINs submitted, and every task run until nothing is left."""
-    upload = submission.create_upload(fleet, manager, read_upload(ROWS))
+    upload = create_upload(fleet, manager, read_upload(ROWS))
     with capture(execute=True):
-        assert submission.submit(upload, manager) == 1
+        assert submit(upload, manager) == 1
     drain()
     return upload
 
@@ -336,9 +336,9 @@ NOT_BY_VIN = "N0UPL0AD100000007"
 def test_a_make_that_cannot_be_connected_by_vin_gets_a_consent_link(
     client, manager, support, fleet, volteras, django_capture_on_commit_callbacks
 ):
-    upload = submission.create_upload(fleet, manager, read_upload(f"{NOT_BY_VIN},Volkswagen,GB"))
+    upload = create_upload(fleet, manager, read_upload(f"{NOT_BY_VIN},Volkswagen,GB"))
     with django_capture_on_commit_callbacks(execute=True):
-        submission.submit(upload, manager)
+        submit(upload, manager)
     drain()
     waiting = upload.entries.get()
     assert (waiting.status, waiting.error_code) == (VinStatus.ERROR, "VIN_UPLOAD_NOT_SUPPORTED")
@@ -377,10 +377,10 @@ def test_a_vin_whose_row_changed_is_not_reported_as_retried(
     error = entry(settled, ERROR_VIN)
     stale_copy = VinEntry.objects.select_related("upload", "fleet").get(pk=error.pk)
     with django_capture_on_commit_callbacks(execute=True):
-        assert len(workspace.retry([error], support).done) == 1
+        assert len(retry([error], support).done) == 1
     VinEntry.objects.filter(pk=error.pk).update(escalated=True)
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = workspace.retry([stale_copy], support)
+        outcome = retry([stale_copy], support)
     assert outcome.done == []
     assert [entry.pk for entry, _ in outcome.refused] == [error.pk]
     assert "still being connected" in outcome.refused[0][1]
@@ -390,11 +390,11 @@ def test_a_vin_whose_row_changed_is_not_reported_as_retried(
 def test_consent_links_stop_at_a_refusal_for_the_whole_organisation(
     client, support, fleet, manager, volteras, django_capture_on_commit_callbacks
 ):
-    upload = submission.create_upload(
+    upload = create_upload(
         fleet, manager, read_upload(f"{CONSENT_VIN},Volkswagen,GB\nC0NSENT1000000013,Ford,GB")
     )
     with django_capture_on_commit_callbacks(execute=True):
-        submission.submit(upload, manager)
+        submit(upload, manager)
     drain()
     first, second = upload.entries.order_by("line_number")
     volteras.control(
@@ -412,8 +412,8 @@ def test_a_dismissed_vin_reopens_when_volteras_reports_a_new_failure(
     support, settled, django_capture_on_commit_callbacks
 ):
     error = entry(settled, ERROR_VIN)
-    workspace.dismiss([error], support, reason="owner sold the car")
-    workspace.escalate([error], support, note="asked Volteras")
+    dismiss([error], support, reason="owner sold the car")
+    escalate([error], support, note="asked Volteras")
     error.refresh_from_db()
     assert error.dismissed and error.escalated
     # No retry in between: a new failure arrives by itself (a later poll).

@@ -15,19 +15,27 @@ from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from connections import eligibility, submission, tracking
 from connections import volteras as api
-from connections.imports import read_upload
+from connections.jobs import ORPHAN_AFTER, drain, recover_orphaned_tasks, sweep
 from connections.models import ConnectBatch, Upload, VinEntry, VinStatus
-from connections.tasks import drain, sweep
+from connections.models import sending as sending_models
+from connections.models.sending import LEASE
+from connections.sending import lease, poll
+from connections.sending.poll import MAX_POLLS, recheck_waiting_entries
+from connections.sending.results import RECHECK_FIRST
+from connections.sending.tasks import poll_batch, redrive_batches, send_batch
+from connections.uploads.eligibility import GIVE_UP_AFTER, REDRIVE_GRACE
+from connections.uploads.reading import read_upload
+from connections.uploads.submission import create_upload, retry_entries, submit
+from connections.uploads.tasks import start_eligibility_check as start
 from tests.test_uploads import make_vin
 
 ACCEPTED = '"POST /v1/vehicles/connect HTTP/1.1" 202'
 
 
 def submitted(fleet, manager, vins: list[str]):
-    upload = submission.create_upload(fleet, manager, read_upload("\n".join(vins)))
-    submission.submit(upload, manager)
+    upload = create_upload(fleet, manager, read_upload("\n".join(vins)))
+    submit(upload, manager)
     return upload, ConnectBatch.objects.get(upload=upload)
 
 
@@ -40,7 +48,8 @@ def accepted_posts(sandbox) -> int:
 def test_a_send_outlasting_its_lease_is_never_sent_twice(manager, fleet, volteras, monkeypatch):
     """The POST takes ten leases; meanwhile the sweep and another worker keep
     trying. The holder renews its lease while waiting, so nobody else sends."""
-    monkeypatch.setattr(tracking, "LEASE", timedelta(milliseconds=250))
+    for module in (sending_models, lease, poll):
+        monkeypatch.setattr(module, "LEASE", timedelta(milliseconds=250))
     upload, batch = submitted(fleet, manager, [make_vin(40), make_vin(41)])
     volteras.control(
         faults=[{"kind": "latency", "ms": 2500, "path_prefix": "/v1/vehicles/connect",
@@ -51,7 +60,7 @@ def test_a_send_outlasting_its_lease_is_never_sent_twice(manager, fleet, voltera
 
     def holder():
         try:
-            first.append(tracking.send_batch(batch.pk))
+            first.append(send_batch.call(batch.pk))
         finally:
             connection.close()
 
@@ -62,8 +71,8 @@ def test_a_send_outlasting_its_lease_is_never_sent_twice(manager, fleet, voltera
         thread.join(0.01)
     others = []
     while thread.is_alive():
-        tracking.redrive_batches(grace=timedelta(0))
-        others.append(tracking.send_batch(batch.pk))
+        redrive_batches(grace=timedelta(0))
+        others.append(send_batch.call(batch.pk))
         thread.join(0.1)
     assert first == ["sent"]
     assert set(others) == {"not due"}
@@ -86,14 +95,14 @@ def test_a_429_on_send_reschedules_the_batch_instead_of_sleeping(
         faults=[{"kind": "rate_limit", "path_prefix": "/v1/vehicles/connect", "method": "POST",
                  "retry_after": 45, "count": 1}]
     )  # fmt: skip
-    assert tracking.send_batch(batch.pk) == "retry"
+    assert send_batch.call(batch.pk) == "retry"
     batch.refresh_from_db()
     assert batch.state == ConnectBatch.State.QUEUED
     assert batch.next_attempt_at == timezone.now() + timedelta(seconds=45)
     assert "RateLimited" in batch.last_error or "RATE_LIMITED" in batch.last_error
-    assert tracking.send_batch(batch.pk) == "not due"
+    assert send_batch.call(batch.pk) == "not due"
     time_machine.shift(timedelta(seconds=46))
-    assert tracking.send_batch(batch.pk) == "sent"
+    assert send_batch.call(batch.pk) == "sent"
     drain()
     assert upload.entries.get().status == VinStatus.CONNECTED
 
@@ -107,7 +116,7 @@ def _take_over_during_post(monkeypatch, batch, *, other_group: str = ""):
         group = real(self, vehicles, **kwargs)
         ConnectBatch.objects.filter(pk=batch.pk).update(
             lease_owner="another-worker",
-            lease_until=timezone.now() + tracking.LEASE,
+            lease_until=timezone.now() + LEASE,
             state=ConnectBatch.State.POLLING if other_group else ConnectBatch.State.SUBMITTING,
             group_id=other_group,
         )
@@ -121,7 +130,7 @@ def test_a_group_accepted_after_the_lease_was_lost_is_adopted(
 ):
     upload, batch = submitted(fleet, manager, [make_vin(43), make_vin(44)])
     _take_over_during_post(monkeypatch, batch)
-    assert tracking.send_batch(batch.pk) == "sent"
+    assert send_batch.call(batch.pk) == "sent"
     batch.refresh_from_db()
     assert batch.state == ConnectBatch.State.POLLING
     assert batch.group_id
@@ -135,7 +144,7 @@ def test_a_group_accepted_after_the_lease_was_lost_is_adopted(
 def test_a_second_accepted_group_is_kept_on_the_timeline(manager, fleet, volteras, monkeypatch):
     upload, batch = submitted(fleet, manager, [make_vin(45)])
     _take_over_during_post(monkeypatch, batch, other_group="group-of-the-other-worker")
-    assert tracking.send_batch(batch.pk) == "superseded"
+    assert send_batch.call(batch.pk) == "superseded"
     batch.refresh_from_db()
     assert batch.group_id == "group-of-the-other-worker"
     entry = upload.entries.get()
@@ -166,12 +175,12 @@ def test_a_worker_killed_while_failing_a_batch_leaves_it_open(
 
     monkeypatch.setattr(VinEntry, "observe", killed_after_the_first)
     with pytest.raises(SystemExit):
-        tracking.send_batch(batch.pk)
+        send_batch.call(batch.pk)
     monkeypatch.undo()
     batch.refresh_from_db()
     assert batch.state == ConnectBatch.State.SUBMITTING
     assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.SUBMITTING}
-    time_machine.move_to(timezone.now() + tracking.LEASE + timedelta(minutes=1))
+    time_machine.move_to(timezone.now() + LEASE + timedelta(minutes=1))
     sweep()
     drain()
     batch.refresh_from_db()
@@ -181,30 +190,16 @@ def test_a_worker_killed_while_failing_a_batch_leaves_it_open(
     }
 
 
-def test_the_sweep_heals_vins_left_submitting_under_a_closed_batch(manager, fleet, volteras):
-
-    upload, batch = submitted(fleet, manager, [make_vin(48)])
-    ConnectBatch.objects.filter(pk=batch.pk).update(state=ConnectBatch.State.FAILED)
-    version = Upload.objects.get(pk=upload.pk).version
-    assert sweep()["heal_stranded_entries"] == 1
-    entry = upload.entries.get()
-    assert (entry.status, entry.can_retry) == (VinStatus.ERROR, True)
-    assert "without an answer" in entry.message
-    assert entry.retry_refusal() is None
-    assert Upload.objects.get(pk=upload.pk).version > version
-    assert sweep()["heal_stranded_entries"] == 0
-
-
 def test_an_eligibility_check_whose_task_was_lost_is_redriven(
     manager, fleet, volteras, time_machine, django_capture_on_commit_callbacks
 ):
 
-    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(50)},Ford,US"))
+    upload = create_upload(fleet, manager, read_upload(f"{make_vin(50)},Ford,US"))
     with django_capture_on_commit_callbacks(execute=True):
-        assert eligibility.start(upload)
+        assert start(upload)
     DBTaskResult.objects.all().delete()  # the task is lost (its worker died)
     assert sweep()["redrive_eligibility_checks"] == 0  # not overdue yet
-    time_machine.move_to(timezone.now() + eligibility.REDRIVE_GRACE + timedelta(seconds=1))
+    time_machine.move_to(timezone.now() + REDRIVE_GRACE + timedelta(seconds=1))
     assert sweep()["redrive_eligibility_checks"] == 1
     assert sweep()["redrive_eligibility_checks"] == 0  # once per grace
     drain(include_future=True)
@@ -217,21 +212,21 @@ def test_an_eligibility_check_that_never_finishes_stops_blocking_submit(
     manager, fleet, volteras, time_machine, django_capture_on_commit_callbacks
 ):
 
-    upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(51)},Ford,US"))
+    upload = create_upload(fleet, manager, read_upload(f"{make_vin(51)},Ford,US"))
     with django_capture_on_commit_callbacks(execute=True):
-        assert eligibility.start(upload)
+        assert start(upload)
     DBTaskResult.objects.all().delete()
-    time_machine.move_to(timezone.now() + eligibility.GIVE_UP_AFTER + timedelta(seconds=1))
+    time_machine.move_to(timezone.now() + GIVE_UP_AFTER + timedelta(seconds=1))
     assert sweep()["redrive_eligibility_checks"] == 1
     upload.refresh_from_db()
     assert upload.state == Upload.State.DRAFT
     assert "did not finish" in upload.eligibility["error"]
     assert upload.entries.get().eligibility == ""
-    assert submission.submit(upload, manager) == 1
+    assert submit(upload, manager) == 1
 
 
 def _entry_in(status: str, fleet, manager) -> VinEntry:
-    upload = submission.create_upload(fleet, manager, read_upload(make_vin(52)))
+    upload = create_upload(fleet, manager, read_upload(make_vin(52)))
     entry = upload.entries.get()
     assert entry.observe(status, "poll")
     return entry
@@ -272,7 +267,7 @@ def test_an_observation_on_a_stale_copy_decides_on_the_current_row(fleet, manage
 
 def _failed_entry(fleet, manager, volteras) -> VinEntry:
     upload, batch = submitted(fleet, manager, ["PERR0R11000000004,Volkswagen,GB"])
-    tracking.send_batch(batch.pk)
+    send_batch.call(batch.pk)
     drain()
     entry = upload.entries.get()
     assert (entry.status, entry.can_retry) == (VinStatus.ERROR, True)
@@ -285,8 +280,8 @@ def test_a_second_retry_of_the_same_vin_is_refused(fleet, manager, volteras):
     entry = _failed_entry(fleet, manager, volteras)
     first_click = VinEntry.objects.get(pk=entry.pk)
     second_click = VinEntry.objects.get(pk=entry.pk)
-    assert submission.retry_entries(entry.upload, [first_click], manager) == [entry.pk]
-    assert submission.retry_entries(entry.upload, [second_click], manager) == []
+    assert retry_entries(entry.upload, [first_click], manager) == [entry.pk]
+    assert retry_entries(entry.upload, [second_click], manager) == []
     assert entry.upload.batches.count() == 2
     assert VinEntry.objects.get(pk=entry.pk).status == VinStatus.SUBMITTING
 
@@ -303,7 +298,7 @@ def test_two_concurrent_retries_make_one_batch(fleet, manager, volteras):
         copy = VinEntry.objects.select_related("upload").get(pk=entry.pk)
         barrier.wait()
         try:
-            queued.append(len(submission.retry_entries(copy.upload, [copy], manager)))
+            queued.append(len(retry_entries(copy.upload, [copy], manager)))
         except Exception as exc:  # a 500 for the manager: what this test forbids
             errors.append(exc)
         finally:
@@ -321,7 +316,7 @@ def test_two_concurrent_retries_make_one_batch(fleet, manager, volteras):
 
 def _polling(fleet, manager, vins):
     upload, batch = submitted(fleet, manager, vins)
-    assert tracking.send_batch(batch.pk) == "sent"
+    assert send_batch.call(batch.pk) == "sent"
     ConnectBatch.objects.filter(pk=batch.pk).update(next_attempt_at=timezone.now())
     batch.refresh_from_db()
     return upload, batch
@@ -330,7 +325,7 @@ def _polling(fleet, manager, vins):
 def test_a_group_volteras_no_longer_knows_fails_its_vins_retryably(fleet, manager, volteras):
     upload, batch = _polling(fleet, manager, [make_vin(53)])
     ConnectBatch.objects.filter(pk=batch.pk).update(group_id="00000000-0000-4000-8000-000000000000")
-    assert tracking.poll_batch(batch.pk) == "group lost"
+    assert poll_batch.call(batch.pk) == "group lost"
     batch.refresh_from_db()
     assert batch.state == ConnectBatch.State.FAILED
     assert "RESOURCE_NOT_FOUND" in batch.last_error
@@ -338,7 +333,7 @@ def test_a_group_volteras_no_longer_knows_fails_its_vins_retryably(fleet, manage
     assert (entry.status, entry.can_retry) == (VinStatus.ERROR, True)
     assert "no longer knows group 00000000-0000-4000-8000-000000000000" in entry.message
     assert entry.retry_refusal() is None
-    assert tracking.poll_batch(batch.pk) == "not due"
+    assert poll_batch.call(batch.pk) == "not due"
 
 
 def test_a_group_that_cannot_be_read_is_left_to_the_slow_recheck(
@@ -348,11 +343,11 @@ def test_a_group_that_cannot_be_read_is_left_to_the_slow_recheck(
     upload, batch = _polling(fleet, manager, [make_vin(54)])
     volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect/"}])
     time_machine.move_to(timezone.now(), tick=False)
-    assert tracking.poll_batch(batch.pk) == "error"
+    assert poll_batch.call(batch.pk) == "error"
     ConnectBatch.objects.filter(pk=batch.pk).update(
-        polls=tracking.MAX_POLLS - 1, next_attempt_at=timezone.now()
+        polls=MAX_POLLS - 1, next_attempt_at=timezone.now()
     )
-    assert tracking.poll_batch(batch.pk) == "left to recheck"
+    assert poll_batch.call(batch.pk) == "left to recheck"
     batch.refresh_from_db()
     assert batch.state == ConnectBatch.State.DONE
     entry = upload.entries.get()
@@ -361,12 +356,12 @@ def test_a_group_that_cannot_be_read_is_left_to_the_slow_recheck(
     assert "checked again on a slower schedule" in entry.events.last().detail
     # Still failing at the first recheck: it backs off instead of hammering.
     time_machine.move_to(entry.next_check_at + timedelta(seconds=1))
-    assert tracking.recheck_waiting_entries() == 0
+    assert recheck_waiting_entries() == 0
     entry.refresh_from_db()
-    assert entry.next_check_at >= timezone.now() + tracking.RECHECK_FIRST - timedelta(seconds=1)
+    assert entry.next_check_at >= timezone.now() + RECHECK_FIRST - timedelta(seconds=1)
     volteras.control(faults=[])
     time_machine.move_to(entry.next_check_at + timedelta(seconds=1))
-    assert tracking.recheck_waiting_entries() == 1
+    assert recheck_waiting_entries() == 1
     assert upload.entries.get().status == VinStatus.CONNECTED
 
 
@@ -390,7 +385,7 @@ def test_staleness_counts_from_submission_not_the_last_status_change(
 
 
 def test_the_fleet_tag_reaches_volteras_once(fleet, manager, volteras):
-    upload = submission.create_upload(
+    upload = create_upload(
         fleet,
         manager,
         read_upload(
@@ -398,9 +393,9 @@ def test_the_fleet_tag_reaches_volteras_once(fleet, manager, volteras):
             filename="tags.csv",
         ),
     )
-    submission.submit(upload, manager)
+    submit(upload, manager)
     batch = upload.batches.get()
-    assert tracking.send_batch(batch.pk) == "sent"
+    assert send_batch.call(batch.pk) == "sent"
     batch.refresh_from_db()
     (result,) = api.get_client().connect_results(batch.group_id)
     assert result.raw["tags"] == [
@@ -414,7 +409,7 @@ def test_poll_backoff_runs_from_about_2_s_to_about_60_s(fleet, manager, volteras
     from about 2 s, capped at about 60 s (with 20 % jitter)."""
     settings.VOLTERAS_MAX_RETRIES = 0
     _upload, batch = submitted(fleet, manager, [make_vin(57)])
-    assert tracking.send_batch(batch.pk) == "sent"
+    assert send_batch.call(batch.pk) == "sent"
     batch.refresh_from_db()
     first_wait = (batch.next_attempt_at - batch.submitted_at).total_seconds()
     assert 1.9 <= first_wait <= 2.1
@@ -423,7 +418,7 @@ def test_poll_backoff_runs_from_about_2_s_to_about_60_s(fleet, manager, volteras
     for _ in range(8):
         ConnectBatch.objects.filter(pk=batch.pk).update(next_attempt_at=timezone.now())
         before = timezone.now()
-        assert tracking.poll_batch(batch.pk) == "error"
+        assert poll_batch.call(batch.pk) == "error"
         batch.refresh_from_db()
         waits.append((batch.next_attempt_at - before).total_seconds())
     nominal = [2, 4, 8, 16, 32, 60, 60, 60]
@@ -435,11 +430,10 @@ def test_orphaned_task_rows_are_requeued_or_failed(db, time_machine):
     """django-tasks-db leaves a task RUNNING when its worker dies: the sweep
     puts it back (a worker that still beats keeps its task), and fails one
     that has already taken down MAX_TASK_RUNS workers."""
-    from connections import tasks
     from connections.models import WorkerHeartbeat
 
     def running(worker_ids):
-        result = tasks.poll_batch.enqueue(1)
+        result = poll_batch.enqueue(1)
         DBTaskResult.objects.filter(pk=result.id).update(
             status="RUNNING", started_at=timezone.now(), worker_ids=worker_ids
         )
@@ -450,19 +444,19 @@ def test_orphaned_task_rows_are_requeued_or_failed(db, time_machine):
     alive = running(["live-worker"])
     cursed = running(["w1", "w2", "w3"])
     fresh = running(["dead-worker"])
-    time_machine.shift(tasks.ORPHAN_AFTER + timedelta(seconds=1))
+    time_machine.shift(ORPHAN_AFTER + timedelta(seconds=1))
     DBTaskResult.objects.filter(pk=fresh).update(started_at=timezone.now())
     WorkerHeartbeat.beat("live-worker")
-    assert tasks.recover_orphaned_tasks() == 2
+    assert recover_orphaned_tasks() == 2
     status = {str(pk): s for pk, s in DBTaskResult.objects.values_list("pk", "status")}
     assert status[dead] == "READY"
     assert status[alive] == "RUNNING"
     assert status[cursed] == "FAILED"
     assert status[fresh] == "RUNNING"  # started too recently to call orphaned
     failed = DBTaskResult.objects.get(pk=cursed)
-    assert failed.exception_class_path == "connections.tasks.WorkerDied"
+    assert failed.exception_class_path == "connections.jobs.WorkerDied"
     assert DBTaskResult.objects.get(pk=dead).run_after <= timezone.now()
-    assert tasks.recover_orphaned_tasks() == 0
+    assert recover_orphaned_tasks() == 0
 
 
 def test_successful_answers_leave_their_request_id_on_the_timeline(
@@ -485,7 +479,7 @@ def test_successful_answers_leave_their_request_id_on_the_timeline(
     )
     monkeypatch.setattr(api, "get_client", lambda: client)
     upload, batch = _polling(fleet, manager, [make_vin(58)])
-    assert tracking.poll_batch(batch.pk) == "COMPLETED"
+    assert poll_batch.call(batch.pk) == "COMPLETED"
     entry = upload.entries.get()
     assert entry.status == VinStatus.CONNECTED
     accepted = entry.events.get(status_to=VinStatus.PROCESSING)

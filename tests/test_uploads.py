@@ -11,11 +11,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import submission
-from connections.imports import read_upload
 from connections.models import ConnectBatch, Fleet, Upload, UploadSummary, VinEntry, VinStatus
-from connections.models_summary import count_groups, entry_groups
-from connections.views.fleets import READ_ONLY
+from connections.models.summaries import count_groups, entry_groups
+from connections.uploads.reading import read_upload
+from connections.uploads.submission import create_upload, submit
+from connections.web.access import READ_ONLY
 from tests.permissions import assert_access
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ DEMO_CSV = ROOT / "docs" / "demo-vins.csv"
 
 def make_vin(serial: int) -> str:
     """A valid North American Ford VIN (real check digit) for any serial."""
-    from connections.vins import check_digit
+    from connections.vin import check_digit
 
     body = f"1FA6P8TH0J5{serial % 1_000_000:06d}"
     return body[:8] + check_digit(body) + body[9:]
@@ -109,7 +109,7 @@ class TestUploadForm:
 
 class TestPreview:
     def test_matrix(self, client, users, fleet, manager):
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         assert_access(client, reverse("upload_detail", args=[upload.pk]), users)
         assert_access(client, reverse("upload_export", args=[upload.pk]), users)
         assert_access(client, reverse("upload_invalid_csv", args=[upload.pk]), users)
@@ -142,7 +142,7 @@ class TestPreview:
         # line 25: Audi written on a BMW VIN; line 2: valid without a warning
         assert '<span class="badge warn">Valid, with a warning</span>' in row(25)
         assert "Valid, with a warning" not in row(2)
-        submission.submit(demo_upload, demo_upload.created_by)
+        submit(demo_upload, demo_upload.created_by)
         body = client.get(demo_upload.get_absolute_url()).content.decode()
         assert "Valid, with a warning" not in body
 
@@ -210,7 +210,7 @@ class TestSubmit:
         assert ConnectBatch.objects.filter(upload=upload).count() == 3
 
     def test_submit_needs_post_and_visibility(self, client, users, fleet, manager):
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         url = reverse("upload_submit", args=[upload.pk])
         client.force_login(users["outsider"])
         assert client.post(url).status_code == 404
@@ -225,7 +225,7 @@ class TestSubmit:
         405 would confirm the upload or link exists. Members get the 405."""
         from tests.test_consent import stored_link
 
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         entry = upload.entries.get()
         link = stored_link(fleet)
         urls = [
@@ -244,7 +244,7 @@ class TestSubmit:
             assert [client.get(url).status_code for url in urls] == [expected] * len(urls), who
 
     def test_support_cannot_submit(self, client, users, fleet, manager):
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         url = reverse("upload_submit", args=[upload.pk])
         client.force_login(users["support"])
         response = client.post(url)
@@ -257,7 +257,7 @@ class TestSubmit:
     def test_support_is_not_offered_the_changes_it_cannot_make(self, client, users, fleet):
         """Support reads the preview but is offered no Send, eligibility check,
         Remove or Upload more (the views would answer 403); managers are."""
-        upload = submission.create_upload(fleet, users["manager"], read_upload(make_vin(1)))
+        upload = create_upload(fleet, users["manager"], read_upload(make_vin(1)))
         offers = ("Send 1 valid VIN", "Check eligibility first", "Remove line", "Upload more")
         for who, offered in (("manager", True), ("admin", True), ("support", False)):
             client.force_login(users[who])
@@ -270,23 +270,21 @@ class TestSubmit:
         assert client.post(url).status_code == 403
 
     def test_existing_vins_are_skipped_unless_asked(self, client, manager, fleet):
-        first = submission.create_upload(fleet, manager, read_upload(make_vin(7)))
-        submission.submit(first, manager)
-        again = submission.create_upload(fleet, manager, read_upload(make_vin(7)))
+        first = create_upload(fleet, manager, read_upload(make_vin(7)))
+        submit(first, manager)
+        again = create_upload(fleet, manager, read_upload(make_vin(7)))
         assert again.entries.get().status == VinStatus.SKIPPED
-        forced = submission.create_upload(
-            fleet, manager, read_upload(make_vin(7)), include_existing=True
-        )
+        forced = create_upload(fleet, manager, read_upload(make_vin(7)), include_existing=True)
         assert forced.entries.get().status == VinStatus.READY
-        submission.submit(forced, manager)
+        submit(forced, manager)
         assert VinEntry.objects.get(upload=first).superseded
 
 
 class TestLiveTable:
     def test_unchanged_poll_answers_204(self, client, manager, fleet):
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         upload.refresh_from_db()
         url = reverse("upload_rows", args=[upload.pk])
         same = client.get(url, {"v": upload.version}, headers={"HX-Request": "true"})
@@ -301,10 +299,8 @@ class TestLiveTable:
         """The bulk consent-link actions live in the polled part: when VINs come
         back needing consent, the next poll offers them, no reload needed."""
         client.force_login(manager)
-        upload = submission.create_upload(
-            fleet, manager, read_upload(f"{make_vin(1)}\n{make_vin(2)}")
-        )
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(f"{make_vin(1)}\n{make_vin(2)}"))
+        submit(upload, manager)
         url = reverse("upload_rows", args=[upload.pk])
         upload.refresh_from_db()
         first = client.get(url, {"v": upload.version - 1}, headers={"HX-Request": "true"})
@@ -321,8 +317,8 @@ class TestLiveTable:
     def test_unchanged_poll_is_one_query_past_the_session(
         self, client, manager, fleet, django_assert_num_queries
     ):
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         upload.refresh_from_db()
         client.force_login(manager)
         url = reverse("upload_rows", args=[upload.pk])
@@ -335,8 +331,8 @@ class TestLiveTable:
         """`Upload.version_seen_by` is `Fleet.objects.visible_to` in hand-written SQL."""
         from django.contrib.auth.models import AnonymousUser, Group, User
 
-        ours = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        theirs = submission.create_upload(other_fleet, manager, read_upload(make_vin(2)))
+        ours = create_upload(fleet, manager, read_upload(make_vin(1)))
+        theirs = create_upload(other_fleet, manager, read_upload(make_vin(2)))
         Upload.objects.filter(pk=theirs.pk).update(version=5)
         inactive = User.objects.create_user("gone", is_active=False)
         inactive.groups.add(Group.objects.get_or_create(name="Support")[0])
@@ -365,7 +361,7 @@ class TestLiveTable:
         assert seen["both", theirs.pk] == 5 and seen["inactive", ours.pk] is None
 
     def test_unchanged_poll_of_another_fleet_is_404(self, client, outsider, manager, fleet):
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         client.force_login(outsider)
         response = client.get(
             reverse("upload_rows", args=[upload.pk]),
@@ -376,8 +372,8 @@ class TestLiveTable:
 
     def test_settled_upload_stops_polling(self, client, manager, fleet):
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         entry = upload.entries.get()
         entry.observe(VinStatus.CONNECTED, "poll", vehicle_id="veh-1")
         response = client.get(
@@ -399,8 +395,8 @@ class TestLiveTable:
         """Every VIN final (286), then a webhook disconnects one or an owner consents:
         the watcher's next poll renders the table again; before that it costs a 204."""
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         entry = upload.entries.get()
         first = VinStatus.CONNECTED if status == VinStatus.DISCONNECTED else (
             VinStatus.CONNECTION_REQUIRED
@@ -427,8 +423,8 @@ class TestLiveTable:
 
     def test_watcher_of_a_settled_upload_resumes_fast_polling(self, client, manager, fleet):
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         entry = upload.entries.get()
         entry.observe(VinStatus.ERROR, "poll", error_codes=["OEM_VEHICLE_OFFLINE"])
         upload.refresh_from_db()
@@ -443,22 +439,22 @@ class TestLiveTable:
 
     def test_draft_and_live_uploads_have_no_watcher(self, client, manager, fleet):
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         assert 'id="watch"' not in client.get(upload.get_absolute_url()).content.decode()
-        submission.submit(upload, manager)
+        submit(upload, manager)
         assert 'id="watch"' not in client.get(upload.get_absolute_url()).content.decode()
 
     def test_only_pending_left_polls_slowly(self, client, manager, fleet):
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         upload.entries.get().observe(VinStatus.PENDING, "poll")
         body = client.get(upload.get_absolute_url()).content.decode()
         assert "every 30s" in body
         assert "Only pending VINs remain" in body
 
     def test_rows_matrix(self, client, users, fleet, manager):
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         # A draft that is not being checked has nothing to poll for: 286 stops htmx.
         url = reverse("upload_rows", args=[upload.pk])
         assert_access(client, url, users, member=286, support=286, admin=286)
@@ -469,8 +465,8 @@ class TestStoredCounts:
 
     def submitted(self, fleet, manager, n: int, first: int = 1) -> Upload:
         text = "\n".join(make_vin(i) for i in range(first, first + n))
-        upload = submission.create_upload(fleet, manager, read_upload(text))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(text))
+        submit(upload, manager)
         upload.refresh_from_db()
         return upload
 
@@ -504,7 +500,7 @@ class TestStoredCounts:
         ]
 
     def test_removing_a_row_recounts(self, client, manager, fleet):
-        upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(1)}\nBAD"))
+        upload = create_upload(fleet, manager, read_upload(f"{make_vin(1)}\nBAD"))
         client.force_login(manager)
         assert (
             "<strong>1</strong> of 2 VINs" in client.get(upload.get_absolute_url()).content.decode()
@@ -575,8 +571,8 @@ class TestFleetPage:
 
     def test_headline_counts_follow_a_webhook(self, client, manager, fleet):
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         entry = upload.entries.get()
         entry.observe(VinStatus.CONNECTED, "poll", vehicle_id="veh-1")
         page = client.get(fleet.get_absolute_url())
@@ -604,10 +600,10 @@ class TestFleetPage:
         from tests.test_consent import stored_link
 
         before = fleet.live_version()
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         assert fleet.live_version() != before
         before = fleet.live_version()
-        submission.submit(upload, manager)
+        submit(upload, manager)
         assert fleet.live_version() != before
         before = fleet.live_version()
         stored_link(fleet)
@@ -619,7 +615,7 @@ class TestFleetPage:
     def test_unchanged_poll_does_not_count_vins(
         self, client, manager, fleet, django_assert_num_queries
     ):
-        submission.create_upload(fleet, manager, read_upload(make_vin(1)))
+        create_upload(fleet, manager, read_upload(make_vin(1)))
         client.force_login(manager)
         version = fleet.live_version()
         # session, user, the fleet (visibility), uploads' versions, active links
@@ -634,9 +630,9 @@ class TestExport:
     def test_columns_and_injection(self, client, manager, fleet):
         client.force_login(manager)
         text = f"vin,make,country,plate\n{make_vin(3)},Ford,US,=HYPERLINK(1)\n"
-        upload = submission.create_upload(fleet, manager, read_upload(text, filename="x.csv"))
+        upload = create_upload(fleet, manager, read_upload(text, filename="x.csv"))
         entry = upload.entries.get()
-        submission.submit(upload, manager)
+        submit(upload, manager)
         entry.refresh_from_db()
         entry.observe(
             VinStatus.ERROR, "poll", error_codes=["OEM_VEHICLE_OFFLINE", "X"],
@@ -658,8 +654,8 @@ class TestExport:
 
     def test_statuses_in_export(self, client, manager, fleet):
         client.force_login(manager)
-        upload = submission.create_upload(fleet, manager, read_upload(f"{make_vin(4)}\nNOTAVIN\n"))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(f"{make_vin(4)}\nNOTAVIN\n"))
+        submit(upload, manager)
         response = client.get(reverse("upload_export", args=[upload.pk]))
         text = b"".join(response.streaming_content).decode("utf-8-sig")
         statuses = sorted(r["status"] for r in csv.DictReader(io.StringIO(text)))
@@ -670,7 +666,7 @@ class TestExport:
         INVALID (never sent), with the reason in the message: never READY or SKIPPED."""
         client.force_login(manager)
         text = f"{make_vin(5)}\n{make_vin(6)}\n{make_vin(5)}\nNOTAVIN\n"
-        upload = submission.create_upload(fleet, manager, read_upload(text))
+        upload = create_upload(fleet, manager, read_upload(text))
         response = client.get(reverse("upload_export", args=[upload.pk]))
         text = b"".join(response.streaming_content).decode("utf-8-sig")
         rows = [(r["status"], r["message"]) for r in csv.DictReader(io.StringIO(text))]
@@ -682,8 +678,8 @@ class TestExport:
 
 class TestEntryPage:
     def test_matrix_and_timeline(self, client, users, fleet, manager):
-        upload = submission.create_upload(fleet, manager, read_upload(make_vin(1)))
-        submission.submit(upload, manager)
+        upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+        submit(upload, manager)
         entry = upload.entries.get()
         url = reverse("entry_detail", args=[entry.pk])
         assert_access(client, url, users)
@@ -693,10 +689,8 @@ class TestEntryPage:
 
 
 def test_every_submitted_vin_records_where_it_came_from(client, manager, fleet):
-    upload = submission.create_upload(
-        fleet, manager, read_upload("\n".join(make_vin(i) for i in range(3)))
-    )
-    submission.submit(upload, manager)
+    upload = create_upload(fleet, manager, read_upload("\n".join(make_vin(i) for i in range(3))))
+    submit(upload, manager)
     from connections.models import VinEvent
 
     moves = set(VinEvent.objects.values_list("status_from", "status_to"))
@@ -711,7 +705,7 @@ def test_stored_rows_keep_every_field(manager, fleet):
         "NOTAVIN,Ford,US,,,,\n"
     )
     rows = read_upload(text.encode(), filename="x.csv")
-    upload = submission.create_upload(fleet, manager, rows)
+    upload = create_upload(fleet, manager, rows)
     good, bad = upload.entries.order_by("line_number")
     assert (good.line_number, good.vin, good.make, good.country_code) == (
         2,

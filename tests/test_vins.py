@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 import time_machine
 
-from connections.imports import RawRow
+from connections.countries import normalise_country
 from connections.makes import (
     EUROPE_ONLY_MAKES,
     MAKES,
@@ -17,15 +17,9 @@ from connections.makes import (
     normalise_make,
 )
 from connections.models import Region, VinEntry, VinStatus
-from connections.vins import (
-    SANDBOX_TEST_PREFIXES,
-    check_digit,
-    check_vin,
-    normalise_country,
-    normalise_vin,
-    parse_tags,
-    validate_rows,
-)
+from connections.uploads.rows import RawRow
+from connections.uploads.validation import parse_tags, validate_rows
+from connections.vin import SANDBOX_TEST_PREFIXES, check_digit, check_vin, normalise_vin
 from tests.contract import SPEC_PATH
 
 

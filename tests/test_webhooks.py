@@ -18,11 +18,12 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 from svix.webhooks import Webhook
 
-from connections import webhooks
+from connections.jobs import WATCH_EVERY, watch
 from connections.models import RefusedDelivery, WebhookEvent
-from connections.tasks import WATCH_EVERY, watch
-from connections.views.webhooks import MAX_BODY_BYTES, PAGE_SIZE
-from connections.webhooks import redrive_webhook_events
+from connections.webhooks import process as webhooks_process
+from connections.webhooks.process import prune_refused_deliveries
+from connections.webhooks.tasks import redrive_webhook_events
+from connections.webhooks.views import MAX_BODY_BYTES, PAGE_SIZE
 from tests.permissions import assert_access
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -64,8 +65,8 @@ def queued_tasks() -> int:
     return DBTaskResult.objects.filter(
         status=TaskResultStatus.READY,
         task_path__in=[
-            "connections.webhooks.process_due_webhook_events",
-            "connections.webhooks.process_webhook_event",
+            "connections.webhooks.tasks.process_due_webhook_events",
+            "connections.webhooks.tasks.process_webhook_event",
         ],
     ).count()
 
@@ -487,7 +488,7 @@ class TestAdmin:
 @pytest.mark.django_db
 class TestRedrive:
     def test_sweep_runs_the_webhook_sweepers(self):
-        from connections.tasks import sweep
+        from connections.jobs import sweep
 
         done = sweep()
         assert done["redrive_webhook_events"] == 0
@@ -495,7 +496,7 @@ class TestRedrive:
         assert done["prune_refused_deliveries"] == 0
 
     def test_the_sweep_prunes_old_refusals(self, client, settings):
-        from connections.tasks import sweep
+        from connections.jobs import sweep
 
         settings.WEBHOOK_REFUSED_RETENTION_DAYS = 7
         now = timezone.now()
@@ -514,13 +515,13 @@ class TestRedrive:
         assert sweep()["prune_refused_deliveries"] == 0
 
     def test_pruning_is_bounded_per_sweep(self, monkeypatch):
-        monkeypatch.setattr(webhooks, "PRUNE_CHUNK", 2)
+        monkeypatch.setattr(webhooks_process, "PRUNE_CHUNK", 2)
         old = timezone.now() - timedelta(days=365)
         RefusedDelivery.objects.bulk_create(
             RefusedDelivery(reason=RefusedDelivery.Reason.STALE, at=old) for _ in range(3)
         )
-        assert webhooks.prune_refused_deliveries() == 2
-        assert webhooks.prune_refused_deliveries() == 1
+        assert prune_refused_deliveries() == 2
+        assert prune_refused_deliveries() == 1
         assert not RefusedDelivery.objects.exists()
 
     def test_a_burst_costs_one_drain_task_and_a_lost_one_is_replaced(self, client):

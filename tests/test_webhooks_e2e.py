@@ -17,9 +17,9 @@ from django.db.models import F
 from django.urls import reverse
 
 from connections import volteras
+from connections.jobs import drain
 from connections.models import Source, Upload, VinEntry, VinStatus, WebhookEvent
-from connections.tasks import drain
-from connections.webhooks import redrive_webhook_events
+from connections.webhooks.tasks import redrive_webhook_events
 from sandbox.rules import fake_vin
 from tests.fixtures_sandbox import point_portal_at
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connections import volteras
+from connections.jobs import drain
 from connections.models import (
     ConnectBatch,
     ConnectedAccount,
@@ -22,10 +23,13 @@ from connections.models import (
     VinStatus,
     WebhookEvent,
 )
-from connections.models_webhooks import MAX_EVENT_ATTEMPTS
-from connections.reconcile import execute_run, reconcile, start_run, waits_for_webhooks
-from connections.tasks import drain
-from connections.webhooks import NOT_FOUND_RETRIES, process_event, redrive_webhook_events
+from connections.models.webhooks import MAX_EVENT_ATTEMPTS
+from connections.sending.results import apply_result
+from connections.vehicles import reconcile as reconcile_module
+from connections.vehicles.reconcile import execute_run, reconcile, start_run, waits_for_webhooks
+from connections.vehicles.tasks import run_reconciliation
+from connections.webhooks.process import NOT_FOUND_RETRIES, process_event
+from connections.webhooks.tasks import redrive_webhook_events
 from sandbox.rules import fake_vin
 from tests.fixtures_sandbox import point_portal_at
 from tests.test_webhooks_processing import add_entry, connect, deliver, magic
@@ -72,11 +76,11 @@ class TestReconciliationAfterWebhooks:
         )
         with time_machine.travel(created, tick=False):
             run = start_run()
-            assert execute_run(run.pk) == "waiting for webhook events"
+            assert run_reconciliation.call(run.pk) == "waiting for webhook events"
         run.refresh_from_db()
         assert run.state == ReconciliationRun.State.QUEUED
         (again,) = DBTaskResult.objects.filter(status=TaskResultStatus.READY)
-        assert again.task_path == "connections.reconcile.run_reconciliation"
+        assert again.task_path == "connections.vehicles.tasks.run_reconciliation"
         assert again.run_after == created + timedelta(seconds=2)
 
         # Half an interval later a backlog no longer holds it back.
@@ -177,7 +181,6 @@ class TestBoundedReconciliation:
     ):
         """A webhook connects the VIN after the group's results were read but
         before they are applied: the older PENDING is not written over it."""
-        from connections import tracking
 
         vin = magic("PR0C11", "race")
         group, _ = connect(api, vin)
@@ -185,7 +188,7 @@ class TestBoundedReconciliation:
             upload=upload, number=1, state=ConnectBatch.State.DONE, group_id=group.id
         )
         entry = add_entry(upload, vin, VinStatus.PROCESSING, batch=batch)
-        real = tracking.apply_result
+        real = apply_result
 
         def webhook_first(target, result, source, **kwargs):
             with time_machine.travel(LATER + timedelta(seconds=1), tick=False):
@@ -194,7 +197,7 @@ class TestBoundedReconciliation:
                 )
             return real(target, result, source, **kwargs)
 
-        monkeypatch.setattr(tracking, "apply_result", webhook_first)
+        monkeypatch.setattr(reconcile_module, "apply_result", webhook_first)
         run = run_once(LATER)
         assert run.groups_read == 1
         assert refreshed(entry).status == VinStatus.CONNECTED

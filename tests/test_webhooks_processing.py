@@ -18,6 +18,7 @@ from django.utils import timezone
 from svix.webhooks import Webhook
 
 from connections import volteras
+from connections.jobs import drain
 from connections.models import (
     ConnectBatch,
     ConnectedAccount,
@@ -32,9 +33,11 @@ from connections.models import (
     VinStatus,
     WebhookEvent,
 )
-from connections.reconcile import reconcile, reconcile_when_due
-from connections.tasks import drain
-from connections.webhooks import apply_vehicle, process_event, redrive_webhook_events
+from connections.vehicles.apply import apply_vehicle
+from connections.vehicles.reconcile import reconcile
+from connections.vehicles.tasks import reconcile_when_due
+from connections.webhooks.process import process_event
+from connections.webhooks.tasks import redrive_webhook_events
 from sandbox.rules import fake_vin
 from tests.fixtures_sandbox import point_portal_at
 

@@ -1,6 +1,6 @@
 from django.db import migrations, models
 
-import connections.models_consent
+import connections.models.consent
 
 
 def keep_issued_return_urls(apps, schema_editor) -> None:
@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
             model_name="consentlink",
             name="return_token",
             field=models.CharField(
-                default=connections.models_consent.new_token,
+                default=connections.models.consent.new_token,
                 editable=False,
                 max_length=64,
                 unique=True,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from connections.consent import vin_links_summary
+from connections.consent.vin_links import vin_links_summary
 from connections.models import Upload
 
 register = template.Library()

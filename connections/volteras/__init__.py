@@ -12,8 +12,8 @@ import threading
 
 from django.conf import settings
 
-from .client import MAX_CONNECT_VEHICLES, MAX_ELIGIBILITY_VINS, VolterasClient
-from .errors import (
+from connections.volteras.client import MAX_CONNECT_VEHICLES, MAX_ELIGIBILITY_VINS, VolterasClient
+from connections.volteras.errors import (
     AmbiguousWrite,
     AuthenticationError,
     NetworkError,
@@ -25,7 +25,7 @@ from .errors import (
     ValidationError,
     VolterasError,
 )
-from .types import (
+from connections.volteras.types import (
     Account,
     ActionCategory,
     ConnectGroup,

@@ -23,9 +23,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.models import ApiToken
-
-from .errors import AuthenticationError, NotPermitted, UnexpectedResponse, ValidationError
-from .http import VolterasHttp
+from connections.volteras.errors import (
+    AuthenticationError,
+    NotPermitted,
+    UnexpectedResponse,
+    ValidationError,
+)
+from connections.volteras.http import VolterasHttp
 
 logger = logging.getLogger("connections.volteras")
 

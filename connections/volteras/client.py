@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 import httpx
 
-from .auth import TokenStore
-from .errors import AuthenticationError, UnexpectedResponse, request_id_of
-from .http import VolterasHttp
-from .types import (
+from connections.volteras.auth import TokenStore
+from connections.volteras.errors import AuthenticationError, UnexpectedResponse, request_id_of
+from connections.volteras.http import VolterasHttp
+from connections.volteras.types import (
     Account,
     ConnectGroup,
     EligibilityCheck,

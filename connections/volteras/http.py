@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from .errors import (
+from connections.volteras.errors import (
     AmbiguousWrite,
     NetworkError,
     RateLimited,

@@ -7,8 +7,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from connections.models import Upload, VinEntry, VinStatus
-from connections.models_consent import ConsentLink
+from connections.models import ConsentLink, Upload, VinEntry, VinStatus
 from tests.browser.gates import login
 
 pytestmark = pytest.mark.browser

@@ -1,6 +1,6 @@
 """The background worker: django-tasks-db's queue loop, plus a heartbeat, the
 periodic sweep that re-drives overdue work, and between sweeps the quick
-watch for new work such as stored webhook events (see connections.tasks)."""
+watch for new work such as stored webhook events (see connections.jobs)."""
 
 import logging
 import os
@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 from django_tasks_db.management.commands.db_worker import Worker
 
+from connections.jobs import WATCH_EVERY, sweep, watch
 from connections.models import WorkerHeartbeat
-from connections.tasks import WATCH_EVERY, sweep, watch
 
 logger = logging.getLogger("connections.worker")
 

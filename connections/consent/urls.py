@@ -1,0 +1,70 @@
+"""Consent links, connected accounts, and the owner's public pages."""
+
+from django.urls import path
+
+from connections.consent import views
+
+urlpatterns = [
+    path(
+        "fleets/<slug:slug>/consent-links/",
+        views.link_list,
+        name="consent_link_list",
+    ),
+    path(
+        "fleets/<slug:slug>/consent-links/new/",
+        views.link_new,
+        name="consent_link_new",
+    ),
+    path(
+        "fleets/<slug:slug>/consent-links/reissue-expiring/",
+        views.link_reissue_expiring,
+        name="consent_link_reissue_expiring",
+    ),
+    path(
+        "fleets/<slug:slug>/consent-links/<int:pk>/",
+        views.link_detail,
+        name="consent_link_detail",
+    ),
+    path(
+        "fleets/<slug:slug>/consent-links/<int:pk>/print/",
+        views.link_print,
+        name="consent_link_print",
+    ),
+    path(
+        "fleets/<slug:slug>/consent-links/<int:pk>/revoke/",
+        views.link_revoke,
+        name="consent_link_revoke",
+    ),
+    path(
+        "fleets/<slug:slug>/consent-links/<int:pk>/reissue/",
+        views.link_reissue,
+        name="consent_link_reissue",
+    ),
+    path(
+        "fleets/<slug:slug>/accounts/",
+        views.account_list,
+        name="consent_account_list",
+    ),
+    path(
+        "fleets/<slug:slug>/accounts/refresh/",
+        views.account_refresh,
+        name="consent_account_refresh",
+    ),
+    path(
+        "fleets/<slug:slug>/accounts/<int:pk>/disconnect/",
+        views.account_disconnect,
+        name="consent_account_disconnect",
+    ),
+    path(
+        "uploads/<int:upload_id>/consent-links/",
+        views.upload_links,
+        name="upload_consent_links",
+    ),
+    path(
+        "uploads/<int:upload_id>/consent-links.csv",
+        views.upload_links_csv,
+        name="upload_consent_links_csv",
+    ),
+    path("l/<str:token>", views.public_open, name="consent_open"),
+    path("consent/return/<str:token>", views.public_return, name="consent_return"),
+]

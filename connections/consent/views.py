@@ -1,0 +1,365 @@
+"""Consent Flow links: create, share, track, revoke and reissue them; the
+public short link and return URL the owner sees; connected accounts.
+
+Portal pages follow the foundation's rule: a fleet the user may not see (and
+anything in it) answers 404. The two public views answer 404 to an unknown
+token and never show portal internals.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import quote
+
+import segno
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from connections.consent import vin_links
+from connections.consent.accounts import disconnect_account, refresh_accounts
+from connections.consent.forms import ConsentLinkForm, StatusFilterForm
+from connections.consent.links import (
+    can_reissue,
+    create_link,
+    open_link,
+    refusal_message,
+    reissue,
+    reissue_expiring,
+    revoke,
+)
+from connections.consent.options import SCOPES
+from connections.consent.returns import complete_return
+from connections.consent.tasks import enqueue_vehicle_sync, sync_vehicles_later
+from connections.consent.vin_links import (
+    create_vin_links_batch,
+    needing_consent,
+)
+from connections.csv_files import csv_safe, csv_text
+from connections.models import ConnectedAccount, ConsentLink, LinkStatus, Source
+from connections.volteras import VolterasError
+from connections.web.access import (
+    managed_fleet,
+    post_only,
+    require_manager,
+    visible_fleet,
+    visible_upload,
+)
+
+LIST_POLL_SECONDS = 15
+# "Close to expiry" for the one-click reissue of a fleet's links.
+REISSUE_WINDOW = timedelta(days=2)
+CSV_COLUMNS = ["vin", "registration_plate", "link", "expires_at"]
+
+
+def _fleet_link(request: HttpRequest, slug: str, pk: int) -> ConsentLink:
+    fleet = visible_fleet(request, slug)
+    return get_object_or_404(ConsentLink.objects.select_related("fleet"), fleet=fleet, pk=pk)
+
+
+def qr_svg(url: str, *, scale: int = 4) -> str:
+    """The URL as an inline SVG QR code (medium error correction survives a smudged print)."""
+    return segno.make(url, error="m").svg_inline(scale=scale, title="QR code of the link")
+
+
+def mailto(link: ConsentLink) -> str:
+    subject = "Connect your vehicle"
+    lines = [
+        "Hello,",
+        "",
+        link.recipient_note
+        or "Please connect your vehicle to our fleet by opening this link and signing in "
+        "with your vehicle manufacturer's account:",
+        "",
+        link.short_url,
+        "",
+        f"The link works until {link.expires_at:%d %B %Y, %H:%M} UTC.",
+    ]
+    return f"mailto:?subject={quote(subject)}&body={quote(chr(10).join(lines))}"
+
+
+def link_list(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    form = StatusFilterForm(request.GET or None)
+    state = form.cleaned_data["status"] if form.is_valid() else ""
+    links = fleet.consent_links.select_related("account", "created_by", "vin_entry")
+    if state:
+        links = links.in_state(state)
+    context = {
+        "fleet": fleet,
+        "form": form,
+        "state": state,
+        "links": links[:200],
+        "expiring": fleet.consent_links.expiring_within(REISSUE_WINDOW).count(),
+        "poll_seconds": LIST_POLL_SECONDS,
+    }
+    template = "connections/consent/link_list.html"
+    if request.htmx:
+        template += "#link_rows"
+    return render(request, template, context)
+
+
+def link_new(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = managed_fleet(request, slug)
+    form = ConsentLinkForm(request.POST or None, fleet=fleet)
+    if request.method == "POST" and form.is_valid():
+        try:
+            link = create_link(
+                fleet,
+                form.options(),
+                user=request.user,
+                label=form.cleaned_data["label"],
+                recipient_note=form.cleaned_data["recipient_note"],
+            )
+        except VolterasError as exc:
+            form.add_error(None, refusal_message(exc))
+        else:
+            messages.success(request, "Link created. Share it with the vehicle owner.")
+            return redirect(link)
+    status = 400 if form.errors else 200
+    return render(
+        request, "connections/consent/link_new.html", {"fleet": fleet, "form": form}, status=status
+    )
+
+
+def link_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    context = {
+        "fleet": link.fleet,
+        "link": link,
+        "qr": qr_svg(link.short_url),
+        "mailto": mailto(link),
+        "events": link.events.select_related("actor"),
+        "scopes": [(s, SCOPES.get(s, s)) for s in link.options.get("scopes", [])],
+        "can_reissue": can_reissue(link),
+        "replaces": ConsentLink.objects.filter(replaced_by=link).first(),
+    }
+    return render(request, "connections/consent/link_detail.html", context)
+
+
+def link_print(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    context = {"fleet": link.fleet, "link": link, "qr": qr_svg(link.short_url, scale=8)}
+    return render(request, "connections/consent/link_print.html", context)
+
+
+@post_only
+def link_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    require_manager(request, link.fleet)
+    if revoke(link, request.user):
+        messages.success(request, "Link revoked: its short link no longer works.")
+    else:
+        messages.warning(request, f"This link is {link.get_state_display().lower()} already.")
+    return redirect(link)
+
+
+@post_only
+def link_reissue(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    link = _fleet_link(request, slug, pk)
+    if link.vin_entry_id is None:
+        # A fleet link is the managers'; a VIN's link is a troubleshooting tool support uses too.
+        require_manager(request, link.fleet)
+    try:
+        new = reissue(link, request.user)
+    except VolterasError as exc:
+        messages.error(request, refusal_message(exc))
+        return redirect(link)
+    except ValueError as exc:
+        messages.warning(request, str(exc))
+        return redirect(link)
+    messages.success(request, "New link created; the old short link now forwards to it.")
+    return redirect(new)
+
+
+@post_only
+def link_reissue_expiring(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = managed_fleet(request, slug)
+    created, problem = reissue_expiring(fleet, REISSUE_WINDOW, request.user)
+    if created:
+        messages.success(request, f"Reissued {len(created)} link(s) close to expiry.")
+    if problem:
+        messages.error(request, f"Stopped reissuing: {problem}")
+    elif not created:
+        messages.info(request, "No active link expires within two days.")
+    return redirect("consent_link_list", fleet.slug)
+
+
+@post_only
+def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """Per-VIN links for the upload's CONNECTION_REQUIRED VINs (the ticked
+    `entry` ids, or all of them when none is ticked), a bounded number per
+    request: the message says what is left, and posting again goes on."""
+    upload = visible_upload(request, upload_id)
+    ids = [
+        int(value) for value in request.POST.getlist("entry") if value.isascii() and value.isdigit()
+    ]
+    if not ids and request.POST.get("selected"):
+        # "For the selected VINs" with nothing ticked must not mean all of them.
+        messages.error(request, "Tick the VINs that need a consent link, then press the button.")
+        return redirect(upload)
+    entries = list(upload.entries.filter(pk__in=ids)) if ids else None
+    run = create_vin_links_batch(upload, entries, request.user)
+    for vin, problem in run.failures.items():
+        messages.error(request, f"{vin}: {problem}")
+    if run.links:
+        kept = len(run.links) - run.created
+        text = f"{run.created} consent link(s) created."
+        if kept:
+            text += f" {kept} VIN(s) already had one and keep it."
+        messages.success(request, text + " Download the CSV to send them.")
+    if run.stopped:
+        messages.error(
+            request,
+            f"Stopped: {run.stopped} {run.remaining} VIN(s) still need a link; "
+            "create consent links again later to go on (links already made are kept).",
+        )
+    elif run.remaining:
+        messages.warning(
+            request,
+            f"{run.remaining} VIN(s) still need a link: at most "
+            f"{vin_links.VIN_LINKS_PER_REQUEST} are created at a time, so create consent "
+            "links again to go on.",
+        )
+    if not run.links and not run.failures and not run.remaining:
+        which = "selected VIN" if ids else "VIN of this upload"
+        messages.info(request, f"No {which} needs the owner's consent.")
+    return redirect(upload)
+
+
+@require_GET
+def upload_links_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """`vin,registration_plate,link,expires_at` of each usable link of a VIN that
+    still needs the owner's consent, for a mail merge (plain UTF-8, no BOM)."""
+    upload = visible_upload(request, upload_id)
+    links = (
+        ConsentLink.objects.active()
+        .filter(vin_entry__in=needing_consent(upload))
+        .select_related("vin_entry")
+        .order_by("vin_entry__line_number", "-expires_at")
+    )
+    seen: set[int] = set()
+    rows = []
+    for link in links:
+        if link.vin_entry_id in seen:
+            continue
+        seen.add(link.vin_entry_id)
+        rows.append(
+            [
+                csv_safe(link.vin),
+                csv_safe(link.vin_entry.registration_plate),
+                link.short_url,
+                link.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ]
+        )
+    body = csv_text(CSV_COLUMNS, rows).encode("utf-8")
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="upload-{upload.pk}-consent-links.csv"'
+    return response
+
+
+def account_list(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    accounts = list(
+        fleet.connected_accounts.annotate(
+            link_count=Count("consent_links", filter=Q(consent_links__fleet=fleet))
+        ).order_by("status", "-connected_at")
+    )
+    for account in accounts:
+        account.vehicle_list = list(account.vehicles())
+    return render(
+        request, "connections/consent/account_list.html", {"fleet": fleet, "accounts": accounts}
+    )
+
+
+@post_only
+def account_refresh(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    try:
+        seen, gone = refresh_accounts(fleet)
+    except VolterasError as exc:
+        messages.error(request, refusal_message(exc))
+    else:
+        connected = fleet.connected_accounts.filter(status=ConnectedAccount.Status.CONNECTED)
+        ids = list(connected.values_list("pk", flat=True))
+        enqueue_vehicle_sync(ids, Source.RECONCILIATION, "Accounts refreshed")
+        text = f"{seen} account(s) still connected."
+        if gone:
+            text += f" {gone} no longer listed by Volteras, now shown as disconnected."
+        if seen:
+            text += " Their vehicles are being read from Volteras and appear here shortly."
+        messages.success(request, text)
+    return redirect("consent_account_list", fleet.slug)
+
+
+def account_disconnect(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """GET: what disconnecting will do; POST: do it."""
+    fleet = managed_fleet(request, slug)
+    account = get_object_or_404(fleet.connected_accounts, pk=pk)
+    if request.method == "POST":
+        if not account.is_connected:
+            messages.info(request, "This account is already disconnected.")
+        else:
+            try:
+                disconnect_account(account, request.user)
+            except VolterasError as exc:
+                messages.error(request, refusal_message(exc))
+                return redirect("consent_account_disconnect", fleet.slug, account.pk)
+            messages.success(request, f"Account {account} disconnected.")
+        return redirect("consent_account_list", fleet.slug)
+    context = {"fleet": fleet, "account": account, "vehicles": list(account.vehicles())}
+    return render(request, "connections/consent/account_disconnect.html", context)
+
+
+# Public pages: the vehicle owner, not logged in.
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return render(request, "public/link_not_found.html", status=404)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def public_open(request: HttpRequest, token: str) -> HttpResponse:
+    """The tracked short link: count the visit and send the owner to Volteras."""
+    link = open_link(token)
+    if link is None:
+        return _not_found(request)
+    if link.is_usable:
+        return HttpResponseRedirect(link.authentication_url)
+    context = {"link": link, "fleet_name": link.fleet.name}
+    return render(request, "public/link_unavailable.html", context, status=410)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def public_return(request: HttpRequest, token: str) -> HttpResponse:
+    """Where Volteras sends the owner back with `result` and `accountId`
+    (`token` is the link's return token, not its short-link token)."""
+    returned = complete_return(
+        token, request.GET.get("result", ""), request.GET.get("accountId", "")
+    )
+    sync_vehicles_later(returned)
+    if returned is None:
+        return _not_found(request)
+    link = returned.link
+    if returned.held_elsewhere:
+        outcome = "held_elsewhere"
+    elif link.account_id:
+        outcome = "connected"
+    elif link.returned_account_id:
+        outcome = "confirming"
+    elif link.result.lower() == "expired" or link.state == LinkStatus.EXPIRED:
+        outcome = "expired"
+    elif link.result:
+        outcome = "declined"
+    else:
+        outcome = "unknown"
+    context = {"link": link, "fleet_name": link.fleet.name, "outcome": outcome}
+    return render(request, "public/consent_return.html", context)

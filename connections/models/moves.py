@@ -1,0 +1,143 @@
+"""The bulk moves of VINs (`VinEntryQuerySet`): like `VinEntry.observe()`,
+each writes the timeline and bumps the versions of the uploads it touched, in
+one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from connections.explanations import EXPLANATIONS
+from connections.models.statuses import VinEvent, VinStatus
+from connections.models.uploads import Upload
+
+BULK_CHUNK = 2000
+
+
+def consent_link_q() -> Q:
+    """`VinEntry.consent_link_helps` as one SQL condition."""
+    codes = [code for code, x in EXPLANATIONS.items() if x.consent_link]
+    waiting = Q(status=VinStatus.CONNECTION_REQUIRED)
+    return Q(superseded=False) & (waiting | Q(status=VinStatus.ERROR, error_code__in=codes))
+
+
+class VinEntryQuerySet(models.QuerySet):
+    """The bulk moves of a VIN's life (see the module's docstring)."""
+
+    def waiting_for_consent(self) -> VinEntryQuerySet:
+        """The VINs whose way forward is their owner's consent (`consent_link_q`)."""
+        return self.filter(consent_link_q())
+
+    def send_in(self, batch, source: str, detail: str, *, actor=None, retry: bool = False) -> int:
+        """Queue these entries to be sent in `batch` (SUBMITTING). A retry also
+        forgets the last attempt's failure. Sending a VIN again reopens it: a
+        dismissal or an escalation was about the old attempt."""
+        now = timezone.now()
+        with transaction.atomic():
+            moves = list(self.values_list("pk", "status", "upload_id"))
+            changes: dict[str, Any] = {
+                "batch": batch,
+                "status": VinStatus.SUBMITTING,
+                "status_changed_at": now,
+                "submitted_at": now,
+                "next_check_at": None,
+                "dismissed": False,
+                "escalated": False,
+            }
+            if retry:
+                changes.update(
+                    attempts=0,
+                    error_codes=[],
+                    error_code="",
+                    message="",
+                    action_category="",
+                    can_retry=None,
+                )
+            self.model.objects.filter(pk__in=[pk for pk, _, _ in moves]).update(**changes)
+            VinEvent.objects.bulk_create(
+                [
+                    VinEvent(
+                        entry_id=pk,
+                        at=now,
+                        source=source,
+                        status_from=status_from,
+                        status_to=VinStatus.SUBMITTING,
+                        detail=detail,
+                        actor=actor,
+                    )
+                    for pk, status_from, _ in moves
+                ],
+                batch_size=BULK_CHUNK,
+            )
+            _bump({upload_id for _, _, upload_id in moves})
+        return len(moves)
+
+    def supersede(self) -> int:
+        """A later upload sends these VINs again: these rows leave the fleet's counts."""
+        with transaction.atomic():
+            uploads = set(self.values_list("upload_id", flat=True).distinct())
+            moved = self.update(superseded=True)
+            _bump(uploads)
+        return moved
+
+    def flag(self, entries: Sequence[Any], events: Sequence[VinEvent], **flags: bool) -> None:
+        """Set support's flags (dismissed, escalated) on `entries`, with one
+        timeline event each (see `VinEntry.note`)."""
+        if not entries:
+            return
+        with transaction.atomic():
+            self.model.objects.filter(pk__in=[e.pk for e in entries]).update(
+                updated_at=timezone.now(), **flags
+            )
+            VinEvent.objects.bulk_create(events)
+            _bump({e.upload_id for e in entries})
+        for entry in entries:
+            for name, value in flags.items():
+                setattr(entry, name, value)
+
+    def schedule_recheck(self, at: datetime) -> int:
+        """VINs still waiting after their group finished are read again at `at`
+        (unless already scheduled)."""
+        return self.filter(next_check_at__isnull=True).update(next_check_at=at)
+
+    def claim_rechecks(self, now: datetime, until: datetime) -> int:
+        """Take due rechecks for this worker: their next check moves to `until`
+        first, so another worker's sweep skips them (one conditional UPDATE)."""
+        return self.filter(next_check_at__lte=now).update(next_check_at=until)
+
+    def set_eligibility(self, status: str, message: str = "") -> int:
+        """The eligibility pre-check's answer for all of these VINs (advisory only)."""
+        with transaction.atomic():
+            uploads = set(self.values_list("upload_id", flat=True).distinct())
+            moved = self.update(eligibility=status, eligibility_message=message)
+            _bump(uploads)
+        return moved
+
+    def record_eligibility(self, changed: Sequence[Any]) -> None:
+        """Store the eligibility answers set on these loaded entries."""
+        if not changed:
+            return
+        with transaction.atomic():
+            self.model.objects.bulk_update(
+                changed, ["eligibility", "eligibility_message"], batch_size=500
+            )
+            _bump({e.upload_id for e in changed})
+
+    def remove(self) -> int:
+        """Delete draft rows (never sent), bumping their uploads' versions."""
+        with transaction.atomic():
+            uploads = set(self.values_list("upload_id", flat=True).distinct())
+            deleted, _ = self.delete()
+            _bump(uploads)
+        return deleted
+
+
+def _bump(upload_ids: Iterable[int]) -> None:
+    for upload_id in sorted(upload_ids):
+        Upload(pk=upload_id).bump()

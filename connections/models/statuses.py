@@ -1,0 +1,111 @@
+"""A VIN's statuses, where an observation of one came from, and its timeline (`VinEvent`)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+SUPERSEDED_REFUSAL = "A later upload of this VIN replaced this row: act on the newer one."
+
+
+class VinStatus(models.TextChoices):
+    # Before submission (never sent to Volteras).
+    READY = "READY", "Ready"
+    INVALID = "INVALID", "Invalid"
+    SKIPPED = "SKIPPED", "Skipped"
+    # Confirmed, not yet accepted by Volteras.
+    SUBMITTING = "SUBMITTING", "Submitting"
+    # The contract's per-VIN statuses.
+    PROCESSING = "PROCESSING", "Processing"
+    PENDING = "PENDING", "Pending"
+    CONNECTED = "CONNECTED", "Connected"
+    CONNECTION_REQUIRED = "CONNECTION_REQUIRED", "Connection required"
+    INCOMPATIBLE = "INCOMPATIBLE", "Incompatible"
+    ERROR = "ERROR", "Error"
+    # Connected, then disconnected.
+    DISCONNECTED = "DISCONNECTED", "Disconnected"
+
+    @classmethod
+    def final(cls) -> set[str]:
+        return {
+            cls.CONNECTED,
+            cls.CONNECTION_REQUIRED,
+            cls.INCOMPATIBLE,
+            cls.ERROR,
+            cls.DISCONNECTED,
+            cls.INVALID,
+            cls.SKIPPED,
+        }
+
+    @classmethod
+    def in_progress(cls) -> set[str]:
+        return {cls.SUBMITTING, cls.PROCESSING, cls.PENDING}
+
+    @classmethod
+    def needs_action(cls) -> set[str]:
+        return {cls.CONNECTION_REQUIRED, cls.ERROR, cls.INCOMPATIBLE, cls.DISCONNECTED}
+
+    @classmethod
+    def slow_moving(cls) -> set[str]:
+        """States that may last days: the live table stops fast polling on them."""
+        return {cls.PENDING}
+
+    @classmethod
+    def from_api(cls, value: str) -> str:
+        """Volteras' status, kept as is when unknown (stored, shown, never crashed on)."""
+        return value if value in cls.values else cls.ERROR
+
+
+STATUS_BADGES = {
+    VinStatus.CONNECTED: "ok",
+    VinStatus.SUBMITTING: "progress",
+    VinStatus.PROCESSING: "progress",
+    VinStatus.PENDING: "progress",
+    VinStatus.CONNECTION_REQUIRED: "warn",
+    VinStatus.ERROR: "bad",
+    VinStatus.INCOMPATIBLE: "bad",
+    VinStatus.INVALID: "bad",
+}
+
+
+STATUS_LABELS: dict[str, str] = dict(VinStatus.choices)
+
+
+class Source(models.TextChoices):
+    VALIDATION = "validation", "Validation"
+    SUBMISSION = "submission", "Submission"
+    POLL = "poll", "Poll"
+    WEBHOOK = "webhook", "Webhook"
+    RECONCILIATION = "reconciliation", "Found by reconciliation"
+    CONSENT = "consent", "Owner completed a consent link"
+    MANUAL = "manual", "Manual"
+
+
+# The states a VIN can get stuck in (sent, and waiting on Volteras or the vehicle).
+STUCK_STATUSES: tuple[str, ...] = (VinStatus.PROCESSING, VinStatus.PENDING)
+
+
+class VinEvent(models.Model):
+    entry = models.ForeignKey(
+        "connections.VinEntry", on_delete=models.CASCADE, related_name="events"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    status_from = models.CharField(max_length=24, blank=True)
+    status_to = models.CharField(max_length=24, blank=True)
+    error_codes = models.JSONField(default=list, blank=True)
+    detail = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["entry", "at"])]
+        verbose_name = "VIN event"
+
+    def __str__(self) -> str:
+        return f"{self.entry} {self.status_from}→{self.status_to} ({self.source})"

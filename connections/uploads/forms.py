@@ -1,0 +1,94 @@
+from django import forms
+from django.conf import settings
+from django.db.models import Q
+
+from connections.makes import make_label
+from connections.models import VinStatus
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        required=False,
+        label="VIN file",
+        help_text="CSV (comma, semicolon or tab separated) or Excel .xlsx; a header row names "
+        "the columns: vin, make, country, registration plate, model, model year, tags.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.tsv,.xlsx"}),
+    )
+    text = forms.CharField(
+        required=False,
+        label="Or paste VINs",
+        help_text="One VIN per line, optionally followed by make and country: "
+        "WVWZZZ1JZXW000001,Volkswagen,DE",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+    )
+    include_existing = forms.BooleanField(
+        required=False,
+        label="Also send VINs already connected or in progress in this fleet",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data.get("file")
+        if upload and upload.size > settings.UPLOAD_MAX_BYTES:
+            limit = settings.UPLOAD_MAX_BYTES / 1024 / 1024
+            raise forms.ValidationError(
+                f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is {limit:.0f} MB. "
+                "Split it into smaller files and upload them one by one."
+            )
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        has_file = bool(cleaned.get("file"))
+        has_text = bool((cleaned.get("text") or "").strip())
+        if not has_file and not has_text and not self.errors:
+            raise forms.ValidationError("Choose a file or paste some VINs.")
+        if has_file and has_text:
+            raise forms.ValidationError(
+                "Choose a file or paste VINs, not both: which one did you mean?"
+            )
+        return cleaned
+
+
+SORTS = {
+    "line": "line_number",
+    "vin": "vin",
+    "make": "make",
+    "plate": "registration_plate",
+    "status": "status",
+    "updated": "status_changed_at",
+}
+
+
+class EntryFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, label="Status")
+    error = forms.ChoiceField(required=False, label="Error code")
+    make = forms.ChoiceField(required=False, label="Make")
+    q = forms.CharField(required=False, label="Search VIN or plate", max_length=64)
+    sort = forms.ChoiceField(required=False, choices=[(k, k) for s in SORTS for k in (s, f"-{s}")])
+
+    def __init__(self, data, *, statuses, errors, makes):
+        super().__init__(data)
+        self.fields["status"].choices = [("", "All statuses")] + [
+            (s, VinStatus(s).label if s in VinStatus.values else s) for s in statuses
+        ]
+        self.fields["error"].choices = [("", "All error codes")] + [(e, e) for e in errors]
+        self.fields["make"].choices = [("", "All makes")] + [(m, make_label(m)) for m in makes]
+
+    def apply(self, entries):
+        if not self.is_valid():
+            return entries.order_by("line_number")
+        data = self.cleaned_data
+        if data["status"]:
+            entries = entries.filter(status=data["status"])
+        if data["error"]:
+            entries = entries.filter(error_code=data["error"])
+        if data["make"]:
+            entries = entries.filter(make=data["make"])
+        if data["q"]:
+            needle = data["q"].strip().upper().replace(" ", "").replace("-", "")
+            entries = entries.filter(
+                Q(vin__contains=needle) | Q(registration_plate__icontains=data["q"].strip())
+            )
+        sort = data["sort"] or "line"
+        field = SORTS[sort.lstrip("-")]
+        return entries.order_by(("-" if sort.startswith("-") else "") + field, "pk")

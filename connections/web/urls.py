@@ -1,0 +1,12 @@
+"""The dashboard, a fleet's page and the health check."""
+
+from django.urls import path
+
+from connections.web import health, views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("fleets/<slug:slug>/", views.fleet_detail, name="fleet_detail"),
+    path("fleets/<slug:slug>/stats/", views.fleet_stats, name="fleet_stats"),
+    path("healthz", health.healthz, name="healthz"),
+]

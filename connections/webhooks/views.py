@@ -1,0 +1,275 @@
+"""The Volteras webhook receiver, and the delivery log support reads.
+
+The receiver does the least it can: check the size, verify the Svix
+signature and store one row, in one statement. It enqueues nothing: workers
+watch the table for due rows (`connections.webhooks.redrive_webhook_events`).
+Everything slow (reading the vehicle from the API, moving VIN entries)
+happens there, so Svix gets its 2xx in milliseconds and a burst does not pile
+up in the web tier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from urllib.parse import urlencode
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from svix.webhooks import Webhook, WebhookVerificationError
+
+from connections.models import (
+    ReconciliationRun,
+    RefusedDelivery,
+    UnmatchedVehicle,
+    VinEntry,
+    WebhookEvent,
+    user_is_support,
+)
+from connections.webhooks.process import ACTED_ON, delivery_fields, is_acted_on
+from connections.webhooks.tasks import process_again, process_due_webhook_events, processed_inline
+
+logger = logging.getLogger(__name__)
+
+# Volteras' events are a few hundred bytes; anything near this is not one.
+MAX_BODY_BYTES = 64 * 1024
+SVIX_HEADERS = {
+    "svix-id": "HTTP_SVIX_ID",
+    "svix-timestamp": "HTTP_SVIX_TIMESTAMP",
+    "svix-signature": "HTTP_SVIX_SIGNATURE",
+}
+PAGE_SIZE = 50
+
+
+@lru_cache(maxsize=4)
+def _verifier(secret: str) -> Webhook:
+    return Webhook(secret)
+
+
+def _source_address(request: HttpRequest) -> str:
+    """The peer, plus the first X-Forwarded-For hop a proxy claims (unverified)."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
+    if forwarded and forwarded != remote:
+        return f"{forwarded} via {remote}"[:64]
+    return remote[:64]
+
+
+def _refuse(
+    request: HttpRequest,
+    reason: str,
+    status: int,
+    detail: str = "",
+    body_size: int | None = None,
+) -> JsonResponse:
+    RefusedDelivery.objects.create(
+        source_address=_source_address(request),
+        reason=reason,
+        detail=detail[:255],
+        claimed_svix_id=request.headers.get("svix-id", "")[:255],
+        body_size=body_size,
+        user_agent=request.headers.get("User-Agent", "")[:255],
+    )
+    logger.warning("webhook refused (%s): %s", reason, detail)
+    return JsonResponse({"error": reason}, status=status)
+
+
+def _refusal_for(exc: Exception) -> str:
+    message = str(exc)
+    if "Missing required headers" in message:
+        return RefusedDelivery.Reason.MISSING_HEADERS
+    if "timestamp too" in message:
+        return RefusedDelivery.Reason.STALE
+    return RefusedDelivery.Reason.BAD_SIGNATURE
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def receive(request: HttpRequest) -> HttpResponse:
+    """`POST /webhooks/volteras/`: verify, store, enqueue, answer."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _refuse(request, RefusedDelivery.Reason.TOO_LARGE, 413, body_size=int(declared))
+    # Read at most one byte past the limit: a body without a length cannot
+    # make the portal hold more than that.
+    body = request.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        return _refuse(request, RefusedDelivery.Reason.TOO_LARGE, 413, body_size=len(body))
+
+    secret = settings.VOLTERAS_WEBHOOK_SECRET
+    if not secret:
+        # Our misconfiguration, not the sender's: a 5xx makes Svix retry later.
+        return _refuse(request, RefusedDelivery.Reason.NOT_CONFIGURED, 503, body_size=len(body))
+    # Straight from META: `request.headers` would build a mapping of every header.
+    headers = {name: request.META.get(meta, "") for name, meta in SVIX_HEADERS.items()}
+    try:
+        _verifier(secret).verify(body, headers)
+    except WebhookVerificationError as exc:
+        return _refuse(request, _refusal_for(exc), 400, str(exc), len(body))
+    except (ValueError, UnicodeDecodeError) as exc:
+        # A malformed signature header (no "v1," part, bad base64) or a body
+        # that is not text: svix raises these rather than its own error.
+        return _refuse(
+            request, RefusedDelivery.Reason.BAD_SIGNATURE, 400, f"malformed: {exc}", len(body)
+        )
+
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        return _refuse(request, RefusedDelivery.Reason.NOT_JSON, 400, body_size=len(body))
+
+    event_type, vehicle_id = delivery_fields(payload)
+    acted_on = is_acted_on(event_type, vehicle_id)
+    now = timezone.now()
+    meta = request.META
+    event_id = WebhookEvent.store_once(
+        svix_id=headers["svix-id"][:255],
+        event_type=event_type,
+        vehicle_id=vehicle_id,
+        body=body.decode(),
+        headers={
+            "svix-timestamp": headers["svix-timestamp"],
+            "content-type": meta.get("CONTENT_TYPE", "")[:100],
+            "user-agent": meta.get("HTTP_USER_AGENT", "")[:200],
+        },
+        source_address=_source_address(request),
+        received_at=now,
+        next_attempt_at=now,
+        state=WebhookEvent.State.RECEIVED if acted_on else WebhookEvent.State.IGNORED,
+        result="" if acted_on else "Event type not acted on; stored only.",
+        processed_at=None if acted_on else now,
+    )
+    if event_id is None:
+        # Svix redelivers what it thinks failed: the first copy already counts
+        # (store_once counted this one).
+        return JsonResponse({"status": "duplicate"})
+    if acted_on and processed_inline():
+        # No worker watches the table (tasks run inline): process it now.
+        process_due_webhook_events.enqueue()
+    return JsonResponse({"status": "accepted"})
+
+
+# The delivery log: support staff and admins only.
+
+
+def _support_only(request: HttpRequest) -> None:
+    # 404, not 403: a fleet manager learns nothing about the page.
+    if not user_is_support(request.user):
+        raise Http404
+
+
+class EventFilterForm(forms.Form):
+    STATUS_CHOICES = [
+        ("", "Any"),
+        *WebhookEvent.State.choices,
+        ("duplicate", "Delivered more than once"),
+        ("unmatched", "Matches no VIN"),
+    ]
+
+    type = forms.ChoiceField(required=False, label="Type")
+    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES, label="Status")
+    vehicle = forms.CharField(required=False, max_length=64, label="Vehicle id or VIN")
+
+    def __init__(self, *args, types: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["type"].choices = [("", "Any")] + [(t, t or "(untyped)") for t in types]
+
+    def apply(self, events):
+        if not self.is_valid():
+            return events
+        data = self.cleaned_data
+        if data["type"]:
+            events = events.of_kind(data["type"])
+        status = data["status"]
+        if status == "duplicate":
+            events = events.filter(duplicates__gt=0)
+        elif status == "unmatched":
+            events = events.filter(state=WebhookEvent.State.PROCESSED, unmatched=True)
+        elif status:
+            events = events.filter(state=status)
+        vehicle = data["vehicle"].strip()
+        if vehicle:
+            events = events.filter(Q(vehicle_id=vehicle) | Q(vin=vehicle.upper()))
+        return events
+
+
+def event_list(request: HttpRequest) -> HttpResponse:
+    _support_only(request)
+    types = sorted(
+        {*ACTED_ON}
+        | set(WebhookEvent.objects.values_list("event_type", flat=True).distinct().order_by())
+    )
+    form = EventFilterForm(request.GET or None, types=types)
+    events = form.apply(WebhookEvent.objects.defer("body", "headers"))
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
+    return render(
+        request,
+        "connections/webhooks/event_list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query,
+            "refused_count": RefusedDelivery.objects.count(),
+            "unmatched_count": UnmatchedVehicle.objects.still_unmatched().count(),
+            "runs": ReconciliationRun.objects.all()[:5],
+        },
+    )
+
+
+def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
+    _support_only(request)
+    event = get_object_or_404(WebhookEvent, pk=event_id)
+    match = Q(vehicle_id=event.vehicle_id) if event.vehicle_id else Q(pk__in=[])
+    if event.vin:
+        match |= Q(vin=event.vin)
+    entries = VinEntry.objects.filter(match).select_related("fleet", "upload").order_by("-pk")[:50]
+    return render(
+        request,
+        "connections/webhooks/event_detail.html",
+        {
+            "event": event,
+            "entries": entries,
+            "unmatched": UnmatchedVehicle.objects.still_unmatched()
+            .filter(volteras_id=event.vehicle_id)
+            .first(),
+        },
+    )
+
+
+def event_process_again(request: HttpRequest, event_id: int) -> HttpResponse:
+    _support_only(request)  # before the method check: a manager's GET gets 404, not 405
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    event = get_object_or_404(WebhookEvent, pk=event_id)
+    process_again(event)
+    messages.success(request, f"Event {event.svix_id} queued to be processed again.")
+    return redirect(event)
+
+
+def refused_list(request: HttpRequest) -> HttpResponse:
+    _support_only(request)
+    page = Paginator(RefusedDelivery.objects.all(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "connections/webhooks/refused_list.html", {"page": page})
+
+
+def unmatched_list(request: HttpRequest) -> HttpResponse:
+    _support_only(request)
+    # Rows matched since (through polling or a later upload) are left out at
+    # once; reconciliation deletes them.
+    unmatched = UnmatchedVehicle.objects.still_unmatched().select_related("last_event")
+    page = Paginator(unmatched, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "connections/webhooks/unmatched_list.html", {"page": page})
