@@ -30,6 +30,7 @@ from connections.volteras import (
     NetworkError,
     NotFound,
     NotPermitted,
+    PageTokenExpired,
     RateLimited,
     ServerError,
     Tag,
@@ -400,7 +401,7 @@ def test_token_answer_without_a_token_is_unexpected(make_client):
         (400, "REQUEST_VALIDATION_ERROR", ValidationError),
         (422, "REQUEST_VALIDATION_ERROR", ValidationError),
         (400, "PAGE_SIZE_TOO_LARGE", ValidationError),
-        (400, "QUERY_PAGE_TOKEN_EXPIRED", ValidationError),
+        (400, "QUERY_PAGE_TOKEN_EXPIRED", PageTokenExpired),
         (404, "RESOURCE_NOT_FOUND", NotFound),
         (403, "NOT_PERMITTED", NotPermitted),
         (403, "DEVICE_LIMIT_REACHED", NotPermitted),
@@ -584,12 +585,24 @@ def test_delete_timeout_is_ambiguous(make_client):
     assert len(fake.api_requests) == 1
 
 
-def test_post_server_error_is_raised_without_retry(make_client, sleeps):
-    fake = FakeVolteras(answer(500, envelope("SERVER_ERROR")))
-    with pytest.raises(ServerError):
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_post_server_error_is_ambiguous_and_not_retried(make_client, sleeps, status):
+    """A 5xx on `POST /v1/vehicles/connect` may come after Volteras stored the
+    group: the caller must read back, not send a second group."""
+    fake = FakeVolteras(answer(status, envelope("SERVER_ERROR", request_id="req-5xx")))
+    with pytest.raises(AmbiguousWrite) as caught:
         make_client(fake).connect_vehicles([VehicleInput(VIN, "VOLKSWAGEN", "GB")])
+    error = caught.value
+    assert (error.method, error.path) == ("POST", "/v1/vehicles/connect")
+    assert (error.status, error.code, error.request_id) == (status, "SERVER_ERROR", "req-5xx")
     assert len(fake.api_requests) == 1
     assert sleeps == []
+
+
+def test_a_refused_post_is_not_ambiguous(make_client):
+    fake = FakeVolteras(answer(422, envelope("REQUEST_VALIDATION_ERROR")))
+    with pytest.raises(ValidationError):
+        make_client(fake).connect_vehicles([VehicleInput(VIN, "VOLKSWAGEN", "GB")])
 
 
 def test_post_gateway_timeout_is_ambiguous(make_client):
@@ -811,6 +824,47 @@ def test_connect_results_reads_every_numbered_page(make_client):
     assert [r.url.params["currentPage"] for r in fake.api_requests] == ["0", "1", "2"]
 
 
+def test_connect_results_without_a_count_read_while_pages_come_back_full(make_client):
+    """`totalResults` is optional (default 0): its absence must not end the walk."""
+    rows = [{"vehicleInputId": f"in_{n}", "status": "PENDING", "message": ""} for n in range(5)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["currentPage"])
+        size = int(request.url.params["maxPageSize"])
+        return httpx.Response(200, json={"results": rows[page * size : (page + 1) * size]})
+
+    fake = FakeVolteras(handler)
+    results = make_client(fake).connect_results("grp_1", page_size=2)
+
+    assert [r.vehicle_input_id for r in results] == [f"in_{n}" for n in range(5)]
+    assert [r.url.params["currentPage"] for r in fake.api_requests] == ["0", "1", "2"]
+
+
+def test_results_filling_their_pages_exactly_end_on_an_empty_page(make_client):
+    rows = [{"vin": VIN, "status": "ELIGIBLE"}] * 4
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["currentPage"])
+        return httpx.Response(200, json={"results": rows[page * 2 : (page + 1) * 2]})
+
+    fake = FakeVolteras(handler)
+    assert len(make_client(fake).eligibility_results("chk_1", page_size=2)) == 4
+    assert [r.url.params["currentPage"] for r in fake.api_requests] == ["0", "1", "2"]
+
+
+def test_a_count_is_followed_past_short_pages(make_client):
+    """A server may cap pages below the size asked for; a count says how many remain."""
+    rows = [{"vehicleInputId": f"in_{n}", "status": "PENDING", "message": ""} for n in range(3)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["currentPage"])
+        return httpx.Response(200, json={"results": rows[page : page + 1], "totalResults": 3})
+
+    fake = FakeVolteras(handler)
+    assert len(make_client(fake).connect_results("grp_1", page_size=100)) == 3
+    assert len(fake.api_requests) == 3
+
+
 def test_connect_results_stops_on_an_empty_page(make_client):
     fake = FakeVolteras(answer(200, {"results": [], "totalResults": 3}))
     assert make_client(fake).connect_results("grp_1") == []
@@ -839,6 +893,49 @@ def test_a_repeating_page_token_is_not_followed_forever(make_client):
     with pytest.raises(UnexpectedResponse):
         list(make_client(fake).list_vehicles())
     assert len(fake.api_requests) == 2
+
+
+def expiring_pages(expiries: int) -> FakeVolteras:
+    """Two pages of vehicles whose second page token expires `expiries` times."""
+    left = [expiries]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        token = request.url.params.get("pageToken")
+        if token is None:
+            page = {"results": [VEHICLE], "nextPageToken": "p2", "totalResults": 2}
+            return httpx.Response(200, json=page)
+        if left[0]:
+            left[0] -= 1
+            return httpx.Response(400, json=envelope("QUERY_PAGE_TOKEN_EXPIRED"))
+        page = {"results": [{**VEHICLE, "id": "veh_2"}], "nextPageToken": None, "totalResults": 2}
+        return httpx.Response(200, json=page)
+
+    return FakeVolteras(handler)
+
+
+def test_an_expired_page_token_restarts_the_query_without_repeating_items(make_client):
+    fake = expiring_pages(2)
+    ids = [vehicle.id for vehicle in make_client(fake).list_vehicles()]
+
+    assert ids == ["veh_1", "veh_2"]
+    tokens = [r.url.params.get("pageToken") for r in fake.api_requests]
+    assert tokens == [None, "p2", None, "p2", None, "p2"]
+
+
+def test_a_page_token_expiring_every_time_is_raised_after_bounded_restarts(make_client):
+    fake = expiring_pages(100)
+    with pytest.raises(PageTokenExpired) as caught:
+        list(make_client(fake).list_vehicles())
+    assert caught.value.code == "QUERY_PAGE_TOKEN_EXPIRED"
+    assert not isinstance(caught.value, ValidationError)
+    assert len(fake.api_requests) == 2 * (1 + 3)  # the first walk and three restarts
+
+
+def test_an_expired_token_on_the_first_page_is_not_retried(make_client):
+    fake = FakeVolteras(answer(400, envelope("QUERY_PAGE_TOKEN_EXPIRED")))
+    with pytest.raises(PageTokenExpired):
+        list(make_client(fake).list_accounts())
+    assert len(fake.api_requests) == 1
 
 
 def test_eligibility_check_and_results(make_client):

@@ -409,12 +409,13 @@ def test_post_rate_limited_is_retried_and_applied_once(client, sandbox, sleeps):
     assert [v.vin for v in client.list_vehicles()] == [make_vin(40)]
 
 
-def test_post_server_error_is_not_retried(client, sandbox, exchanges, sleeps):
+def test_post_server_error_is_ambiguous_not_retried(client, sandbox, exchanges, sleeps):
     client.test_token()
     sandbox.control(faults=[fault("error", "/v1/vehicles/connect", "POST", count=1)])
 
-    with pytest.raises(ServerError):
+    with pytest.raises(AmbiguousWrite) as caught:
         client.connect_vehicles([VehicleInput(make_vin(41), "VOLKSWAGEN", "GB")])
+    assert (caught.value.status, caught.value.code) == (500, "SERVER_ERROR")
     assert exchanges.count("/v1/vehicles/connect") == 1
     assert sleeps == []
 

@@ -54,8 +54,15 @@ class AuthenticationError(VolterasError):
 
 class ValidationError(VolterasError):
     """The request was malformed in Volteras' eyes; sending it again will not help.
-    Includes the paging codes (PAGE_SIZE_TOO_LARGE, QUERY_PAGE_TOKEN_EXPIRED, ...)
+    Includes the paging codes PAGE_SIZE_TOO_LARGE and PAGINATED_QUERY_FILTER_CHANGED,
     and UNSUPPORTED_OEM (a make not offered in the region asked for)."""
+
+
+class PageTokenExpired(VolterasError):
+    """QUERY_PAGE_TOKEN_EXPIRED: a cursor query took too long and its page token
+    lapsed. Nothing was wrong with the request: the registry says to start the
+    query again without a token, which the client's paging iterators do by
+    themselves (a bounded number of times) before raising this."""
 
 
 class NotFound(VolterasError):
@@ -90,7 +97,7 @@ class UnexpectedResponse(VolterasError):
 
 class AmbiguousWrite(VolterasError):
     """A POST or DELETE failed after the request may have reached Volteras
-    (timeout while waiting, connection dropped mid-answer, gateway timeout).
+    (timeout while waiting, connection dropped mid-answer, any 5xx answer).
     It may or may not have been applied: the caller must reconcile (read back)
     rather than assume either outcome."""
 
@@ -105,7 +112,7 @@ CODE_FAMILIES: dict[str, type[VolterasError]] = {
     "AUTHENTICATION_ERROR": AuthenticationError,
     "REQUEST_VALIDATION_ERROR": ValidationError,
     "PAGE_SIZE_TOO_LARGE": ValidationError,
-    "QUERY_PAGE_TOKEN_EXPIRED": ValidationError,
+    "QUERY_PAGE_TOKEN_EXPIRED": PageTokenExpired,
     "PAGINATED_QUERY_FILTER_CHANGED": ValidationError,
     # The make/region asked for is not offered: fixed by changing the request.
     "UNSUPPORTED_OEM": ValidationError,

@@ -10,6 +10,13 @@ Retry rules, because Volteras has no idempotency keys:
   now" (a rate-limited request is not applied). Any failure after the request
   may have been sent raises `AmbiguousWrite`, so the caller reconciles instead
   of risking a double submission.
+- Which answers are ambiguous for a write: every 5xx. The contract lists
+  SERVER_ERROR ("something went wrong while processing the request") for
+  every operation without saying how far processing got, and its README says a
+  POST that failed after sending "may or may not have been applied"; a 500
+  after `POST /v1/vehicles/connect` stored the group is as possible as a 502
+  or 504 from a gateway whose upstream carried on. Only 429 (rate limited,
+  refused before processing) and the other 4xx (refused) say "not applied".
 """
 
 from __future__ import annotations
@@ -43,9 +50,9 @@ NOT_SENT = (
     httpx.LocalProtocolError,
 )
 
-# Gateway answers meaning "the upstream did not answer in time / went away":
-# the write may well have been applied behind the gateway.
-AMBIGUOUS_STATUSES = frozenset({502, 504})
+# Answers after which a write may or may not have been applied (see above):
+# a server or gateway failure, none of which promises that nothing happened.
+AMBIGUOUS_STATUSES = frozenset(range(500, 600))
 
 USER_AGENT = "fleet-portal/0.1 (+volteras client)"
 
@@ -183,8 +190,8 @@ class VolterasHttp:
                 continue
             if not idempotent and response.status_code in AMBIGUOUS_STATUSES:
                 raise AmbiguousWrite(
-                    f"{method} {path}: HTTP {response.status_code} from a gateway; the request "
-                    "may or may not have been applied",
+                    f"{method} {path}: HTTP {response.status_code} after the request reached "
+                    "Volteras; it may or may not have been applied",
                     method=method,
                     path=path,
                     code=error.code,

@@ -99,10 +99,11 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True)
 class NumberedPage(Generic[T]):
-    """One page of a numbered list (connect and eligibility results)."""
+    """One page of a numbered list (connect and eligibility results).
+    `total_results` is None when the answer left the optional count out."""
 
     results: list[T]
-    total_results: int
+    total_results: int | None
     page: int
     # The answer's request id (header or body), to quote to Volteras support.
     request_id: str = ""
