@@ -356,10 +356,12 @@ class TestRefusals:
         assert "Volteras refused the link&#x27;s options: vin:" in text
 
     def test_server_down(self, client, manager, fleet, volteras):
+        # A 5xx on a POST may have been applied (the contract's README): the
+        # manager is told so, not that nothing happened.
         volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/accounts"}])
         client.force_login(manager)
         text = form_errors_after(client, fleet)
-        assert "could not be reached or failed" in text
+        assert "may or may not have done it" in text
 
     @pytest.mark.parametrize(
         ("code", "status", "expected"),

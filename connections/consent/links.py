@@ -118,7 +118,12 @@ def refusal_message(exc: VolterasError) -> str:
         )
     elif isinstance(exc, RateLimited):
         text = "Volteras is receiving too many requests right now. Try again in a minute."
-    elif isinstance(exc, ServerError | NetworkError | AmbiguousWrite):
+    elif isinstance(exc, AmbiguousWrite):
+        text = (
+            "Volteras failed while answering, so it may or may not have done it. Refresh "
+            "the page to see where things stand, then try again if it is still needed."
+        )
+    elif isinstance(exc, ServerError | NetworkError):
         text = (
             "Volteras could not be reached or failed to answer, so nothing was done. "
             "Try again in a few minutes."
