@@ -47,6 +47,7 @@ lint: dev-venv
 	@mkdir -p $(DATA_DIR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 test: lint

@@ -266,6 +266,17 @@ class TestIntake:
         assert response.status_code == 400
         assert WebhookEvent.objects.count() == 0
 
+    def test_validly_signed_utf16_body_is_refused_not_a_server_error(self, client):
+        # UTF-16 of ASCII text is valid UTF-8 byte for byte (with NULs), so it
+        # passes the signature; JSON must be UTF-8, and the row stores text.
+        body = event_body().encode("utf-16-le")
+        response = client.post(
+            URL, data=body, content_type="application/json", headers=signed(body.decode())
+        )
+        assert response.status_code == 400
+        assert RefusedDelivery.objects.get().reason == RefusedDelivery.Reason.NOT_JSON
+        assert WebhookEvent.objects.count() == 0
+
     def test_unknown_event_type_is_stored_and_acknowledged(self, client):
         body = event_body("device.renamed", "veh-9")
         response = post(client, body, signed(body))

@@ -28,6 +28,8 @@ from connections.explanations import (
 from connections.makes import make_label
 from connections.models.moves import VinEntryQuerySet
 from connections.models.statuses import (
+    NEVER_SENT_REFUSAL,
+    RETRY_REFUSALS,
     STATUS_BADGES,
     STATUS_LABELS,
     STUCK_STATUSES,
@@ -212,25 +214,15 @@ class VinEntry(models.Model):
             if self.can_retry is None and explanation and not explanation.retry_helps:
                 return f"Sending this VIN again cannot help: {explanation.next_step}"
             return None
-        if self.status == VinStatus.CONNECTION_REQUIRED:
-            return "The owner must complete a consent flow first: send them a consent link."
-        if self.status == VinStatus.INCOMPATIBLE:
-            return "Volteras cannot connect this vehicle: sending it again cannot help."
-        if self.status in VinStatus.in_progress():
-            if self.is_stuck():
-                return (
-                    f"This VIN has been {self.get_status_display().lower()} for "
-                    f"{timesince(self.in_progress_since)}, longer than a VIN of its make should "
-                    "take, so it looks stuck; sending it again would not move it. Escalate it "
-                    "to Volteras (its requestIds go with it); the portal keeps rechecking its "
-                    "result meanwhile."
-                )
-            return "This VIN is still being connected; wait for its result."
-        if self.status == VinStatus.CONNECTED:
-            return "This VIN is already connected."
-        if self.status == VinStatus.READY:
-            return "This VIN has not been sent yet: it goes out when its upload is confirmed."
-        return "This VIN was never sent: fix it and upload it again."
+        if self.status in VinStatus.in_progress() and self.is_stuck():
+            return (
+                f"This VIN has been {self.get_status_display().lower()} for "
+                f"{timesince(self.in_progress_since)}, longer than a VIN of its make should "
+                "take, so it looks stuck; sending it again would not move it. Escalate it "
+                "to Volteras (its requestIds go with it); the portal keeps rechecking its "
+                "result meanwhile."
+            )
+        return RETRY_REFUSALS.get(self.status, NEVER_SENT_REFUSAL)
 
     def observe(
         self,

@@ -109,3 +109,18 @@ class VinEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry} {self.status_from}→{self.status_to} ({self.source})"
+
+
+# Why a VIN in each state cannot be sent again (`VinEntry.retry_refusal`).
+RETRY_REFUSALS: dict[str, str] = {
+    VinStatus.CONNECTION_REQUIRED: (
+        "The owner must complete a consent flow first: send them a consent link."
+    ),
+    VinStatus.INCOMPATIBLE: "Volteras cannot connect this vehicle: sending it again cannot help.",
+    VinStatus.SUBMITTING: "This VIN is still being connected; wait for its result.",
+    VinStatus.PROCESSING: "This VIN is still being connected; wait for its result.",
+    VinStatus.PENDING: "This VIN is still being connected; wait for its result.",
+    VinStatus.CONNECTED: "This VIN is already connected.",
+    VinStatus.READY: "This VIN has not been sent yet: it goes out when its upload is confirmed.",
+}
+NEVER_SENT_REFUSAL = "This VIN was never sent: fix it and upload it again."

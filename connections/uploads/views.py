@@ -21,6 +21,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from connections.csv_files import stream_csv
 from connections.models import (
+    STATUS_BADGES,
     ConsentLink,
     Fleet,
     Upload,
@@ -120,8 +121,6 @@ def _summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) 
 
 
 def _badge(status: str) -> str:
-    from connections.models import STATUS_BADGES
-
     return STATUS_BADGES.get(status, "off")
 
 

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from datetime import date, datetime, time
 from typing import IO, Any
 
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
+
 from connections.uploads.rows import ImportProblem, RawRow, Record, limits, table, too_big
 
 
@@ -29,9 +32,6 @@ def read_xlsx(
     stream: IO[bytes], *, max_rows: int | None = None, max_bytes: int | None = None
 ) -> Iterator[RawRow]:
     """Rows of the first sheet of an .xlsx workbook, numbered as Excel shows them."""
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-
     max_rows, max_bytes = limits(max_rows, max_bytes)
     if not stream.seekable():
         data = stream.read(max_bytes + 1)

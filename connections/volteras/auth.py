@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from connections.models import ApiToken
+from connections.models.system import ApiToken
 from connections.volteras.errors import (
     AuthenticationError,
     NotPermitted,

@@ -21,11 +21,11 @@ import httpx
 from connections.volteras.auth import TokenStore
 from connections.volteras.errors import (
     AuthenticationError,
-    PageTokenExpired,
     UnexpectedResponse,
     request_id_of,
 )
 from connections.volteras.http import VolterasHttp
+from connections.volteras.paging import all_numbered, follow
 from connections.volteras.types import (
     Account,
     ConnectGroup,
@@ -45,11 +45,6 @@ T = TypeVar("T")
 MAX_CONNECT_VEHICLES = 100
 MAX_ELIGIBILITY_VINS = 500
 RESULTS_PAGE_SIZE = 100
-# How many times one walk over a cursor list starts again after its page token
-# expired (QUERY_PAGE_TOKEN_EXPIRED) before giving up with `PageTokenExpired`.
-MAX_QUERY_RESTARTS = 3
-# A numbered list longer than this many pages is a server bug, not data.
-MAX_NUMBERED_PAGES = 10_000
 
 
 def _with_request_id(parsed: T, request_id: str) -> T:
@@ -205,8 +200,8 @@ class VolterasClient:
 
     def list_accounts(self, page_size: int | None = None) -> Iterator[Account]:
         """Every connected account, following `nextPageToken` lazily (restarting
-        the query if its page token expires, see `_follow`)."""
-        return self._follow(lambda token: self.accounts_page(token, page_size))
+        the query if its page token expires, see `paging.follow`)."""
+        return follow(lambda token: self.accounts_page(token, page_size))
 
     def get_account(self, account_id: str) -> Account:
         return self._json("GET", f"/v1/accounts/{_segment(account_id)}", Account.from_api)
@@ -258,8 +253,8 @@ class VolterasClient:
         self, group_id: str, page_size: int = RESULTS_PAGE_SIZE
     ) -> list[VehicleInputResult]:
         """Every per-VIN result of a group, reading pages from 0 until all are in
-        (see `_all_numbered` for when that is)."""
-        return self._all_numbered(
+        (see `paging.all_numbered` for when that is)."""
+        return all_numbered(
             lambda page: self.connect_results_page(group_id, page, page_size), page_size
         )
 
@@ -290,7 +285,7 @@ class VolterasClient:
     def eligibility_results(
         self, check_id: str, page_size: int = RESULTS_PAGE_SIZE
     ) -> list[EligibilityResult]:
-        return self._all_numbered(
+        return all_numbered(
             lambda page: self.eligibility_results_page(check_id, page, page_size), page_size
         )
 
@@ -324,8 +319,8 @@ class VolterasClient:
         tag_value: str | None = None,
     ) -> Iterator[Vehicle]:
         """Every connected vehicle, following `nextPageToken` lazily (restarting
-        the query if its page token expires, see `_follow`)."""
-        return self._follow(
+        the query if its page token expires, see `paging.follow`)."""
+        return follow(
             lambda token: self.vehicles_page(token, page_size, tag_key=tag_key, tag_value=tag_value)
         )
 
@@ -335,50 +330,6 @@ class VolterasClient:
     def disconnect_vehicle(self, vehicle_id: str) -> None:
         """Irreversible; Volteras processes it asynchronously (200 or 202)."""
         self._call("DELETE", f"/v1/vehicles/{_segment(vehicle_id)}")
-
-    # Paging.
-
-    @staticmethod
-    def _follow(
-        fetch: Callable[[str | None], Page[T]], restarts: int = MAX_QUERY_RESTARTS
-    ) -> Iterator[T]:
-        """Walk a cursor list from its first page, yielding each item once.
-
-        Volteras expires page tokens (QUERY_PAGE_TOKEN_EXPIRED) and asks for the
-        query to be started again without one. So does this, at most `restarts`
-        times per walk, skipping items (by `id`) already yielded: the caller
-        sees one list, as if nothing had happened, or `PageTokenExpired` once
-        the restarts are used up. Items may have changed or gone between the
-        two reads; a list is a snapshot either way.
-        """
-        yielded: set[Any] = set()
-        restarted = 0
-        while True:
-            token: str | None = None
-            seen: set[str] = set()
-            try:
-                while True:
-                    page = fetch(token)
-                    for item in page.results:
-                        key = getattr(item, "id", None)
-                        if key is not None:
-                            if key in yielded:
-                                continue
-                            yielded.add(key)
-                        yield item
-                    token = page.next_page_token
-                    if not token:
-                        return
-                    if token in seen:
-                        raise UnexpectedResponse(
-                            f"page token repeated while paging ({len(seen)} pages)"
-                        )
-                    seen.add(token)
-            except PageTokenExpired:
-                if token is None or restarted >= restarts:
-                    # Expired without a token sent, or too often: not ours to fix.
-                    raise
-                restarted += 1
 
     def _numbered_page(
         self, path: str, item: Callable[[Any], T], page: int, page_size: int
@@ -394,27 +345,3 @@ class VolterasClient:
         return self._json(
             "GET", path, parse, params={"currentPage": page, "maxPageSize": page_size}
         )
-
-    @staticmethod
-    def _all_numbered(fetch: Callable[[int], NumberedPage[T]], page_size: int) -> list[T]:
-        """Read numbered pages from 0 until the list is complete.
-
-        `totalResults` is optional in the contract (default 0), so a missing
-        or zero count says nothing: then a page with fewer than `page_size`
-        results is the last one. A count, when given, is followed until the
-        results read reach it (a server may cap pages below `page_size`). An
-        empty page always ends the walk, even if the count promised more
-        (results still being written), rather than looping forever.
-        """
-        collected: list[T] = []
-        for page_number in range(MAX_NUMBERED_PAGES):
-            page = fetch(page_number)
-            collected.extend(page.results)
-            if not page.results:
-                return collected
-            if page.total_results:
-                if len(collected) >= page.total_results:
-                    return collected
-            elif len(page.results) < page_size:
-                return collected
-        raise UnexpectedResponse(f"more than {MAX_NUMBERED_PAGES} full pages of results")

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from connections.backoff import exponential
 from connections.volteras.errors import (
     AmbiguousWrite,
     NetworkError,
@@ -101,7 +102,7 @@ class VolterasHttp:
 
     def backoff(self, attempt: int) -> float:
         """Exponential with "equal jitter": between half and all of the step."""
-        step = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
+        step = exponential(attempt, self.backoff_base, self.backoff_cap)
         return step / 2 + self.jitter() * step / 2
 
     def request(
@@ -142,45 +143,10 @@ class VolterasHttp:
                     auth=auth,
                 )
             except httpx.TransportError as exc:
-                elapsed_ms = (time.monotonic() - started) * 1000
-                logger.warning(
-                    "volteras %s %s failed: %s after %.0fms (attempt %d)",
-                    method,
-                    path,
-                    exc.__class__.__name__,
-                    elapsed_ms,
-                    attempt,
-                )
-                sent = not isinstance(exc, NOT_SENT)
-                if sent and not idempotent:
-                    raise AmbiguousWrite(
-                        f"{method} {path}: {exc.__class__.__name__} after the request may "
-                        "have reached Volteras; it may or may not have been applied",
-                        method=method,
-                        path=path,
-                    ) from exc
-                if attempt > self.max_retries or isinstance(
-                    exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError
-                ):
-                    raise NetworkError(
-                        f"{method} {path}: {exc.__class__.__name__} ({attempt} attempts)"
-                    ) from exc
+                self._transport_failed(exc, method, path, attempt, started, idempotent)
                 self.sleep(self.backoff(attempt))
                 continue
-
-            elapsed_ms = (time.monotonic() - started) * 1000
-            error = None if response.is_success else error_from_response(response)
-            request_id = error.request_id if error else request_id_of(response)
-            logger.log(
-                logging.INFO if error is None or response.status_code < 500 else logging.WARNING,
-                "volteras %s %s -> %d in %.0fms request_id=%s%s",
-                method,
-                path,
-                response.status_code,
-                elapsed_ms,
-                request_id or "-",
-                f" error={error.code}" if error is not None and error.code else "",
-            )
+            error = self._log_answer(response, method, path, started)
             if error is None:
                 return response
 
@@ -199,6 +165,58 @@ class VolterasHttp:
                     request_id=error.request_id,
                 ) from error
             raise error
+
+    def _transport_failed(
+        self,
+        exc: httpx.TransportError,
+        method: str,
+        path: str,
+        attempt: int,
+        started: float,
+        idempotent: bool,
+    ) -> None:
+        """Raise for a failure on the way that must not be retried; return to retry."""
+        logger.warning(
+            "volteras %s %s failed: %s after %.0fms (attempt %d)",
+            method,
+            path,
+            exc.__class__.__name__,
+            (time.monotonic() - started) * 1000,
+            attempt,
+        )
+        sent = not isinstance(exc, NOT_SENT)
+        if sent and not idempotent:
+            raise AmbiguousWrite(
+                f"{method} {path}: {exc.__class__.__name__} after the request may "
+                "have reached Volteras; it may or may not have been applied",
+                method=method,
+                path=path,
+            ) from exc
+        if attempt > self.max_retries or isinstance(
+            exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError
+        ):
+            raise NetworkError(
+                f"{method} {path}: {exc.__class__.__name__} ({attempt} attempts)"
+            ) from exc
+
+    @staticmethod
+    def _log_answer(
+        response: httpx.Response, method: str, path: str, started: float
+    ) -> VolterasError | None:
+        """Log one answer; the error it carries, or None for a 2xx."""
+        error = None if response.is_success else error_from_response(response)
+        request_id = error.request_id if error else request_id_of(response)
+        logger.log(
+            logging.INFO if error is None or response.status_code < 500 else logging.WARNING,
+            "volteras %s %s -> %d in %.0fms request_id=%s%s",
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+            request_id or "-",
+            f" error={error.code}" if error is not None and error.code else "",
+        )
+        return error
 
     def _retry_wait(
         self, error: VolterasError, attempt: int, idempotent: bool, wait_when_rate_limited: bool

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
@@ -97,7 +98,7 @@ def _refusal_for(exc: Exception) -> str:
 @login_not_required
 @require_POST
 def receive(request: HttpRequest) -> HttpResponse:
-    """`POST /webhooks/volteras/`: verify, store, enqueue, answer."""
+    """`POST /webhooks/volteras/`: verify, store, answer (workers watch the table)."""
     declared = request.META.get("CONTENT_LENGTH") or ""
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return _refuse(request, RefusedDelivery.Reason.TOO_LARGE, 413, body_size=int(declared))
@@ -106,13 +107,34 @@ def receive(request: HttpRequest) -> HttpResponse:
     body = request.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
         return _refuse(request, RefusedDelivery.Reason.TOO_LARGE, 413, body_size=len(body))
-
     secret = settings.VOLTERAS_WEBHOOK_SECRET
     if not secret:
         # Our misconfiguration, not the sender's: a 5xx makes Svix retry later.
         return _refuse(request, RefusedDelivery.Reason.NOT_CONFIGURED, 503, body_size=len(body))
     # Straight from META: `request.headers` would build a mapping of every header.
     headers = {name: request.META.get(meta, "") for name, meta in SVIX_HEADERS.items()}
+    refusal = _verify(request, secret, body, headers)
+    if refusal is not None:
+        return refusal
+    payload = _json_object(body)
+    if payload is None:
+        return _refuse(request, RefusedDelivery.Reason.NOT_JSON, 400, body_size=len(body))
+    event_type, vehicle_id = delivery_fields(payload)
+    acted_on = is_acted_on(event_type, vehicle_id)
+    if _store(request, body, headers, event_type, vehicle_id, acted_on) is None:
+        # Svix redelivers what it thinks failed: the first copy already counts
+        # (store_once counted this one).
+        return JsonResponse({"status": "duplicate"})
+    if acted_on and processed_inline():
+        # No worker watches the table (tasks run inline): process it now.
+        process_due_webhook_events.enqueue()
+    return JsonResponse({"status": "accepted"})
+
+
+def _verify(
+    request: HttpRequest, secret: str, body: bytes, headers: dict[str, str]
+) -> HttpResponse | None:
+    """The refusal of a delivery whose Svix signature does not hold, else None."""
     try:
         _verifier(secret).verify(body, headers)
     except WebhookVerificationError as exc:
@@ -123,23 +145,35 @@ def receive(request: HttpRequest) -> HttpResponse:
         return _refuse(
             request, RefusedDelivery.Reason.BAD_SIGNATURE, 400, f"malformed: {exc}", len(body)
         )
+    return None
 
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None. Only UTF-8 (JSON's own encoding):
+    `json.loads` would also take UTF-16, which the event row cannot store as text."""
     try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        return _refuse(request, RefusedDelivery.Reason.NOT_JSON, 400, body_size=len(body))
+        payload = json.loads(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
+        return None
+    return payload if isinstance(payload, dict) else None
 
-    event_type, vehicle_id = delivery_fields(payload)
-    acted_on = is_acted_on(event_type, vehicle_id)
+
+def _store(
+    request: HttpRequest,
+    body: bytes,
+    headers: dict[str, str],
+    event_type: str,
+    vehicle_id: str,
+    acted_on: bool,
+) -> int | None:
+    """One INSERT: the new event's id, or None for a redelivery."""
     now = timezone.now()
     meta = request.META
-    event_id = WebhookEvent.store_once(
+    return WebhookEvent.store_once(
         svix_id=headers["svix-id"][:255],
         event_type=event_type,
         vehicle_id=vehicle_id,
-        body=body.decode(),
+        body=body.decode("utf-8"),
         headers={
             "svix-timestamp": headers["svix-timestamp"],
             "content-type": meta.get("CONTENT_TYPE", "")[:100],
@@ -152,14 +186,6 @@ def receive(request: HttpRequest) -> HttpResponse:
         result="" if acted_on else "Event type not acted on; stored only.",
         processed_at=None if acted_on else now,
     )
-    if event_id is None:
-        # Svix redelivers what it thinks failed: the first copy already counts
-        # (store_once counted this one).
-        return JsonResponse({"status": "duplicate"})
-    if acted_on and processed_inline():
-        # No worker watches the table (tasks run inline): process it now.
-        process_due_webhook_events.enqueue()
-    return JsonResponse({"status": "accepted"})
 
 
 # The delivery log: support staff and admins only.
