@@ -89,6 +89,16 @@ class ConnectBatch(models.Model):
         )
         return bool(updated)
 
+    @staticmethod
+    def failure(exc: Exception | None) -> dict[str, str]:
+        """What a batch keeps of the error that ended its last step (none: cleared)."""
+        if exc is None:
+            return {"last_error": "", "last_request_id": ""}
+        return {
+            "last_error": str(exc)[:2000],
+            "last_request_id": getattr(exc, "request_id", None) or "",
+        }
+
     def renew_lease(self, owner: str) -> bool:
         """Extend the lease while its holder is still working; False once it is someone else's."""
         return bool(

@@ -56,8 +56,7 @@ def poll_batch(batch_id: int) -> str:
         batch.release(
             owner,
             polls=polls,
-            last_error=str(exc)[:2000],
-            last_request_id=exc.request_id or "",
+            **ConnectBatch.failure(exc),
             next_attempt_at=timezone.now() + delay,
         )
         return "error"
@@ -103,8 +102,7 @@ def _group_lost(batch: ConnectBatch, owner: str, polls: int, exc: volteras.Volte
             owner,
             state=ConnectBatch.State.FAILED,
             polls=polls,
-            last_error=str(exc)[:2000],
-            last_request_id=exc.request_id or "",
+            **ConnectBatch.failure(exc),
             completed_at=timezone.now(),
         ):
             return
@@ -122,8 +120,7 @@ def _leave_to_recheck(
             owner,
             state=ConnectBatch.State.DONE,
             polls=polls,
-            last_error=str(exc)[:2000] if exc else "",
-            last_request_id=(exc.request_id or "") if exc else "",
+            **ConnectBatch.failure(exc),
             completed_at=now,
         ):
             return
@@ -188,9 +185,7 @@ def recheck_waiting_entries(limit: int = 5000) -> int:
 
 def _group_lost_on_recheck(batch: ConnectBatch, exc: volteras.VolterasError) -> None:
     with transaction.atomic():
-        ConnectBatch.objects.filter(pk=batch.pk).update(
-            last_error=str(exc)[:2000], last_request_id=exc.request_id or ""
-        )
+        ConnectBatch.objects.filter(pk=batch.pk).update(**ConnectBatch.failure(exc))
         _unknown_group_failed(batch, [VinStatus.PROCESSING, VinStatus.PENDING], exc)
 
 

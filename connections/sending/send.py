@@ -203,8 +203,7 @@ def _fail_batch(
             owner,
             state=ConnectBatch.State.FAILED,
             attempts=attempt,
-            last_error=str(exc)[:2000],
-            last_request_id=exc.request_id or "",
+            **ConnectBatch.failure(exc),
             completed_at=timezone.now(),
         )
         if not released:
@@ -252,8 +251,7 @@ def _send_failed_transiently(
         owner,
         state=state,
         attempts=attempt,
-        last_error=str(exc)[:2000],
-        last_request_id=exc.request_id or "",
+        **ConnectBatch.failure(exc),
         next_attempt_at=timezone.now() + delay,
     )
     if not released:
