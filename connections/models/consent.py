@@ -234,10 +234,6 @@ class ConsentLink(models.Model):
             LinkStatus.REISSUED: "off",
         }[self.state]
 
-    @property
-    def expiry_seconds(self) -> int:
-        return int(self.options.get("urlExpiration") or 3600)
-
     def final_link(self) -> ConsentLink:
         """The link a reissued link forwards to (following a chain of reissues)."""
         link, seen = self, {self.pk}

@@ -163,10 +163,6 @@ class VinEntry(models.Model):
         return self.status == VinStatus.ERROR and bool(explanation and explanation.consent_link)
 
     @property
-    def is_final(self) -> bool:
-        return self.status in VinStatus.final()
-
-    @property
     def is_stale(self) -> bool:
         return self.status in VinStatus.in_progress() and self.age > timedelta(
             days=settings.STALE_AFTER_DAYS

@@ -59,10 +59,6 @@ class ConnectBatch(models.Model):
     def __str__(self) -> str:
         return f"Batch {self.number} of upload {self.upload_id}"
 
-    @property
-    def is_open(self) -> bool:
-        return self.state not in {self.State.DONE, self.State.FAILED}
-
     @classmethod
     def claim(
         cls, batch_id: int, states: Iterable[str], **changes

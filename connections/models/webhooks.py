@@ -281,11 +281,6 @@ class WebhookEvent(models.Model):
         )
         self.refresh_from_db()
 
-    def count_duplicate(self) -> None:
-        WebhookEvent.objects.filter(pk=self.pk).update(
-            duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now()
-        )
-
 
 class RefusedDelivery(models.Model):
     """A POST to the webhook URL that was not accepted. Its body is never

@@ -59,10 +59,6 @@ class ValidatedRow:
             return VinStatus.INVALID
         return VinStatus.READY
 
-    @property
-    def is_sendable(self) -> bool:
-        return self.status == VinStatus.READY
-
     def entry_fields(self) -> dict[str, Any]:
         """Keyword arguments for `VinEntry(upload=..., fleet=..., **fields)`,
         cut to the columns' lengths (an invalid row may hold anything)."""

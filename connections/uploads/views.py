@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.http import (
     HttpRequest,
@@ -268,10 +267,7 @@ def entry_remove(request: HttpRequest, upload_id: int, entry_id: int) -> HttpRes
     if upload.state != Upload.State.DRAFT:
         messages.error(request, "Rows can only be removed before the upload is submitted.")
     else:
-        # One transaction: the table's stored counts are keyed by the version.
-        with transaction.atomic():
-            entry.delete()
-            upload.bump()
+        upload.entries.filter(pk=entry.pk).remove()
         messages.success(request, f"Line {entry.line_number} ({entry.vin}) was removed.")
     return _back(request, upload)
 
