@@ -49,3 +49,24 @@ class TestSandboxCheck:
         result = run_django(["check"], env)
         assert result.returncode == 0, result.stderr
         assert "connections.W002" not in result.stderr + result.stdout
+
+
+class TestStaticWithoutCollectstatic:
+    def test_finders_serve_pages_and_files_with_debug_off(self, tmp_path):
+        """WHITENOISE_USE_FINDERS=true: no collectstatic, no manifest, and still
+        every page renders and links files that are served."""
+        env = {**PRODUCTION_ENV, "DATA_DIR": str(tmp_path), "WHITENOISE_USE_FINDERS": "true"}
+        code = (
+            "import re; from django.test import Client; "
+            "c = Client(HTTP_HOST='fleet.example.com'); "
+            "page = c.get('/accounts/login/', secure=True); "
+            'css = re.search(r\'href="(/static/css/[^"]+)"\', page.content.decode()).group(1); '
+            "r = c.get(css, secure=True); "
+            "print(page.status_code, css, r.status_code, r['Content-Type'], sep='|')"
+        )
+        result = run_django(["shell", "-c", code], env)
+        assert result.returncode == 0, result.stderr
+        assert not (tmp_path / "static").exists()
+        status, css, css_status, content_type = result.stdout.strip().splitlines()[-1].split("|")
+        assert (status, css, css_status) == ("200", "/static/css/portal.css", "200")
+        assert content_type.startswith("text/css")
