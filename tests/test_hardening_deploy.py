@@ -70,3 +70,19 @@ class TestStaticWithoutCollectstatic:
         status, css, css_status, content_type = result.stdout.strip().splitlines()[-1].split("|")
         assert (status, css, css_status) == ("200", "/static/css/portal.css", "200")
         assert content_type.startswith("text/css")
+
+
+class TestFavicon:
+    def test_favicon_ico_leads_anyone_to_the_icon(self, client, db):
+        response = client.get("/favicon.ico")
+        assert response.status_code == 302
+        assert response["Location"] == "/static/img/favicon.svg"
+        icon = client.get(response["Location"])
+        assert icon.status_code == 200
+        assert icon["Content-Type"] == "image/svg+xml"
+
+    def test_admin_pages_link_the_icon(self, client, admin_user):
+        client.force_login(admin_user)
+        for url in ("/admin/", "/admin/connections/fleet/", "/admin/login/"):
+            body = client.get(url, follow=True).content.decode()
+            assert '<link rel="icon" href="/static/img/favicon.svg"' in body, url
