@@ -1,5 +1,5 @@
 """Reading uploads: CSV (encodings, separators, headers), .xlsx, pasted text, limits,
-malformed rows, and the invalid-rows download (connections.imports)."""
+malformed rows, and the invalid-rows download (connections.uploads)."""
 
 import codecs
 import csv

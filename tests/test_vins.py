@@ -1,4 +1,4 @@
-"""VIN checks, makes and the row validator (connections.vins, connections.makes)."""
+"""VIN checks, makes and the row validator (vin, countries, makes, uploads.validation)."""
 
 import json
 import time

@@ -162,9 +162,16 @@ def test_failed_request(page):
     with socket.socket() as probe:  # a port nobody listens on once it is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    page.goto("/accounts/login/")
+    # A page without the portal's Content-Security-Policy, which would refuse the
+    # request to another origin before it failed.
+    serve(page, "/no-policy/", "<main><h1>Fetch</h1></main>")
+    page.goto("/no-policy/")
     with page.expect_event("requestfailed"):
         page.evaluate(f"fetch('http://127.0.0.1:{port}/unreachable').catch(() => null)")
+
+def test_content_security_policy_violation(page):
+    page.goto("/accounts/login/")
+    page.evaluate("document.head.insertAdjacentHTML('beforeend', '<style>main {}</style>')")
 
 def test_unlabelled_field(page):
     serve(page, "/unlabelled/", "<main><h1>Form</h1><input name=plate></main>")
@@ -204,7 +211,7 @@ def test_browser_problems_fail_the_journey_that_had_them(
         "-p", "no:cacheprovider", "--ds=fleet_portal.settings", "-rA", timeout=300
     )
     # The late problem errors the teardown of a test whose body passed.
-    result.assert_outcomes(passed=2, failed=5, errors=1)
+    result.assert_outcomes(passed=2, failed=6, errors=1)
     result.stdout.fnmatch_lines_random(
         [
             "PASSED test_child.py::test_clean_pages_and_an_expected_404_pass",
@@ -212,6 +219,8 @@ def test_browser_problems_fail_the_journey_that_had_them(
             "*console error: boom from the page*",
             "FAILED test_child.py::test_failed_request - *",
             "*request failed: GET http://127.0.0.1:*/unreachable: net::ERR_CONNECTION_REFUSED",
+            "FAILED test_child.py::test_content_security_policy_violation - *",
+            "*console error: *inline style*violates*Content Security Policy*",
             "FAILED test_child.py::test_unlabelled_field - *",
             '*page quality: field without a label: <input name="plate">*/unlabelled/)',
             "FAILED test_child.py::test_table_without_header_cells - *",

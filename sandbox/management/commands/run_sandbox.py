@@ -27,7 +27,12 @@ class Command(BaseCommand):
 
         # Serve only the sandbox; faults wrap everything else.
         settings.ROOT_URLCONF = "sandbox.urls"
-        settings.MIDDLEWARE = ["sandbox.faults.FaultMiddleware", *settings.MIDDLEWARE]
+        # The portal's Content-Security-Policy is not the sandbox's: it stands in for
+        # Volteras' own pages, which carry their inline styles.
+        settings.MIDDLEWARE = [
+            "sandbox.faults.FaultMiddleware",
+            *(m for m in settings.MIDDLEWARE if m != "csp.middleware.CSPMiddleware"),
+        ]
         from django.core.wsgi import get_wsgi_application
 
         from sandbox import control
