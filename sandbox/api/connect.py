@@ -1,5 +1,6 @@
 """Bulk VIN connection (`/v1/vehicles/connect...`) and eligibility checks."""
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,6 +27,21 @@ _OPTIONAL = {
 }
 
 
+# The contract's VIN pattern with its length; ASCII only (str.isalnum admits any script).
+_ELIGIBILITY_VIN = re.compile(r"[A-Z0-9]{17}")
+
+
+def whole_number(value: Any) -> int | None:
+    """The value as an int if JSON Schema's `integer` admits it (3600 and 3600.0), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _invalid(problems: list[dict[str, Any]]) -> ApiError:
     return ApiError(
         "REQUEST_VALIDATION_ERROR", "The request body is not valid.", {"errors": problems}
@@ -47,7 +63,14 @@ def _check_item(index: int, item: Any, problems: list[dict[str, Any]]) -> None:
         problem("countryCode", "required, a string or null")
     for field, kind in _OPTIONAL.items():
         value = item.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        if value is None:
+            continue
+        if kind is int:
+            if whole_number(value) is None:
+                problem(field, "has the wrong type")
+            else:
+                item[field] = whole_number(value)
+        elif isinstance(value, bool) or not isinstance(value, kind):
             problem(field, "has the wrong type")
     if isinstance(item.get("registrationDate"), str):
         try:
@@ -254,10 +277,11 @@ def _eligibility(request: HttpRequest) -> JsonResponse:
         raise _invalid([{"loc": ["body", "vins"], "msg": "1 to 500 entries"}])
     problems = []
     for index, entry in enumerate(vins):
-        vin = entry.get("vin") if isinstance(entry, dict) else None
-        if not isinstance(vin, str) or len(vin) != 17 or not vin.isalnum() or vin != vin.upper():
+        # `vin` and `make` are optional in SingleEligibilityEntry, but not nullable.
+        vin = entry.get("vin", ...) if isinstance(entry, dict) else None
+        if vin is not ... and not (isinstance(vin, str) and _ELIGIBILITY_VIN.fullmatch(vin)):
             problems.append({"loc": ["body", "vins", index, "vin"], "msg": "17 of A-Z, 0-9"})
-        if isinstance(entry, dict) and entry.get("make") not in (None, *rules.MAKES):
+        if isinstance(entry, dict) and "make" in entry and entry["make"] not in rules.MAKES:
             problems.append({"loc": ["body", "vins", index, "make"], "msg": "unknown make"})
         country = entry.get("countryCode", ...) if isinstance(entry, dict) else ...
         if country is ... or not (
@@ -268,6 +292,9 @@ def _eligibility(request: HttpRequest) -> JsonResponse:
         raise _invalid(problems)
     results = []
     for row, entry in enumerate(vins):
+        if "vin" not in entry:
+            # Nothing to check, and a result row must name a VIN: the row is skipped.
+            continue
         status, message = _eligibility_status(
             entry["vin"], entry.get("make"), entry.get("countryCode")
         )

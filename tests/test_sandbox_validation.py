@@ -1,0 +1,132 @@
+"""Sandbox request validation: it refuses what the contract refuses, and only that.
+
+Each case asks the contract (openapi-core) first, then the sandbox: a request
+the schema admits must not be refused as malformed (`REQUEST_VALIDATION_ERROR`),
+and one it refuses must answer 422 in the envelope, never 500.
+"""
+
+import base64
+import json
+
+import pytest
+
+from tests.contract import validate_request
+from tests.fixtures_sandbox import error_code
+
+VIN = "1M8GDM9AXKP042788"
+LINK = {"scopes": ["vehicle:all"], "deviceTypes": ["VEHICLE"]}
+
+
+def schema_admits(path: str, body: dict) -> bool:
+    headers = {"content-type": "application/json", "authorization": "Bearer x"}
+    try:
+        validate_request("POST", path, headers, json.dumps(body).encode())
+    except AssertionError:
+        return False
+    return True
+
+
+def assert_agrees_with_schema(api, path: str, body: dict, admitted: bool) -> None:
+    assert schema_admits(path, body) is admitted, f"the schema's verdict on {body} changed"
+    answer = api.post(path, json=body)
+    if admitted:
+        assert answer.status_code < 400, answer.text
+    else:
+        assert answer.status_code == 422, answer.text
+        assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize(
+    ("extra", "admitted"),
+    [
+        ({"scopes": [["vehicle:all"]]}, False),
+        ({"scopes": [{"a": 1}]}, False),
+        ({"deviceTypes": [["VEHICLE"]]}, False),
+        ({"deviceTypes": [{}]}, False),
+        ({"makes": [["FORD"]]}, False),
+        ({"makes": [{"make": "FORD"}]}, False),
+        ({"integrationMethod": "CARRIER_PIGEON"}, False),
+        ({"integrationMethod": "BMW_ENERGY_API"}, True),
+        ({"chargerLocationLatitude": "north"}, False),
+        ({"chargerLocationLongitude": [1.5]}, False),
+        ({"chargerLocationLatitude": "51.5", "chargerLocationLongitude": -0.12}, True),
+        ({"urlExpiration": 3600.0}, True),
+        ({"urlExpiration": 3600.5}, False),
+        ({"modelYear": 2022.0}, True),
+        ({"vin": ""}, True),
+    ],
+)
+def test_account_connect_validates_as_the_schema_says(sandbox_api, extra, admitted):
+    assert_agrees_with_schema(sandbox_api, "/v1/accounts:connect", {**LINK, **extra}, admitted)
+
+
+def test_whole_number_floats_are_integers_in_vehicle_uploads(sandbox_api):
+    item = {
+        "vin": VIN,
+        "make": "FORD",
+        "countryCode": "GB",
+        "modelYear": 2022.0,
+        "horsepower": 150.0,
+    }
+    assert_agrees_with_schema(sandbox_api, "/v1/vehicles/connect", {"vehicles": [item]}, True)
+    group = sandbox_api.post("/v1/vehicles/connect", json={"vehicles": [item]}).json()
+    result = sandbox_api.get(f"/v1/vehicles/connect/{group['id']}/results").json()["results"][0]
+    assert result["modelYear"] == 2022
+    assert json.dumps(result["modelYear"]) == "2022"
+
+
+def entry(**fields) -> dict:
+    return {"vins": [{"vin": VIN, "make": "FORD", "countryCode": "GB", **fields}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "admitted"),
+    [
+        (entry(vin="1M8GDM9AXKP04278٣"), False),  # an Arabic-Indic digit
+        (entry(vin="ÄM8GDM9AXKP042788"), False),
+        (entry(vin="1M8GDM9AXKP042788\n"), False),
+        (entry(vin=""), False),
+        (entry(make=None), False),
+        ({"vins": [{"make": "FORD", "countryCode": "GB"}]}, True),
+    ],
+)
+def test_eligibility_validates_as_the_schema_says(sandbox_api, body, admitted):
+    assert_agrees_with_schema(sandbox_api, "/v1/vehicles/eligibility", body, admitted)
+
+
+def test_eligibility_entry_without_vin_is_left_out_of_the_results(sandbox_api):
+    body = {"vins": [{"make": "FORD", "countryCode": "GB"}, entry()["vins"][0]]}
+    check = sandbox_api.post("/v1/vehicles/eligibility", json=body).json()
+    found = sandbox_api.get(f"/v1/vehicles/eligibility/{check['id']}/results").json()
+    assert [(r["rowId"], r["vin"]) for r in found["results"]] == [(1, VIN)]
+
+
+def crafted_token(after: object) -> str:
+    cursor = json.dumps({"after": after, "filters": "0" * 16})
+    return base64.urlsafe_b64encode(cursor.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "after"),
+    [
+        *(("/v1/vehicles", after) for after in ([1], {"a": 1}, "x", 2**70, None, 1.5, True)),
+        *(("/v1/accounts", after) for after in ([1], {"a": 1}, 5, None, "a\x00b")),
+    ],
+)
+def test_a_crafted_page_token_is_a_validation_error(sandbox_api, path, after):
+    answer = sandbox_api.get(path, params={"pageToken": crafted_token(after)})
+    assert answer.status_code == 422, answer.text
+    assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize("size", ["0", "-3"])
+def test_a_page_size_below_one_asks_for_the_default(sandbox_api, size):
+    # GET /v1/vehicles declares maxPageSize a plain integer, with no minimum.
+    answer = sandbox_api.get("/v1/vehicles", params={"maxPageSize": size})
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_page_size_that_is_not_a_whole_number_is_refused(sandbox_api):
+    for size in ("1_0", "2.5", "ten"):
+        answer = sandbox_api.get("/v1/vehicles", params={"maxPageSize": size})
+        assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
