@@ -115,6 +115,8 @@ class ConnectGroup(models.Model):
     id = models.CharField(max_length=36, primary_key=True, default=new_id)
     created_at = models.DateTimeField(default=timezone.now)
     speed = models.FloatField()
+    # Ends FAILED instead of COMPLETED (a `FA1LGRP1...` VIN was in it).
+    failed = models.BooleanField(default=False)
 
     # Seconds (times speed) after submission.
     PROCESSING_AFTER = 0.5
@@ -130,7 +132,7 @@ class ConnectGroup(models.Model):
     def status_at(self, now: datetime | None = None) -> str:
         now = now or timezone.now()
         if now >= self.at(self.COMPLETED_AFTER):
-            return "COMPLETED"
+            return "FAILED" if self.failed else "COMPLETED"
         if now >= self.at(self.PROCESSING_AFTER):
             return "PROCESSING"
         return "CREATED"

@@ -282,3 +282,36 @@ def test_eligibility_check(sandbox_api):
     assert [r["rowId"] for r in found["results"]] == [0, 1, 2, 3, 4]
     refused = sandbox_api.post("/v1/vehicles/eligibility", json={"vins": []})
     assert error_code(refused) == "REQUEST_VALIDATION_ERROR"
+
+
+# Statuses the contract lists that only a magic VIN brings about. `sandbox_api`
+# checks every answer against openapi.json, so each test also proves the
+# answer carrying the rare status is a valid one.
+
+
+def test_a_group_failure_vin_makes_the_whole_group_fail(sandbox_api):
+    group = connect(sandbox_api, vehicle(REAL_VIN, "FORD"), vehicle(magic("FA1LGRP1"), "FORD"))
+    status = sandbox_api.get(f"/v1/vehicles/connect/{group['id']}").json()["status"]
+    assert status == "FAILED"
+    found = results(sandbox_api, group["id"])["results"]
+    assert [(r["status"], r["canRetry"], r["vehicleId"]) for r in found] == [
+        ("ERROR", True, None),
+        ("ERROR", True, None),
+    ]
+    assert sandbox_api.get("/v1/vehicles").json()["totalResults"] == 0
+    again = only_result(sandbox_api, vehicle(REAL_VIN, "FORD"))
+    assert (again["status"], again["wasAlreadyConnected"]) == ("CONNECTED", False)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "status"),
+    [("1NELPND1", "INELIGIBLE_PENDING_FAILURE_REASON"), ("EFA1LED1", "FAILED")],
+)
+def test_eligibility_magic_vins(sandbox_api, prefix, status):
+    entries = [{"vin": magic(prefix), "make": "FORD", "countryCode": "GB"}]
+    check = sandbox_api.post("/v1/vehicles/eligibility", json={"vins": entries}).json()
+    found = sandbox_api.get(f"/v1/vehicles/eligibility/{check['id']}/results").json()
+    assert [r["status"] for r in found["results"]] == [status]
+    assert found["results"][0]["errorMessage"]
+    # A connection treats them as any valid VIN.
+    assert only_result(sandbox_api, vehicle(magic(prefix), "FORD"))["status"] == "CONNECTED"

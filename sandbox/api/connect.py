@@ -151,6 +151,24 @@ def _submit_one(group: ConnectGroup, item: dict[str, Any], active: int) -> int:
     return active
 
 
+def _record_failed(group: ConnectGroup, item: dict[str, Any]) -> None:
+    """A VIN of a group that failed as a whole: nothing is added, it may be sent again."""
+    extras = {k: item.get(k) for k in (*_OPTIONAL, "tags")}
+    extras["tags"] = extras["tags"] or []
+    outcome = rules.GROUP_FAILED
+    VehicleInput.objects.create(
+        group=group,
+        vin=item["vin"].strip().upper(),
+        make=item["make"],
+        country_code=item.get("countryCode"),
+        payload=extras,
+        outcome=outcome.status,
+        errors=outcome.errors(),
+        message=outcome.message,
+        can_retry=outcome.can_retry,
+    )
+
+
 def _create_vehicle(
     vin: str, item: dict[str, Any], extras: dict[str, Any], outcome: rules.Outcome, ready_at
 ) -> Vehicle:
@@ -191,9 +209,13 @@ def _connect(request: HttpRequest) -> JsonResponse:
                 "The organisation has reached its vehicle limit.",
                 {"limit": control.current().vehicle_limit},
             )
-        group = ConnectGroup.objects.create(speed=control.current().speed)
+        failed = any(rules.fails_group(item["vin"]) for item in items)
+        group = ConnectGroup.objects.create(speed=control.current().speed, failed=failed)
         for item in items:
-            active = _submit_one(group, item, active)
+            if failed:
+                _record_failed(group, item)
+            else:
+                active = _submit_one(group, item, active)
     body = {"id": group.id, "status": "CREATED", "createdAt": iso(group.created_at)}
     return JsonResponse(body, status=202)
 
@@ -262,8 +284,14 @@ def _eligibility_status(vin: str, make: str | None, country_code: str | None) ->
     if make and country_code and rules.region_problem(make, country_code):
         return "INELIGIBLE", rules.region_problem(make, country_code) or ""
     prefix = rules.magic_prefix(vin)
+    if prefix in rules.ELIGIBILITY_PREFIXES:
+        return rules.ELIGIBILITY_PREFIXES[prefix]
     outcome = rules.MAGIC_PREFIXES.get(prefix or "")
-    if outcome is None or outcome.status in ("CONNECTED", "PENDING", "CONNECTION_REQUIRED"):
+    if (
+        outcome is None
+        or outcome.fails_group
+        or outcome.status in ("CONNECTED", "PENDING", "CONNECTION_REQUIRED")
+    ):
         return ("PENDING", "") if prefix == "PR0C11" else ("ELIGIBLE", "")
     if outcome.code in ("VIN_CHECK_NOT_SUPPORTED", "VIN_UPLOAD_NOT_SUPPORTED"):
         return "NOT_SUPPORTED", outcome.message
