@@ -315,3 +315,30 @@ def test_eligibility_magic_vins(sandbox_api, prefix, status):
     assert found["results"][0]["errorMessage"]
     # A connection treats them as any valid VIN.
     assert only_result(sandbox_api, vehicle(magic(prefix), "FORD"))["status"] == "CONNECTED"
+
+
+def test_a_vin_resubmitted_while_pending_ends_as_a_reupload_of_a_connected_vehicle(
+    sandbox, sandbox_api
+):
+    sandbox.control(pending_seconds=3600)
+    first = connect(sandbox_api, vehicle(magic("PEND1NG1"), "FORD"))
+    again = connect(sandbox_api, vehicle(magic("PEND1NG1"), "FORD"))
+    waiting = results(sandbox_api, again["id"])["results"][0]
+    assert [e["code"] for e in waiting["errors"]] == ["VEHICLE_ALREADY_ADDED_PENDING_CONNECTION"]
+    assert (waiting["status"], waiting["wasAlreadyConnected"]) == ("PENDING", False)
+    sandbox.connect_pending()
+    done = results(sandbox_api, again["id"])["results"][0]
+    # wasAlreadyConnected: "a re-upload ... completed successfully on an existing vehicle".
+    assert (done["status"], done["wasAlreadyConnected"]) == ("CONNECTED", True)
+    assert [e["code"] for e in done["errors"]] == ["VEHICLE_ALREADY_ADDED_TO_ORGANIZATION"]
+    original = results(sandbox_api, first["id"])["results"][0]
+    assert done["vehicleId"] == original["vehicleId"]
+    assert (original["status"], original["wasAlreadyConnected"]) == ("CONNECTED", False)
+
+
+def test_delete_answers_202_with_no_body_as_documented(sandbox_api):
+    result = only_result(sandbox_api, vehicle(REAL_VIN, "FORD"))
+    answer = sandbox_api.delete(f"/v1/vehicles/{result['vehicleId']}")
+    assert answer.status_code == 202
+    assert "content-type" not in answer.headers
+    assert answer.content == b""

@@ -236,6 +236,7 @@ def _group_status(request: HttpRequest, group_id: str) -> JsonResponse:
 def result_json(entry: VehicleInput, group: ConnectGroup) -> dict[str, Any]:
     now = timezone.now()
     status, message, errors, can_retry = entry.outcome, entry.message, entry.errors, entry.can_retry
+    was_connected = entry.was_already_connected
     if now < group.at(ConnectGroup.VIN_PENDING_AFTER):
         status, message, errors, can_retry = "PROCESSING", "Queued.", [], None
     elif now < group.at(ConnectGroup.COMPLETED_AFTER):
@@ -247,6 +248,11 @@ def result_json(entry: VehicleInput, group: ConnectGroup) -> dict[str, Any]:
     ):
         # The vehicle connected after the attempt ended (driven, or consent given).
         status, message, can_retry = "CONNECTED", "Connected.", None
+        if any(e["code"].startswith("VEHICLE_ALREADY_ADDED_") for e in errors):
+            # A re-upload that has now completed on the existing vehicle reads as
+            # one of a connected vehicle (`wasAlreadyConnected`, in the contract).
+            again = rules.already_added(Vehicle.CONNECTED)
+            message, errors, was_connected = again.message, again.errors(), True
     payload = entry.payload
     return {
         "vehicleInputId": entry.id,
@@ -264,7 +270,7 @@ def result_json(entry: VehicleInput, group: ConnectGroup) -> dict[str, Any]:
         "registrationDate": payload.get("registrationDate"),
         "owners": [],
         "tags": payload.get("tags") or [],
-        "wasAlreadyConnected": entry.was_already_connected,
+        "wasAlreadyConnected": was_connected,
     }
 
 

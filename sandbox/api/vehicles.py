@@ -106,7 +106,10 @@ def _delete(request: HttpRequest, vehicle_id: str) -> HttpResponse:
         if vehicle.disconnected_at is not None:
             raise ApiError("RESOURCE_NOT_FOUND", "This vehicle is already disconnected.")
         disconnect(vehicle, DISCONNECT_AFTER * control.current().speed)
-    return HttpResponse(status=202)
+    # The contract documents the 202 with no body, so none and no content type.
+    response = HttpResponse(status=202)
+    del response["Content-Type"]
+    return response
 
 
 vehicles = api_view({"GET": _list})
