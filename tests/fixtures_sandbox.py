@@ -45,9 +45,17 @@ class SandboxServer:
     process: subprocess.Popen
 
     def _post(self, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = httpx.post(f"{self.url}{path}", json=payload or {}, timeout=10)
+        # Every change to the sandbox needs its client credentials.
+        response = httpx.post(
+            f"{self.url}{path}", json=payload or {}, auth=self.credentials, timeout=10
+        )
         assert response.status_code == 200, response.text
         return response.json()
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """HTTP Basic credentials for `/_sandbox/` changes (and the token endpoint)."""
+        return (self.client_id, self.client_secret)
 
     def control(self, **options: Any) -> dict[str, Any]:
         """Change runtime knobs (webhook_url, speed, vehicle_limit, token_ttl, faults, ...)."""

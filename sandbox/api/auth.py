@@ -44,8 +44,8 @@ def _issue(client_id: str) -> JsonResponse:
     )
 
 
-def _client_id(request: HttpRequest) -> str:
-    """The client whose valid credentials came with the request, else AUTHENTICATION_ERROR."""
+def valid_client_credentials(request: HttpRequest) -> str | None:
+    """The client id if the request carries the sandbox's client credentials, else None."""
     form = request.content_type.startswith("application/x-www-form-urlencoded")
     # Form fields are the deprecated way; Basic auth wins when both are sent.
     credentials = _basic_credentials(request) or (
@@ -57,7 +57,12 @@ def _client_id(request: HttpRequest) -> str:
     valid = secrets.compare_digest(
         client_id.encode(), settings.SANDBOX_CLIENT_ID.encode()
     ) & secrets.compare_digest(secret.encode(), settings.SANDBOX_CLIENT_SECRET.encode())
-    if not valid:
+    return client_id if valid else None
+
+
+def _client_id(request: HttpRequest) -> str:
+    client_id = valid_client_credentials(request)
+    if client_id is None:
         raise ApiError("AUTHENTICATION_ERROR", "Unknown client id or wrong secret.")
     return client_id
 
