@@ -38,7 +38,7 @@ dev-venv: $(VENV)/.installed-dev
 run: venv
 	@mkdir -p $(DATA_DIR)
 	$(PY) manage.py migrate --no-input -v 0
-	$(PY) manage.py migrate --database sandbox --no-input -v 0
+	$(PY) -m sandbox migrate --no-input -v 0
 	$(PY) manage.py seed_demo
 	@echo "Portal:  $(PORTAL_BASE_URL)/   Sandbox: $(VOLTERAS_API_URL)/   (Ctrl-C stops all)"
 	$(VENV)/bin/honcho start -f Procfile
@@ -48,6 +48,7 @@ lint: dev-venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m sandbox makemigrations --check --dry-run
 
 test: lint
 	@echo "=== pytest on SQLite ==="

@@ -59,7 +59,7 @@ def _get(request: HttpRequest, account_id: str) -> JsonResponse:
 
 
 def _disconnect(request: HttpRequest, account_id: str) -> JsonResponse:
-    with transaction.atomic(using="sandbox"):
+    with transaction.atomic():
         account = _active_account(account_id)
         Account.objects.filter(pk=account.pk).update(disconnected_at=timezone.now())
         delay = DISCONNECT_AFTER * control.current().speed

@@ -201,7 +201,7 @@ def _create_vehicle(
 
 def _connect(request: HttpRequest) -> JsonResponse:
     items = _parse_connect(request)
-    with transaction.atomic(using="sandbox"):
+    with transaction.atomic():
         active = active_device_count()
         if items and active >= control.current().vehicle_limit:
             raise ApiError(

@@ -101,7 +101,7 @@ def disconnect(vehicle: Vehicle, delay_seconds: float) -> None:
 
 
 def _delete(request: HttpRequest, vehicle_id: str) -> HttpResponse:
-    with transaction.atomic(using="sandbox"):
+    with transaction.atomic():
         vehicle = visible_vehicle(vehicle_id)
         if vehicle.disconnected_at is not None:
             raise ApiError("RESOURCE_NOT_FOUND", "This vehicle is already disconnected.")
