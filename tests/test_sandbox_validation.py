@@ -130,3 +130,20 @@ def test_a_page_size_that_is_not_a_whole_number_is_refused(sandbox_api):
     for size in ("1_0", "2.5", "ten"):
         answer = sandbox_api.get("/v1/vehicles", params={"maxPageSize": size})
         assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize("name", ["filter", "pageToken", "maxPageSize", "tagKey", "tagValue"])
+def test_an_empty_query_parameter_is_refused_as_the_contract_says(sandbox_api, name):
+    # OpenAPI's allowEmptyValue defaults to false, and the contract never sets it.
+    with pytest.raises(AssertionError):
+        validate_request("GET", "/v1/vehicles", {"authorization": "Bearer x"}, None, f"{name}=")
+    answer = sandbox_api.get("/v1/vehicles", params={name: ""})
+    assert answer.status_code == 422, answer.text
+    assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
+
+
+def test_empty_page_numbers_are_refused(sandbox_api):
+    group = sandbox_api.post("/v1/vehicles/connect", json={"vehicles": []}).json()
+    for name in ("maxPageSize", "currentPage"):
+        answer = sandbox_api.get(f"/v1/vehicles/connect/{group['id']}/results", params={name: ""})
+        assert error_code(answer) == "REQUEST_VALIDATION_ERROR"

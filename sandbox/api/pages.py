@@ -21,7 +21,7 @@ _BIGGEST = 2**63 - 1
 
 def _int_param(request: HttpRequest, name: str, default: int, minimum: int | None) -> int:
     raw = request.GET.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not _WHOLE_NUMBER.match(raw):
         raise ApiError(
@@ -43,6 +43,7 @@ def cursor_page(
     The token remembers a digest of the filters so a changed filter between
     pages is refused, as Volteras does.
     """
+    _refuse_empty(request, ["pageToken", *filters])
     # The contract sets no minimum here: a size below 1 asks for the default.
     size = _int_param(request, "maxPageSize", DEFAULT_PAGE_SIZE, None)
     if size < 1:
@@ -78,6 +79,14 @@ def cursor_page(
         cursor = {"after": getattr(rows[-1], order), "filters": digest}
         next_token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode()
     return rows, next_token, total
+
+
+def _refuse_empty(request: HttpRequest, names: list[str]) -> None:
+    """`?name=` with nothing after it: the contract allows no empty value (its
+    parameters keep OpenAPI's `allowEmptyValue: false`); leave the parameter out."""
+    for name in names:
+        if request.GET.get(name) == "":
+            raise ApiError("REQUEST_VALIDATION_ERROR", f"{name} may not be empty.", {"field": name})
 
 
 def _valid_cursor(pk: models.Field, after: Any) -> bool:
