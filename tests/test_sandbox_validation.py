@@ -147,3 +147,10 @@ def test_empty_page_numbers_are_refused(sandbox_api):
     for name in ("maxPageSize", "currentPage"):
         answer = sandbox_api.get(f"/v1/vehicles/connect/{group['id']}/results", params={name: ""})
         assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
+
+
+def test_every_value_of_a_repeated_parameter_must_be_valid(sandbox_api):
+    for query in ("filter=&filter=0", "maxPageSize=abc&maxPageSize=5", "maxPageSize=" + "9" * 5000):
+        answer = sandbox_api.get(f"/v1/vehicles?{query}")
+        assert answer.status_code == 422, (query, answer.text)
+        assert error_code(answer) == "REQUEST_VALIDATION_ERROR"

@@ -14,25 +14,28 @@ from sandbox.api.responses import ApiError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
-_WHOLE_NUMBER = re.compile(r"^[+-]?\d+$")
+# ASCII digits only, and short enough for int() (which refuses over 4,300 digits).
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,1000}")
 # A cursor outside a 64-bit integer cannot be a row of ours (and SQLite refuses it).
 _BIGGEST = 2**63 - 1
 
 
 def _int_param(request: HttpRequest, name: str, default: int, minimum: int | None) -> int:
-    raw = request.GET.get(name)
-    if raw is None:
+    """The parameter's (last) value; every value given must be valid, as a
+    contract validator reading any one of them would demand."""
+    values = request.GET.getlist(name)
+    if not values:
         return default
-    if not _WHOLE_NUMBER.match(raw):
-        raise ApiError(
-            "REQUEST_VALIDATION_ERROR", f"{name} must be a whole number.", {"field": name}
-        )
-    value = int(raw)
-    if minimum is not None and value < minimum:
-        raise ApiError(
-            "REQUEST_VALIDATION_ERROR", f"{name} must be at least {minimum}.", {"field": name}
-        )
-    return value
+    for raw in values:
+        if not _WHOLE_NUMBER.fullmatch(raw):
+            raise ApiError(
+                "REQUEST_VALIDATION_ERROR", f"{name} must be a whole number.", {"field": name}
+            )
+        if minimum is not None and int(raw) < minimum:
+            raise ApiError(
+                "REQUEST_VALIDATION_ERROR", f"{name} must be at least {minimum}.", {"field": name}
+            )
+    return int(values[-1])
 
 
 def cursor_page(
@@ -85,7 +88,7 @@ def _refuse_empty(request: HttpRequest, names: list[str]) -> None:
     """`?name=` with nothing after it: the contract allows no empty value (its
     parameters keep OpenAPI's `allowEmptyValue: false`); leave the parameter out."""
     for name in names:
-        if request.GET.get(name) == "":
+        if "" in request.GET.getlist(name):
             raise ApiError("REQUEST_VALIDATION_ERROR", f"{name} may not be empty.", {"field": name})
 
 
