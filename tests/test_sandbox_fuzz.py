@@ -27,7 +27,7 @@ from schemathesis import GenerationMode
 from tests.contract import SPEC_PATH, validate_request, validate_response
 from tests.fixtures_sandbox import SandboxServer
 
-EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "12"))
 REPORT = os.environ.get("SANDBOX_FUZZ_REPORT", "")
 
 # Every operation of the contract the sandbox implements (the others answer a
