@@ -60,6 +60,12 @@ def test_account_connect_validates_as_the_schema_says(sandbox_api, extra, admitt
     assert_agrees_with_schema(sandbox_api, "/v1/accounts:connect", {**LINK, **extra}, admitted)
 
 
+def test_an_unparsable_return_url_is_refused_not_a_server_error(sandbox_api):
+    answer = sandbox_api.post("/v1/accounts:connect", json={**LINK, "returnUrl": "http://["})
+    assert answer.status_code == 422, answer.text
+    assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
+
+
 def test_whole_number_floats_are_integers_in_vehicle_uploads(sandbox_api):
     item = {
         "vin": VIN,

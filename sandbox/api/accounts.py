@@ -75,6 +75,14 @@ def _enum_list(body: dict[str, Any], field: str, allowed: set[str] | tuple[str, 
     return value
 
 
+def _absolute_http_url(value: Any) -> bool:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # e.g. "http://[": an unclosed IPv6 bracket
+        return False
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def _coordinate_problem(value: Any) -> bool:
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
         return False
@@ -107,10 +115,8 @@ def validate_connect_payload(body: Any) -> dict[str, Any]:
     if expiration is None or not MIN_EXPIRATION <= expiration <= MAX_EXPIRATION:
         raise _invalid("urlExpiration", f"whole seconds from {MIN_EXPIRATION} to {MAX_EXPIRATION}")
     return_url = body.get("returnUrl")
-    if return_url is not None:
-        parts = urlsplit(return_url) if isinstance(return_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise _invalid("returnUrl", "an absolute http(s) URL")
+    if return_url is not None and not _absolute_http_url(return_url):
+        raise _invalid("returnUrl", "an absolute http(s) URL")
     for field in ("countryCode", "vin", "model"):
         value = body.get(field)
         if value is not None and not isinstance(value, str):
