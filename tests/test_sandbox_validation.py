@@ -160,3 +160,18 @@ def test_every_value_of_a_repeated_parameter_must_be_valid(sandbox_api):
         answer = sandbox_api.get(f"/v1/vehicles?{query}")
         assert answer.status_code == 422, (query, answer.text)
         assert error_code(answer) == "REQUEST_VALIDATION_ERROR"
+
+
+def test_free_text_fields_of_any_length_are_kept(sandbox_api):
+    # The contract puts no maxLength on these; the sandbox's columns had one
+    # (refused by PostgreSQL as a 500, silently kept by SQLite).
+    long = "X" * 300
+    item = {"vin": long, "make": "FORD", "countryCode": long, "registrationPlate": long}
+    good = {"vin": VIN, "make": "FORD", "countryCode": "GB", "registrationPlate": long,
+            "model": long}  # fmt: skip
+    group = sandbox_api.post("/v1/vehicles/connect", json={"vehicles": [item, good]}).json()
+    found = sandbox_api.get(f"/v1/vehicles/connect/{group['id']}/results").json()["results"]
+    assert [(r["vin"], r["status"]) for r in found] == [(long, "ERROR"), (VIN, "CONNECTED")]
+    assert found[1]["registrationPlate"] == long
+    vehicle = sandbox_api.get(f"/v1/vehicles/{found[1]['vehicleId']}").json()
+    assert (vehicle["registrationPlate"], vehicle["model"]) == (long, long)
