@@ -20,7 +20,7 @@ export SANDBOX_WEBHOOK_URL ?= $(PORTAL_BASE_URL)/webhooks/volteras/
 export SANDBOX_SPEED ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test venv dev-venv lint bench clean
+.PHONY: run test venv dev-venv lint bench fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ dev-venv: $(VENV)/.installed-dev
 run: venv
 	@mkdir -p $(DATA_DIR)
 	$(PY) manage.py migrate --no-input -v 0
-	$(PY) manage.py migrate --database sandbox --no-input -v 0
+	$(PY) -m sandbox migrate --no-input -v 0
 	$(PY) manage.py seed_demo
 	@echo "Portal:  $(PORTAL_BASE_URL)/   Sandbox: $(VOLTERAS_API_URL)/   (Ctrl-C stops all)"
 	$(VENV)/bin/honcho start -f Procfile
@@ -49,12 +49,21 @@ lint: dev-venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m sandbox makemigrations --check --dry-run
 
 test: lint
 	@echo "=== pytest on SQLite ==="
 	env -u DATABASE_URL $(VENV)/bin/pytest
 	@echo "=== pytest on PostgreSQL ==="
 	$(PY) tests/pg_cluster.py -- $(VENV)/bin/pytest
+
+# Property-based conformance of the sandbox at length: >= 5,000 generated
+# requests (the suite runs a few per operation); the figures go to var/fuzz.json.
+fuzz: dev-venv
+	@mkdir -p $(DATA_DIR)
+	SANDBOX_FUZZ_EXAMPLES=250 SANDBOX_FUZZ_REPORT=$(DATA_DIR)/fuzz.json \
+		env -u DATABASE_URL $(VENV)/bin/pytest tests/test_sandbox_fuzz.py -q -p no:cacheprovider
+	@cat $(DATA_DIR)/fuzz.json
 
 bench: dev-venv
 	$(PY) bench/run.py

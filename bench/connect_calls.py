@@ -3,7 +3,7 @@
     python -m bench.connect_calls
 
 A real submission of BENCH_CONNECT_VINS (1,050) valid VINs against the sandbox
-(`manage.py run_sandbox`, instant speed): `create_upload`, `submit`, then
+(`python -m sandbox`, instant speed): `create_upload`, `submit`, then
 `connections.jobs.drain()` runs the batches' sends and polls in this process
 until nothing is left. The calls are counted on the sandbox's side, in its
 access log (every `POST /v1/vehicles/connect`, refused or not), and checked

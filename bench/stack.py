@@ -67,7 +67,6 @@ def portal_env(**extra: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "LOG_LEVEL": "WARNING",
         "DATA_DIR": str(workdir),
-        "SANDBOX_DATABASE_URL": f"sqlite:///{workdir / 'portal-side-sandbox.sqlite3'}",
         "UPLOAD_MAX_ROWS": str(max(rows, 50_000) + 1000),
         "UPLOAD_MAX_BYTES": str(512 * 1024 * 1024),
         "VOLTERAS_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -163,7 +162,7 @@ def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:
 
 @dataclass
 class Sandbox:
-    """`manage.py run_sandbox` at instant speed, with its own SQLite files."""
+    """`python -m sandbox` (its own settings) at instant speed, with its own SQLite file."""
 
     url: str
     log_path: Path
@@ -179,11 +178,8 @@ class Sandbox:
         database = folder / "sandbox.sqlite3"
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "fleet_portal.settings",
-            "DEBUG": "true",
             "PYTHONUNBUFFERED": "1",
             "DATA_DIR": str(folder),
-            "DATABASE_URL": f"sqlite:///{folder / 'portal.sqlite3'}",
             "SANDBOX_DATABASE_URL": f"sqlite:///{database}",
             "SANDBOX_SPEED": "0",
             "SANDBOX_CLIENT_ID": SANDBOX_CLIENT_ID,
@@ -196,7 +192,7 @@ class Sandbox:
         log_path = folder / "sandbox.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [PYTHON, "manage.py", "run_sandbox", "--addr", f"127.0.0.1:{port}"],
+                [PYTHON, "-m", "sandbox", "--addr", f"127.0.0.1:{port}"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -80,7 +80,7 @@ def consent(request: HttpRequest, token: str) -> HttpResponse:
     if not chosen:
         context["errors"].append("Pick at least one vehicle to share, or decline.")
         return render(request, "sandbox/consent_vehicles.html", context, status=400)
-    with transaction.atomic(using="sandbox"):
+    with transaction.atomic():
         account = Account.objects.create(username=username, make=make)
         for vin in chosen:
             _connect_vehicle(link, account, vin)

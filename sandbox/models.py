@@ -40,7 +40,7 @@ class ApiToken(models.Model):
 
 class Account(models.Model):
     id = models.CharField(max_length=36, primary_key=True, default=new_id)
-    username = models.CharField(max_length=200)
+    username = models.TextField()
     make = models.CharField(max_length=40)
     created_at = models.DateTimeField(default=timezone.now)
     disconnected_at = models.DateTimeField(null=True, blank=True)
@@ -72,11 +72,12 @@ class Vehicle(models.Model):
     id = models.CharField(max_length=36, unique=True, default=new_id)
     vin = models.CharField(max_length=17, db_index=True)
     make = models.CharField(max_length=40)
-    model = models.CharField(max_length=200, blank=True)
+    # Free text in the contract (no maxLength): stored as sent, whatever its length.
+    model = models.TextField(blank=True)
     model_year = models.IntegerField(null=True, blank=True)
-    registration_plate = models.CharField(max_length=40, blank=True)
+    registration_plate = models.TextField(blank=True)
     registration_date = models.DateField(null=True, blank=True)
-    country_code = models.CharField(max_length=8, blank=True)
+    country_code = models.TextField(blank=True)
     tags = models.JSONField(default=list)
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL)
     outcome = models.CharField(max_length=24)
@@ -115,6 +116,8 @@ class ConnectGroup(models.Model):
     id = models.CharField(max_length=36, primary_key=True, default=new_id)
     created_at = models.DateTimeField(default=timezone.now)
     speed = models.FloatField()
+    # Ends FAILED instead of COMPLETED (a `FA1LGRP1...` VIN was in it).
+    failed = models.BooleanField(default=False)
 
     # Seconds (times speed) after submission.
     PROCESSING_AFTER = 0.5
@@ -130,7 +133,7 @@ class ConnectGroup(models.Model):
     def status_at(self, now: datetime | None = None) -> str:
         now = now or timezone.now()
         if now >= self.at(self.COMPLETED_AFTER):
-            return "COMPLETED"
+            return "FAILED" if self.failed else "COMPLETED"
         if now >= self.at(self.PROCESSING_AFTER):
             return "PROCESSING"
         return "CREATED"
@@ -142,9 +145,10 @@ class VehicleInput(models.Model):
     pk_seq = models.BigAutoField(primary_key=True)
     id = models.CharField(max_length=36, unique=True, default=new_id)
     group = models.ForeignKey(ConnectGroup, on_delete=models.CASCADE, related_name="inputs")
-    vin = models.CharField(max_length=40)
+    # As submitted, valid or not (any string, in the contract).
+    vin = models.TextField()
     make = models.CharField(max_length=40)
-    country_code = models.CharField(max_length=8, null=True, blank=True)
+    country_code = models.TextField(null=True, blank=True)
     payload = models.JSONField(default=dict)
     outcome = models.CharField(max_length=24)
     errors = models.JSONField(default=list)

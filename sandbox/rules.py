@@ -49,6 +49,8 @@ class Outcome:
     action_category: str | None = None
     can_retry: bool | None = None
     stays_pending: bool = False
+    # The whole connect group ends FAILED: no VIN of it is added.
+    fails_group: bool = False
 
     def errors(self) -> list[dict]:
         if not self.code:
@@ -145,9 +147,25 @@ MAGIC_PREFIXES: dict[str, Outcome] = {
         CONTACT_SUPPORT,
         True,
     ),
+    "FA1LGRP1": Outcome(
+        "ERROR",
+        "The connect group failed at Volteras; submit its VINs again.",
+        can_retry=True,
+        fails_group=True,
+    ),
+}
+
+# Prefixes only the eligibility check reacts to (a connection treats them as any valid VIN).
+ELIGIBILITY_PREFIXES: dict[str, tuple[str, str]] = {
+    "1NELPND1": (
+        "INELIGIBLE_PENDING_FAILURE_REASON",
+        "Ineligible; the manufacturer has not said why yet.",
+    ),
+    "EFA1LED1": ("FAILED", "The eligibility check failed for this VIN; check it again."),
 }
 
 CONNECTED = Outcome("CONNECTED", "Connected.")
+GROUP_FAILED = MAGIC_PREFIXES["FA1LGRP1"]
 DEVICE_LIMIT = _error(
     "DEVICE_LIMIT_REACHED",
     "The organisation has reached its vehicle limit.",
@@ -175,10 +193,15 @@ def check_digit(vin: str) -> str:
 
 
 def magic_prefix(vin: str) -> str | None:
-    for prefix in MAGIC_PREFIXES:
+    for prefix in (*MAGIC_PREFIXES, *ELIGIBILITY_PREFIXES):
         if vin.startswith(prefix):
             return prefix
     return None
+
+
+def fails_group(vin: str) -> bool:
+    """A VIN that makes its whole connect group fail (checked before any other rule)."""
+    return magic_prefix(vin.strip().upper()) == "FA1LGRP1"
 
 
 def vin_problem(vin: str) -> str | None:
@@ -229,8 +252,7 @@ def decide(vin: str, make: str, country_code: object, model_year: object) -> Out
     problem = region_problem(make, str(country_code))
     if problem:
         return _error("OEM_INCORRECT_REGION", problem, CUSTOMER_ACTION, False)
-    prefix = magic_prefix(vin)
-    return MAGIC_PREFIXES[prefix] if prefix else CONNECTED
+    return MAGIC_PREFIXES.get(magic_prefix(vin) or "", CONNECTED)
 
 
 def already_added(status: str) -> Outcome:

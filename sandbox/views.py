@@ -1,6 +1,8 @@
 """The sandbox's own pages and controls, outside `/v1/`."""
 
+import functools
 import json
+from collections.abc import Callable
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,6 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sandbox import control, webhooks
+from sandbox.api.auth import valid_client_credentials
+from sandbox.api.responses import REALM, ApiError, authenticate
 from sandbox.models import (
     Account,
     ApiToken,
@@ -21,9 +25,39 @@ from sandbox.models import (
 )
 
 
+def credentials_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A change to the sandbox needs the sandbox's client credentials (HTTP Basic) or
+    one of its bearer tokens, like the API: a stray request cannot wipe or fault it."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "GET" and not _has_credentials(request):
+            response = JsonResponse(
+                {"error": "Send the sandbox client credentials (HTTP Basic) or a bearer token."},
+                status=401,
+            )
+            response["WWW-Authenticate"] = f"Basic {REALM}"
+            return response
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def _has_credentials(request: HttpRequest) -> bool:
+    scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
+    try:
+        if scheme == "basic":
+            return valid_client_credentials(request) is not None
+        authenticate(request)
+    except ApiError:
+        return False
+    return True
+
+
 @csrf_exempt
 @login_not_required
 @require_http_methods(["GET", "POST"])
+@credentials_required
 def control_view(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         try:
@@ -39,6 +73,7 @@ def control_view(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 @login_not_required
 @require_POST
+@credentials_required
 def reset(request: HttpRequest) -> JsonResponse:
     """Wipe every sandbox row and put the controls back to the settings."""
     for model in (
@@ -58,6 +93,7 @@ def reset(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 @login_not_required
 @require_POST
+@credentials_required
 def connect_pending(request: HttpRequest) -> JsonResponse:
     """Connect every PENDING vehicle now (except the ones that stay pending forever)."""
     now = timezone.now()
@@ -78,6 +114,7 @@ def connect_pending(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 @login_not_required
 @require_POST
+@credentials_required
 def expire_links(request: HttpRequest) -> JsonResponse:
     """Make every unused consent link expire now (links live at least an hour)."""
     expired = ConsentLink.objects.filter(used_at__isnull=True).update(expires_at=timezone.now())

@@ -194,8 +194,13 @@ def validate_request(
     headers: Any,
     body_bytes: bytes | None,
     query: str | dict[str, Any] | None = None,
+    *,
+    unknown_query_allowed: bool = False,
 ) -> None:
-    """Raise AssertionError unless the request is one the contract accepts."""
+    """Raise AssertionError unless the request is one the contract accepts.
+
+    Undeclared query parameters count as breaking it for the portal's own
+    requests; a server may ignore them (`unknown_query_allowed`)."""
     request = _request(method, url_path, headers, body_bytes, query)
     try:
         with warnings.catch_warnings():
@@ -210,6 +215,8 @@ def validate_request(
     # them at best, so one is a typo or a misremembered name in our client.
     found = _path_template(method, url_path)
     unknown = set(request.parameters.query) - _declared_query(found[1]) if found else set()
+    if unknown_query_allowed:
+        unknown = set()
     assert not unknown, (
         f"{method} {url_path}: request breaks the contract: "
         f"unknown query parameters {sorted(unknown)}"

@@ -1,7 +1,8 @@
 """Pytest plugin: the offline Volteras sandbox as a real subprocess.
 
-`sandbox_server` (session) starts `manage.py run_sandbox` on a free loopback
-port with its own temporary database, SANDBOX_SPEED=0 and known credentials;
+`sandbox_server` (session) starts `python -m sandbox` (its own settings,
+`sandbox.settings`) on a free loopback port with its own temporary database,
+SANDBOX_SPEED=0 and known credentials;
 `sandbox` (function) resets its data and faults before each test.
 """
 
@@ -45,9 +46,17 @@ class SandboxServer:
     process: subprocess.Popen
 
     def _post(self, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = httpx.post(f"{self.url}{path}", json=payload or {}, timeout=10)
+        # Every change to the sandbox needs its client credentials.
+        response = httpx.post(
+            f"{self.url}{path}", json=payload or {}, auth=self.credentials, timeout=10
+        )
         assert response.status_code == 200, response.text
         return response.json()
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """HTTP Basic credentials for `/_sandbox/` changes (and the token endpoint)."""
+        return (self.client_id, self.client_secret)
 
     def control(self, **options: Any) -> dict[str, Any]:
         """Change runtime knobs (webhook_url, speed, vehicle_limit, token_ttl, faults, ...)."""
@@ -109,10 +118,8 @@ def sandbox_server(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "DEBUG": "true",
         "PYTHONUNBUFFERED": "1",
         "DATA_DIR": str(workdir),
-        "DATABASE_URL": f"sqlite:///{workdir / 'portal.sqlite3'}",
         "SANDBOX_DATABASE_URL": f"sqlite:///{workdir / 'sandbox.sqlite3'}",
         "SANDBOX_SPEED": "0",
         "SANDBOX_CLIENT_ID": CLIENT_ID,
@@ -124,7 +131,7 @@ def sandbox_server(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
     log_path = workdir / "sandbox.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_sandbox", "--addr", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "sandbox", "--addr", f"127.0.0.1:{port}"],
             cwd=REPO_ROOT,
             env=env,
             stdout=log_file,

@@ -76,16 +76,19 @@ class TestSettings:
             ("PORTAL_BASE_URL", "not a url"),
             ("UPLOAD_MAX_ROWS", "lots"),
             ("DATABASE_URL", "nosuchdb://x"),
-            ("SANDBOX_SPEED", "-1"),
             ("VOLTERAS_WEBHOOK_SECRET", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             ("VOLTERAS_WEBHOOK_SECRET", "whsec_not base64!"),
             ("VOLTERAS_WEBHOOK_SECRET", "whsec_"),
+            # The sandbox's own settings, under which it runs.
+            ("SANDBOX_SPEED", "-1"),
             ("SANDBOX_WEBHOOK_SECRET", "sandbox-secret"),
             ("SANDBOX_WEBHOOK_URL", "127.0.0.1:8000/webhooks/volteras/"),
         ],
     )
     def test_bad_values_name_the_variable(self, tmp_path, name, value):
         env = {**PRODUCTION_ENV, "DATA_DIR": str(tmp_path), name: value}
+        if name.startswith("SANDBOX_"):
+            env["DJANGO_SETTINGS_MODULE"] = "sandbox.settings"
         result = run_django(["check"], env)
         assert result.returncode != 0
         assert "ImproperlyConfigured" in result.stderr
@@ -98,14 +101,25 @@ class TestSettings:
             "SANDBOX_WEBHOOK_SECRET": "whsec_c2FuZGJveC13ZWJob29rLXNlY3JldA",  # unpadded
             "SANDBOX_WEBHOOK_URL": "http://127.0.0.1:8000/webhooks/volteras/",
         }
+        portal = run_django(
+            [
+                "shell",
+                "-c",
+                "from django.conf import settings as s; print(s.VOLTERAS_WEBHOOK_SECRET)",
+            ],
+            env,
+        )
+        assert portal.returncode == 0, portal.stderr
+        assert portal.stdout.strip().splitlines()[-1] == PRODUCTION_ENV["VOLTERAS_WEBHOOK_SECRET"]
         code = (
             "from django.conf import settings as s; "
-            "print(s.VOLTERAS_WEBHOOK_SECRET, s.SANDBOX_WEBHOOK_SECRET, s.SANDBOX_WEBHOOK_URL)"
+            "print(s.SANDBOX_WEBHOOK_SECRET, s.SANDBOX_WEBHOOK_URL)"
         )
-        result = run_django(["shell", "-c", code], env)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip().splitlines()[-1].split() == [
-            PRODUCTION_ENV["VOLTERAS_WEBHOOK_SECRET"],
+        sandbox = run_django(
+            ["shell", "-c", code], {**env, "DJANGO_SETTINGS_MODULE": "sandbox.settings"}
+        )
+        assert sandbox.returncode == 0, sandbox.stderr
+        assert sandbox.stdout.strip().splitlines()[-1].split() == [
             env["SANDBOX_WEBHOOK_SECRET"],
             env["SANDBOX_WEBHOOK_URL"],
         ]
@@ -133,8 +147,10 @@ class TestSeparation:
             "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
             "SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.sqlite3'}",
         }
-        for args in (["migrate", "--no-input"], ["migrate", "--database", "sandbox", "--no-input"]):
-            result = run_django(args, env)
+        for settings in ("fleet_portal.settings", "sandbox.settings"):
+            result = run_django(
+                ["migrate", "--no-input"], {**env, "DJANGO_SETTINGS_MODULE": settings}
+            )
             assert result.returncode == 0, result.stderr
 
         def tables(name: str) -> set[str]:
@@ -146,6 +162,33 @@ class TestSeparation:
         assert "connections_fleet" in portal and "sandbox_vehicle" in sandbox
         assert {t for t in portal if t.startswith("sandbox_")} == set()
         assert {t for t in sandbox if t.startswith(("connections_", "auth_"))} == set()
+
+    def test_the_portal_settings_know_no_sandbox(self, tmp_path):
+        """The sandbox is a process of its own: the portal installs neither its app
+        nor its database."""
+        code = (
+            "from django.conf import settings as s; "
+            "print('sandbox' in s.INSTALLED_APPS, sorted(s.DATABASES), "
+            "s.DATABASE_ROUTERS, s.ROOT_URLCONF)"
+        )
+        for env in (PRODUCTION_ENV, {"DEBUG": "true"}):
+            result = run_django(["shell", "-c", code], {**env, "DATA_DIR": str(tmp_path)})
+            assert result.returncode == 0, result.stderr
+            assert (
+                result.stdout.strip().splitlines()[-1] == "False ['default'] [] fleet_portal.urls"
+            )
+
+    def test_the_sandbox_runs_on_its_own_settings(self, tmp_path):
+        code = (
+            "from django.conf import settings as s; "
+            "print(s.INSTALLED_APPS, sorted(s.DATABASES), s.ROOT_URLCONF, s.MIDDLEWARE[0], s.DEBUG)"
+        )
+        env = {"DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "sandbox.settings"}
+        result = run_django(["shell", "-c", code], env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == (
+            "['sandbox'] ['default'] sandbox.urls sandbox.faults.FaultMiddleware False"
+        )
 
     def test_connections_never_imports_sandbox(self):
         """The portal reaches the sandbox only over HTTP, as it reaches Volteras."""

@@ -1,10 +1,12 @@
 """Sandbox OAuth: client credentials, refresh, test-token, expiry and bad tokens."""
 
+import json
+import re
 import time
 
 import httpx
 
-from tests.contract import response_hook
+from tests.contract import SPEC_PATH, response_hook
 from tests.fixtures_sandbox import error_code
 
 
@@ -101,3 +103,73 @@ def test_unknown_endpoint_answers_not_found_envelope(sandbox_api):
     answer = sandbox_api.get("/v1/no-such-thing")
     assert answer.status_code == 404
     assert error_code(answer) == "RESOURCE_NOT_FOUND"
+
+
+def test_credentials_are_checked_before_the_grant_type(sandbox):
+    with _client(sandbox) as client:
+        wrong = client.post(
+            "/v1/oauth2/token", data={"grant_type": "password"}, auth=(sandbox.client_id, "nope")
+        )
+        none = client.post("/v1/oauth2/token", data={"grant_type": "password"})
+        no_form = client.post("/v1/oauth2/token", json={"grant_type": "client_credentials"})
+    for answer in (wrong, none, no_form):
+        assert answer.status_code == 401
+        assert error_code(answer) == "AUTHENTICATION_ERROR"
+        assert answer.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_a_refresh_needs_the_client_credentials_too(sandbox):
+    with _client(sandbox) as client:
+        first = _token(client, sandbox).json()
+        refresh = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+        refused = client.post("/v1/oauth2/token", data=refresh)
+        accepted = client.post(
+            "/v1/oauth2/token", data=refresh, auth=(sandbox.client_id, sandbox.client_secret)
+        )
+    assert refused.status_code == 401
+    assert accepted.status_code == 200
+
+
+def test_a_bearer_401_names_its_scheme(sandbox):
+    with _client(sandbox) as client:
+        answer = client.get("/v1/vehicles")
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer ")
+
+
+IMPLEMENTED = {
+    ("post", "/v1/oauth2/token"), ("post", "/v1/oauth2/test-token"), ("get", "/v1/accounts"),
+    ("get", "/v1/accounts/{account_id}"), ("post", "/v1/accounts:connect"),
+    ("post", "/v1/accounts/{account_id}:disconnect"), ("get", "/v1/vehicles"),
+    ("get", "/v1/vehicles/{vehicle_id}"), ("delete", "/v1/vehicles/{vehicle_id}"),
+    ("post", "/v1/vehicles/connect"), ("get", "/v1/vehicles/connect/{id}"),
+    ("get", "/v1/vehicles/connect/{id}/results"), ("post", "/v1/vehicles/eligibility"),
+    ("get", "/v1/vehicles/eligibility/{id}/results"),
+}  # fmt: skip
+
+
+def unimplemented_operations() -> list[tuple[str, str]]:
+    spec = json.loads(SPEC_PATH.read_text())
+    found = []
+    for template, operations in spec["paths"].items():
+        for method in operations:
+            if method in ("get", "post", "put", "patch", "delete") and (
+                (method, template) not in IMPLEMENTED
+            ):
+                found.append((method.upper(), re.sub(r"\{[^}]+\}", "abc", template)))
+    return found
+
+
+def test_unimplemented_operations_check_the_token_then_answer_the_envelope(sandbox, sandbox_api):
+    operations = unimplemented_operations()
+    assert len(operations) > 30
+    with _client(sandbox) as anonymous:
+        for method, path in operations:
+            refused = anonymous.request(method, path)
+            assert refused.status_code == 401, (method, path, refused.text)
+            assert error_code(refused) == "AUTHENTICATION_ERROR"
+            assert refused.headers["WWW-Authenticate"].startswith("Bearer ")
+    for method, path in operations:
+        # The hook checks the code is one this operation documents.
+        answer = sandbox_api.request(method, path)
+        assert answer.status_code in (404, 501), (method, path, answer.text)

@@ -96,6 +96,25 @@ def test_reset_clears_faults_and_bad_controls_are_refused(sandbox, sandbox_api):
     headers = {"Authorization": f"Bearer {sandbox.token()}"}
     assert sandbox_api.get("/v1/vehicles", headers=headers).status_code == 200
     for bad in ({"faults": [{"kind": "explode"}]}, {"speed": -1}, {"nonsense": 1}):
-        answer = httpx.post(f"{sandbox.url}/_sandbox/control", json=bad, timeout=5)
+        answer = httpx.post(
+            f"{sandbox.url}/_sandbox/control", json=bad, auth=sandbox.credentials, timeout=5
+        )
         assert answer.status_code == 400
     assert sandbox.state()["faults"] == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/_sandbox/control", "/_sandbox/reset", "/_sandbox/connect-pending", "/_sandbox/expire-links"],
+)
+def test_changes_to_the_sandbox_need_its_credentials(sandbox, sandbox_api, path):
+    for auth in (None, (sandbox.client_id, "wrong"), ("someone", sandbox.client_secret)):
+        refused = httpx.post(f"{sandbox.url}{path}", json={}, auth=auth, timeout=5)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Basic ")
+    bearer = {"Authorization": sandbox_api.headers["Authorization"]}
+    assert httpx.post(f"{sandbox.url}{path}", json={}, headers=bearer, timeout=5).status_code == 200
+    wrong_bearer = {"Authorization": "Bearer nope"}
+    assert httpx.post(f"{sandbox.url}{path}", json={}, headers=wrong_bearer).status_code == 401
+    # Reads stay open: the overview, the state and the webhook log.
+    assert httpx.get(f"{sandbox.url}/_sandbox/control", timeout=5).status_code == 200

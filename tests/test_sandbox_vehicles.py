@@ -282,3 +282,63 @@ def test_eligibility_check(sandbox_api):
     assert [r["rowId"] for r in found["results"]] == [0, 1, 2, 3, 4]
     refused = sandbox_api.post("/v1/vehicles/eligibility", json={"vins": []})
     assert error_code(refused) == "REQUEST_VALIDATION_ERROR"
+
+
+# Statuses the contract lists that only a magic VIN brings about. `sandbox_api`
+# checks every answer against openapi.json, so each test also proves the
+# answer carrying the rare status is a valid one.
+
+
+def test_a_group_failure_vin_makes_the_whole_group_fail(sandbox_api):
+    group = connect(sandbox_api, vehicle(REAL_VIN, "FORD"), vehicle(magic("FA1LGRP1"), "FORD"))
+    status = sandbox_api.get(f"/v1/vehicles/connect/{group['id']}").json()["status"]
+    assert status == "FAILED"
+    found = results(sandbox_api, group["id"])["results"]
+    assert [(r["status"], r["canRetry"], r["vehicleId"]) for r in found] == [
+        ("ERROR", True, None),
+        ("ERROR", True, None),
+    ]
+    assert sandbox_api.get("/v1/vehicles").json()["totalResults"] == 0
+    again = only_result(sandbox_api, vehicle(REAL_VIN, "FORD"))
+    assert (again["status"], again["wasAlreadyConnected"]) == ("CONNECTED", False)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "status"),
+    [("1NELPND1", "INELIGIBLE_PENDING_FAILURE_REASON"), ("EFA1LED1", "FAILED")],
+)
+def test_eligibility_magic_vins(sandbox_api, prefix, status):
+    entries = [{"vin": magic(prefix), "make": "FORD", "countryCode": "GB"}]
+    check = sandbox_api.post("/v1/vehicles/eligibility", json={"vins": entries}).json()
+    found = sandbox_api.get(f"/v1/vehicles/eligibility/{check['id']}/results").json()
+    assert [r["status"] for r in found["results"]] == [status]
+    assert found["results"][0]["errorMessage"]
+    # A connection treats them as any valid VIN.
+    assert only_result(sandbox_api, vehicle(magic(prefix), "FORD"))["status"] == "CONNECTED"
+
+
+def test_a_vin_resubmitted_while_pending_ends_as_a_reupload_of_a_connected_vehicle(
+    sandbox, sandbox_api
+):
+    sandbox.control(pending_seconds=3600)
+    first = connect(sandbox_api, vehicle(magic("PEND1NG1"), "FORD"))
+    again = connect(sandbox_api, vehicle(magic("PEND1NG1"), "FORD"))
+    waiting = results(sandbox_api, again["id"])["results"][0]
+    assert [e["code"] for e in waiting["errors"]] == ["VEHICLE_ALREADY_ADDED_PENDING_CONNECTION"]
+    assert (waiting["status"], waiting["wasAlreadyConnected"]) == ("PENDING", False)
+    sandbox.connect_pending()
+    done = results(sandbox_api, again["id"])["results"][0]
+    # wasAlreadyConnected: "a re-upload ... completed successfully on an existing vehicle".
+    assert (done["status"], done["wasAlreadyConnected"]) == ("CONNECTED", True)
+    assert [e["code"] for e in done["errors"]] == ["VEHICLE_ALREADY_ADDED_TO_ORGANIZATION"]
+    original = results(sandbox_api, first["id"])["results"][0]
+    assert done["vehicleId"] == original["vehicleId"]
+    assert (original["status"], original["wasAlreadyConnected"]) == ("CONNECTED", False)
+
+
+def test_delete_answers_202_with_no_body_as_documented(sandbox_api):
+    result = only_result(sandbox_api, vehicle(REAL_VIN, "FORD"))
+    answer = sandbox_api.delete(f"/v1/vehicles/{result['vehicleId']}")
+    assert answer.status_code == 202
+    assert "content-type" not in answer.headers
+    assert answer.content == b""

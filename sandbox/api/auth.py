@@ -44,28 +44,45 @@ def _issue(client_id: str) -> JsonResponse:
     )
 
 
+def valid_client_credentials(request: HttpRequest) -> str | None:
+    """The client id if the request carries the sandbox's client credentials, else None."""
+    form = request.content_type.startswith("application/x-www-form-urlencoded")
+    # Form fields are the deprecated way; Basic auth wins when both are sent.
+    credentials = _basic_credentials(request) or (
+        (request.POST.get("client_id", ""), request.POST.get("client_secret", ""))
+        if form
+        else ("", "")
+    )
+    client_id, secret = credentials
+    valid = secrets.compare_digest(
+        client_id.encode(), settings.SANDBOX_CLIENT_ID.encode()
+    ) & secrets.compare_digest(secret.encode(), settings.SANDBOX_CLIENT_SECRET.encode())
+    return client_id if valid else None
+
+
+def _client_id(request: HttpRequest) -> str:
+    client_id = valid_client_credentials(request)
+    if client_id is None:
+        raise ApiError("AUTHENTICATION_ERROR", "Unknown client id or wrong secret.")
+    return client_id
+
+
 def _token(request: HttpRequest) -> JsonResponse:
+    # Credentials first, for every grant (the contract puts the endpoint behind
+    # HTTP Basic): a caller without them learns nothing about its request.
+    client_id = _client_id(request)
     if not request.content_type.startswith("application/x-www-form-urlencoded"):
         raise ApiError("REQUEST_VALIDATION_ERROR", "Send a form-encoded body.")
     grant_type = request.POST.get("grant_type", "")
     if grant_type == "client_credentials":
-        # Form fields are the deprecated way; Basic auth wins when both are sent.
-        credentials = _basic_credentials(request) or (
-            request.POST.get("client_id", ""),
-            request.POST.get("client_secret", ""),
-        )
-        client_id, secret = credentials
-        valid = secrets.compare_digest(
-            client_id.encode(), settings.SANDBOX_CLIENT_ID.encode()
-        ) & secrets.compare_digest(secret.encode(), settings.SANDBOX_CLIENT_SECRET.encode())
-        if not valid:
-            raise ApiError("AUTHENTICATION_ERROR", "Unknown client id or wrong secret.")
         return _issue(client_id)
     if grant_type == "refresh_token":
         value = request.POST.get("refresh_token", "")
         if not value:
             raise ApiError("REQUEST_VALIDATION_ERROR", "refresh_token is required.")
-        old = ApiToken.objects.filter(refresh_token=value, refresh_used=False).first()
+        old = ApiToken.objects.filter(
+            refresh_token=value, refresh_used=False, client_id=client_id
+        ).first()
         if old is None or timezone.now() >= old.created_at + REFRESH_TOKEN_LIFETIME:
             raise ApiError("AUTHENTICATION_ERROR", "The refresh token is not valid.")
         # Refresh tokens are single use: the new answer carries the next one.

@@ -1,5 +1,6 @@
 """Bulk VIN connection (`/v1/vehicles/connect...`) and eligibility checks."""
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,6 +27,21 @@ _OPTIONAL = {
 }
 
 
+# The contract's VIN pattern with its length; ASCII only (str.isalnum admits any script).
+_ELIGIBILITY_VIN = re.compile(r"[A-Z0-9]{17}")
+
+
+def whole_number(value: Any) -> int | None:
+    """The value as an int if JSON Schema's `integer` admits it (3600 and 3600.0), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _invalid(problems: list[dict[str, Any]]) -> ApiError:
     return ApiError(
         "REQUEST_VALIDATION_ERROR", "The request body is not valid.", {"errors": problems}
@@ -47,7 +63,14 @@ def _check_item(index: int, item: Any, problems: list[dict[str, Any]]) -> None:
         problem("countryCode", "required, a string or null")
     for field, kind in _OPTIONAL.items():
         value = item.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        if value is None:
+            continue
+        if kind is int:
+            if whole_number(value) is None:
+                problem(field, "has the wrong type")
+            else:
+                item[field] = whole_number(value)
+        elif isinstance(value, bool) or not isinstance(value, kind):
             problem(field, "has the wrong type")
     if isinstance(item.get("registrationDate"), str):
         try:
@@ -128,6 +151,24 @@ def _submit_one(group: ConnectGroup, item: dict[str, Any], active: int) -> int:
     return active
 
 
+def _record_failed(group: ConnectGroup, item: dict[str, Any]) -> None:
+    """A VIN of a group that failed as a whole: nothing is added, it may be sent again."""
+    extras = {k: item.get(k) for k in (*_OPTIONAL, "tags")}
+    extras["tags"] = extras["tags"] or []
+    outcome = rules.GROUP_FAILED
+    VehicleInput.objects.create(
+        group=group,
+        vin=item["vin"].strip().upper(),
+        make=item["make"],
+        country_code=item.get("countryCode"),
+        payload=extras,
+        outcome=outcome.status,
+        errors=outcome.errors(),
+        message=outcome.message,
+        can_retry=outcome.can_retry,
+    )
+
+
 def _create_vehicle(
     vin: str, item: dict[str, Any], extras: dict[str, Any], outcome: rules.Outcome, ready_at
 ) -> Vehicle:
@@ -160,7 +201,7 @@ def _create_vehicle(
 
 def _connect(request: HttpRequest) -> JsonResponse:
     items = _parse_connect(request)
-    with transaction.atomic(using="sandbox"):
+    with transaction.atomic():
         active = active_device_count()
         if items and active >= control.current().vehicle_limit:
             raise ApiError(
@@ -168,9 +209,13 @@ def _connect(request: HttpRequest) -> JsonResponse:
                 "The organisation has reached its vehicle limit.",
                 {"limit": control.current().vehicle_limit},
             )
-        group = ConnectGroup.objects.create(speed=control.current().speed)
+        failed = any(rules.fails_group(item["vin"]) for item in items)
+        group = ConnectGroup.objects.create(speed=control.current().speed, failed=failed)
         for item in items:
-            active = _submit_one(group, item, active)
+            if failed:
+                _record_failed(group, item)
+            else:
+                active = _submit_one(group, item, active)
     body = {"id": group.id, "status": "CREATED", "createdAt": iso(group.created_at)}
     return JsonResponse(body, status=202)
 
@@ -191,6 +236,7 @@ def _group_status(request: HttpRequest, group_id: str) -> JsonResponse:
 def result_json(entry: VehicleInput, group: ConnectGroup) -> dict[str, Any]:
     now = timezone.now()
     status, message, errors, can_retry = entry.outcome, entry.message, entry.errors, entry.can_retry
+    was_connected = entry.was_already_connected
     if now < group.at(ConnectGroup.VIN_PENDING_AFTER):
         status, message, errors, can_retry = "PROCESSING", "Queued.", [], None
     elif now < group.at(ConnectGroup.COMPLETED_AFTER):
@@ -202,6 +248,11 @@ def result_json(entry: VehicleInput, group: ConnectGroup) -> dict[str, Any]:
     ):
         # The vehicle connected after the attempt ended (driven, or consent given).
         status, message, can_retry = "CONNECTED", "Connected.", None
+        if any(e["code"].startswith("VEHICLE_ALREADY_ADDED_") for e in errors):
+            # A re-upload that has now completed on the existing vehicle reads as
+            # one of a connected vehicle (`wasAlreadyConnected`, in the contract).
+            again = rules.already_added(Vehicle.CONNECTED)
+            message, errors, was_connected = again.message, again.errors(), True
     payload = entry.payload
     return {
         "vehicleInputId": entry.id,
@@ -219,7 +270,7 @@ def result_json(entry: VehicleInput, group: ConnectGroup) -> dict[str, Any]:
         "registrationDate": payload.get("registrationDate"),
         "owners": [],
         "tags": payload.get("tags") or [],
-        "wasAlreadyConnected": entry.was_already_connected,
+        "wasAlreadyConnected": was_connected,
     }
 
 
@@ -239,8 +290,14 @@ def _eligibility_status(vin: str, make: str | None, country_code: str | None) ->
     if make and country_code and rules.region_problem(make, country_code):
         return "INELIGIBLE", rules.region_problem(make, country_code) or ""
     prefix = rules.magic_prefix(vin)
+    if prefix in rules.ELIGIBILITY_PREFIXES:
+        return rules.ELIGIBILITY_PREFIXES[prefix]
     outcome = rules.MAGIC_PREFIXES.get(prefix or "")
-    if outcome is None or outcome.status in ("CONNECTED", "PENDING", "CONNECTION_REQUIRED"):
+    if (
+        outcome is None
+        or outcome.fails_group
+        or outcome.status in ("CONNECTED", "PENDING", "CONNECTION_REQUIRED")
+    ):
         return ("PENDING", "") if prefix == "PR0C11" else ("ELIGIBLE", "")
     if outcome.code in ("VIN_CHECK_NOT_SUPPORTED", "VIN_UPLOAD_NOT_SUPPORTED"):
         return "NOT_SUPPORTED", outcome.message
@@ -254,10 +311,11 @@ def _eligibility(request: HttpRequest) -> JsonResponse:
         raise _invalid([{"loc": ["body", "vins"], "msg": "1 to 500 entries"}])
     problems = []
     for index, entry in enumerate(vins):
-        vin = entry.get("vin") if isinstance(entry, dict) else None
-        if not isinstance(vin, str) or len(vin) != 17 or not vin.isalnum() or vin != vin.upper():
+        # `vin` and `make` are optional in SingleEligibilityEntry, but not nullable.
+        vin = entry.get("vin", ...) if isinstance(entry, dict) else None
+        if vin is not ... and not (isinstance(vin, str) and _ELIGIBILITY_VIN.fullmatch(vin)):
             problems.append({"loc": ["body", "vins", index, "vin"], "msg": "17 of A-Z, 0-9"})
-        if isinstance(entry, dict) and entry.get("make") not in (None, *rules.MAKES):
+        if isinstance(entry, dict) and "make" in entry and entry["make"] not in rules.MAKES:
             problems.append({"loc": ["body", "vins", index, "make"], "msg": "unknown make"})
         country = entry.get("countryCode", ...) if isinstance(entry, dict) else ...
         if country is ... or not (
@@ -268,6 +326,9 @@ def _eligibility(request: HttpRequest) -> JsonResponse:
         raise _invalid(problems)
     results = []
     for row, entry in enumerate(vins):
+        if "vin" not in entry:
+            # Nothing to check, and a result row must name a VIN: the row is skipped.
+            continue
         status, message = _eligibility_status(
             entry["vin"], entry.get("make"), entry.get("countryCode")
         )

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,6 +16,11 @@ from django.views.decorators.csrf import csrf_exempt
 from sandbox.models import ApiToken
 
 log = logging.getLogger("sandbox.api")
+
+REALM = 'realm="Volteras sandbox"'
+# Operations of the contract the sandbox does not implement whose documented
+# codes leave out RESOURCE_NOT_FOUND: they answer 501 SERVER_ERROR instead.
+_NOT_FOUND_UNDOCUMENTED = re.compile(r"^/v1/vehicles/[^/]+/(departure-times|charging-windows)$")
 
 STATUS_FOR_CODE = {
     "AUTHENTICATION_ERROR": 401,
@@ -57,6 +63,13 @@ def error_response(code: str, message: str, data: dict[str, Any] | None = None) 
     return JsonResponse(body, status=STATUS_FOR_CODE.get(code, 400))
 
 
+def challenged(response: HttpResponse, scheme: str) -> HttpResponse:
+    """A 401 names the credentials it wants (RFC 9110), as every 401 should."""
+    if response.status_code == 401:
+        response["WWW-Authenticate"] = f"{scheme} {REALM}"
+    return response
+
+
 def json_body(request: HttpRequest) -> Any:
     try:
         return json.loads(request.body or b"null")
@@ -80,11 +93,18 @@ def authenticate(request: HttpRequest) -> ApiToken:
 def api_view(
     methods: dict[str, Callable[..., HttpResponse]], *, auth: bool = True
 ) -> Callable[..., HttpResponse]:
-    """One URL, a handler per HTTP method; every failure becomes the envelope."""
+    """One URL, a handler per HTTP method; every failure becomes the envelope.
+
+    `auth=False` is the token endpoint, which checks HTTP Basic credentials itself.
+    """
+    scheme = "Bearer" if auth else "Basic"
 
     @csrf_exempt
     @login_not_required
     def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        return challenged(_answer(request, kwargs), scheme)
+
+    def _answer(request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponse:
         handler = methods.get(request.method or "")
         try:
             if auth:
@@ -107,7 +127,21 @@ def api_view(
     return view
 
 
-@csrf_exempt
-@login_not_required
-def unknown_endpoint(request: HttpRequest, rest: str = "") -> HttpResponse:
-    return error_response("RESOURCE_NOT_FOUND", f"No such endpoint: {request.path}")
+def _not_implemented(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any other `/v1/` path: the contract's other operations and unknown paths alike.
+
+    The token is checked first, as for every operation; then the answer is an
+    error code the operation documents.
+    """
+    if _NOT_FOUND_UNDOCUMENTED.match(request.path):
+        response = error_response(
+            "SERVER_ERROR", f"The sandbox does not implement {request.method} {request.path}."
+        )
+        response.status_code = 501
+        return response
+    raise ApiError("RESOURCE_NOT_FOUND", f"No such endpoint in the sandbox: {request.path}")
+
+
+unknown_endpoint = api_view(
+    {m: _not_implemented for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+)

@@ -101,12 +101,15 @@ def disconnect(vehicle: Vehicle, delay_seconds: float) -> None:
 
 
 def _delete(request: HttpRequest, vehicle_id: str) -> HttpResponse:
-    with transaction.atomic(using="sandbox"):
+    with transaction.atomic():
         vehicle = visible_vehicle(vehicle_id)
         if vehicle.disconnected_at is not None:
             raise ApiError("RESOURCE_NOT_FOUND", "This vehicle is already disconnected.")
         disconnect(vehicle, DISCONNECT_AFTER * control.current().speed)
-    return HttpResponse(status=202)
+    # The contract documents the 202 with no body, so none and no content type.
+    response = HttpResponse(status=202)
+    del response["Content-Type"]
+    return response
 
 
 vehicles = api_view({"GET": _list})
