@@ -26,10 +26,10 @@ from connections.models import (
     LinkStatus,
     Membership,
     Upload,
-    VinEntry,
     VinStatus,
     WorkerHeartbeat,
 )
+from tests.factories import add_entry, make_upload
 from tests.permissions import assert_access
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,14 +251,14 @@ class TestPages:
         assert client.get("/fleets/no-such-fleet/").status_code == 404
 
     def test_dashboard_counts(self, client, manager, fleet, other_fleet):
-        upload = Upload.objects.create(fleet=fleet, created_by=manager)
-        for i, status in enumerate(
-            [VinStatus.CONNECTED, VinStatus.CONNECTED, VinStatus.PENDING, VinStatus.ERROR]
-        ):
-            VinEntry.objects.create(
-                upload=upload, fleet=fleet, line_number=i + 2, vin=f"VIN{i}", status=status,
-                validity="valid",
-            )  # fmt: skip
+        upload = make_upload(fleet, manager, state=Upload.State.DRAFT)
+        for status in [
+            VinStatus.CONNECTED,
+            VinStatus.CONNECTED,
+            VinStatus.PENDING,
+            VinStatus.ERROR,
+        ]:
+            add_entry(upload, status)
         client.force_login(manager)
         page = client.get("/")
         assert page.status_code == 200
