@@ -28,7 +28,7 @@ from connections.uploads.submission import create_upload
 from connections.uploads.views import SLOW_POLL_SECONDS
 from tests.factories import make_vin, uploaded
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def submit(client, upload, capture):

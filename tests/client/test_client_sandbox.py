@@ -68,19 +68,9 @@ class Exchanges:
         return sum(1 for r in self.requests if r.url.path == path)
 
 
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture
 def exchanges() -> Exchanges:
     return Exchanges()
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 @pytest.fixture

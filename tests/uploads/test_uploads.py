@@ -19,7 +19,7 @@ from connections.web.access import READ_ONLY
 from tests.factories import make_vin, stored_link
 from tests.permissions import assert_access
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_CSV = ROOT / "docs" / "demo-vins.csv"
 
 

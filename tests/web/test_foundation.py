@@ -32,7 +32,7 @@ from connections.models import (
 from tests.factories import add_entry, make_upload
 from tests.permissions import assert_access
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_django(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
