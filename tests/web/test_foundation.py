@@ -1,13 +1,11 @@
 """Settings, roles and visibility, login, dashboard, admin, seed_demo, /healthz."""
 
 import ast
-import http.server
 import json
 import os
 import sqlite3
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -403,28 +401,6 @@ class TestSeedDemo:
         monkeypatch.setenv("DEMO_PASSWORD", "chosen-pass-123")
         call_command("seed_demo")
         assert User.objects.get(username="outsider").check_password("chosen-pass-123")
-
-
-class _Answer401(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(401)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def fake_volteras(settings):
-    """A loopback server that answers like an API without a token."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer401)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.VOLTERAS_API_URL = f"http://127.0.0.1:{server.server_port}"
-    cache.clear()
-    yield
-    server.shutdown()
-    cache.clear()
 
 
 class TestHealthz:
