@@ -389,7 +389,7 @@ def test_eligibility_check_before_connecting(
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_send_the_same_batch(manager, fleet, volteras):
     upload = uploaded(fleet, manager, make_vin(11))
-    submit(upload, manager)
+    submission.submit(upload, manager)
     batch = ConnectBatch.objects.get(upload=upload)
     volteras.control(faults=[{"kind": "latency", "ms": 300, "path_prefix": "/v1/vehicles/connect"}])
     posts_before = volteras.log().count('"POST /v1/vehicles/connect HTTP/1.1" 202')
