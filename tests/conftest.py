@@ -8,8 +8,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from connections import volteras
-from connections.models import SUPPORT_GROUP, Fleet, Membership
+from connections.models import SUPPORT_GROUP, Fleet, Membership, Upload
 from tests.contract import ContractWatch
+from tests.factories import make_upload
 
 pytest_plugins = ["tests.fixtures_sandbox"]
 
@@ -64,6 +65,12 @@ def support(db) -> User:
 @pytest.fixture
 def admin_user(db) -> User:
     return User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+
+
+@pytest.fixture
+def upload(fleet) -> Upload:
+    """A submitted upload of `fleet`, with no rows yet (`add_entry` adds them)."""
+    return make_upload(fleet)
 
 
 @pytest.fixture

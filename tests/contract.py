@@ -515,3 +515,19 @@ def validate_webhook(
     except jsonschema.ValidationError as exc:
         raise AssertionError(f"{where}: body breaks the contract: {exc.message}") from None
     return payload
+
+
+def registry() -> list[dict]:
+    """The error codes Volteras publishes (`error-codes.yml`)."""
+    return yaml.safe_load(ERROR_CODES_PATH.read_text())["error_codes"]
+
+
+def codes_in(place: str) -> set[str]:
+    """The published error codes that can appear in `place` (e.g. `VIN_UPLOAD`)."""
+    return {entry["code"] for entry in registry() if place in entry["places"]}
+
+
+def per_vin_codes_in_openapi() -> set[str]:
+    """The contract's per-VIN error code enum (a connect group result's `errors[].code`)."""
+    schemas = json.loads(SPEC_PATH.read_text())["components"]["schemas"]
+    return set(schemas["VehicleInputResponseError"]["properties"]["code"]["enum"])

@@ -12,16 +12,20 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from connections.volteras import get_client
 from tests.contract import response_hook
+from tests.flows import PORTAL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLIENT_ID = "test-client"
@@ -184,7 +188,82 @@ def point_portal_at(settings, sandbox: SandboxServer) -> None:
 
 @pytest.fixture
 def volteras(settings, sandbox: SandboxServer) -> SandboxServer:
-    """The sandbox, with the portal pointed at it (test files that need more,
-    such as no retries or testserver links, define their own on top)."""
+    """The sandbox, with the portal pointed at it (`volteras_no_retries` and
+    `api` for no retries)."""
     point_portal_at(settings, sandbox)
     return sandbox
+
+
+@pytest.fixture
+def volteras_no_retries(settings, sandbox: SandboxServer) -> SandboxServer:
+    """The sandbox, the portal pointed at it without retries (a fault answers
+    at once), and links it hands out on the test client's host."""
+    point_portal_at(settings, sandbox)
+    settings.VOLTERAS_MAX_RETRIES = 0
+    settings.PORTAL_BASE_URL = PORTAL
+    return sandbox
+
+
+@pytest.fixture
+def api(settings, sandbox: SandboxServer):
+    """The portal's own Volteras client, at the sandbox, without retries."""
+    point_portal_at(settings, sandbox)
+    settings.VOLTERAS_MAX_RETRIES = 0
+    return get_client()
+
+
+# A local webhook endpoint the sandbox delivers to.
+WAIT_SECONDS = 10
+
+
+class Receiver:
+    """A tiny local webhook endpoint that answers the queued status codes, then 204."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 204
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) >= count, f"got {len(self.received)} of {count} webhooks"
+        return self.received
+
+    def events(self, sandbox) -> list[tuple[str, str]]:
+        """(type, vehicle id) of each delivery received: the body carries no
+        type (as Svix sends it), so it comes from the sandbox's own log."""
+        types = {d["msgId"]: d["type"] for d in sandbox.deliveries()}
+        return [(types[h["svix-id"]], json.loads(b)["id"]) for h, b in self.received]
+
+
+@pytest.fixture
+def receiver(sandbox) -> Iterator[Receiver]:
+    hook = Receiver()
+    sandbox.control(webhook_url=hook.url)
+    yield hook
+    hook.server.shutdown()
+
+
+def connect_vins(api, *vins: str) -> list[str]:
+    vehicles = [{"vin": v, "make": "FORD", "countryCode": "GB"} for v in vins]
+    group = api.post("/v1/vehicles/connect", json={"vehicles": vehicles}).json()
+    found = api.get(f"/v1/vehicles/connect/{group['id']}/results").json()["results"]
+    return [r["vehicleId"] for r in found]

@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from connections.models import ConsentLink, Upload, VinEntry, VinStatus
+from connections.models import ConsentLink, Upload, VinStatus
 from tests.browser.gates import login
+from tests.factories import add_entry, make_upload
 
 pytestmark = pytest.mark.browser
 
@@ -19,17 +20,9 @@ SECRET_LABEL = "Demo Fleet's secret link"
 @pytest.fixture
 def demo_fleet_data(fleet, manager) -> dict[str, str]:
     """One upload with a VIN and one consent link in Demo Fleet; their URLs."""
-    upload = Upload.objects.create(fleet=fleet, created_by=manager, source_name="secret.csv")
-    entry = VinEntry.objects.create(
-        upload=upload,
-        fleet=fleet,
-        line_number=2,
-        raw_vin=SECRET_VIN,
-        vin=SECRET_VIN,
-        make="VOLKSWAGEN",
-        country_code="DE",
-        validity=VinEntry.Validity.VALID,
-        status=VinStatus.READY,
+    upload = make_upload(fleet, manager, source_name="secret.csv", state=Upload.State.DRAFT)
+    entry = add_entry(
+        upload, VinStatus.READY, vin=SECRET_VIN, line=2, make="VOLKSWAGEN", country_code="DE"
     )
     link = ConsentLink.objects.create(
         fleet=fleet,

@@ -11,10 +11,9 @@ from django.utils.html import escape
 from connections.jobs import drain
 from connections.models import ConnectBatch, ConsentLink, LinkStatus, Upload, VinEntry, VinStatus
 from connections.support.actions import dismiss, escalate, retry
-from connections.uploads.reading import read_upload
-from connections.uploads.submission import create_upload, submit
-from tests.fixtures_sandbox import point_portal_at
-from tests.test_consent import PORTAL, consent_at_sandbox, follow_return, open_short_link
+from connections.uploads.submission import submit
+from tests.factories import entry_of, uploaded
+from tests.flows import consent_at_sandbox, follow_return, open_short_link
 
 ERROR_VIN = "PERR0R11000000001"
 ERROR_VIN_2 = "PERR0R11000000009"
@@ -34,17 +33,9 @@ ROWS = "\n".join(
 )
 
 
-@pytest.fixture
-def volteras(settings, sandbox):
-    point_portal_at(settings, sandbox)
-    settings.VOLTERAS_MAX_RETRIES = 0
-    settings.PORTAL_BASE_URL = PORTAL
-    return sandbox
-
-
 def settle(fleet, manager, capture) -> Upload:
     """The magic VINs submitted, and every task run until nothing is left."""
-    upload = create_upload(fleet, manager, read_upload(ROWS))
+    upload = uploaded(fleet, manager, ROWS)
     with capture(execute=True):
         assert submit(upload, manager) == 1
     drain()
@@ -52,12 +43,8 @@ def settle(fleet, manager, capture) -> Upload:
 
 
 @pytest.fixture
-def settled(fleet, manager, volteras, django_capture_on_commit_callbacks) -> Upload:
+def settled(fleet, manager, volteras_no_retries, django_capture_on_commit_callbacks) -> Upload:
     return settle(fleet, manager, django_capture_on_commit_callbacks)
-
-
-def entry(upload: Upload, vin: str) -> VinEntry:
-    return upload.entries.get(vin=vin)
 
 
 def act(client, capture, action: str, entries: list[VinEntry], **fields) -> str:
@@ -86,14 +73,14 @@ def test_support_finds_failed_vins_with_reason_and_next_step(client, support, se
     for vin in (ERROR_VIN, INCOMPATIBLE_VIN, PENDING_VIN, CONSENT_VIN):
         assert vin in body
     assert CONNECTED_VIN not in body
-    x = entry(settled, ERROR_VIN).explanation
+    x = entry_of(settled, ERROR_VIN).explanation
     assert escape(x.title) in body and escape(x.next_step) in body
 
 
 def test_retry_sends_a_new_batch_and_records_it(
     client, support, settled, django_capture_on_commit_callbacks
 ):
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     batches = ConnectBatch.objects.filter(upload=settled).count()
     client.force_login(support)
     page = act(client, django_capture_on_commit_callbacks, "retry", [error])
@@ -116,7 +103,7 @@ def test_retry_sends_a_new_batch_and_records_it(
 def test_retry_is_refused_with_the_reason_where_it_cannot_help(
     client, support, settled, django_capture_on_commit_callbacks
 ):
-    incompatible, pending = entry(settled, INCOMPATIBLE_VIN), entry(settled, PENDING_VIN)
+    incompatible, pending = entry_of(settled, INCOMPATIBLE_VIN), entry_of(settled, PENDING_VIN)
     batches = ConnectBatch.objects.count()
     client.force_login(support)
     page = act(client, django_capture_on_commit_callbacks, "retry", [incompatible, pending])
@@ -131,7 +118,7 @@ def test_retry_during_an_incident_needs_retry_anyway(
     client, support, settled, settings, django_capture_on_commit_callbacks
 ):
     settings.INCIDENT_MIN_VINS = 2
-    errors = [entry(settled, ERROR_VIN), entry(settled, ERROR_VIN_2)]
+    errors = [entry_of(settled, ERROR_VIN), entry_of(settled, ERROR_VIN_2)]
     batches = ConnectBatch.objects.count()
     client.force_login(support)
     home = client.get(reverse("support_home")).content.decode()
@@ -146,18 +133,18 @@ def test_retry_during_an_incident_needs_retry_anyway(
 
 
 def test_escalate_with_note_and_request_ids(
-    client, support, fleet, manager, volteras, django_capture_on_commit_callbacks
+    client, support, fleet, manager, volteras_no_retries, django_capture_on_commit_callbacks
 ):
     # Volteras turns the first connect call away (429): its answer carries the
     # requestId that support will hand over; the second call goes through.
-    volteras.control(
+    volteras_no_retries.control(
         faults=[
             {"kind": "rate_limit", "path_prefix": "/v1/vehicles/connect", "method": "POST"}
             | {"count": 1, "retry_after": 1}
         ]
     )
     settled = settle(fleet, manager, django_capture_on_commit_callbacks)
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     client.force_login(support)
     page = act(client, django_capture_on_commit_callbacks, "escalate", [error])
     assert "Nothing was done" in page and "the note is required" in page
@@ -190,7 +177,7 @@ def test_escalate_with_note_and_request_ids(
 
 
 def test_dismiss_with_reason(client, support, settled, django_capture_on_commit_callbacks):
-    pending, connected = entry(settled, PENDING_VIN), entry(settled, CONNECTED_VIN)
+    pending, connected = entry_of(settled, PENDING_VIN), entry_of(settled, CONNECTED_VIN)
     client.force_login(support)
     page = act(client, django_capture_on_commit_callbacks, "dismiss", [pending])
     assert "the reason is required" in page
@@ -213,7 +200,7 @@ def test_dismiss_with_reason(client, support, settled, django_capture_on_commit_
 def test_consent_link_sent_then_reissued(
     client, support, settled, django_capture_on_commit_callbacks
 ):
-    waiting, error = entry(settled, CONSENT_VIN), entry(settled, ERROR_VIN)
+    waiting, error = entry_of(settled, CONSENT_VIN), entry_of(settled, ERROR_VIN)
     client.force_login(support)
     page = act(client, django_capture_on_commit_callbacks, "consent", [waiting, error])
     assert "1 VIN got a consent link." in page
@@ -235,8 +222,10 @@ def test_consent_link_sent_then_reissued(
     assert second.get_absolute_url() in detail and first.get_absolute_url() in detail
 
 
-def test_entry_page_shows_volteras_current_view(client, manager, support, settled, volteras):
-    connected = entry(settled, CONNECTED_VIN)
+def test_entry_page_shows_volteras_current_view(
+    client, manager, support, settled, volteras_no_retries
+):
+    connected = entry_of(settled, CONNECTED_VIN)
     assert connected.vehicle_id
     client.force_login(manager)
     body = client.get(reverse("entry_detail", args=[connected.pk])).content.decode()
@@ -246,16 +235,18 @@ def test_entry_page_shows_volteras_current_view(client, manager, support, settle
 
 
 def test_entry_page_says_clearly_when_volteras_cannot_answer(
-    client, support, settled, settings, volteras
+    client, support, settled, settings, volteras_no_retries
 ):
-    connected = entry(settled, CONNECTED_VIN)
+    connected = entry_of(settled, CONNECTED_VIN)
     VinEntry.objects.filter(pk=connected.pk).update(vehicle_id="no-such-vehicle")
     client.force_login(support)
     body = client.get(reverse("entry_detail", args=[connected.pk])).content.decode()
     assert "Volteras does not know vehicle no-such-vehicle" in body
 
     VinEntry.objects.filter(pk=connected.pk).update(vehicle_id=connected.vehicle_id)
-    volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/", "method": "GET"}])
+    volteras_no_retries.control(
+        faults=[{"kind": "error", "path_prefix": "/v1/vehicles/", "method": "GET"}]
+    )
     body = client.get(reverse("entry_detail", args=[connected.pk])).content.decode()
     assert "Volteras could not be asked about this vehicle just now" in body
     # The portal's own record is still there.
@@ -278,7 +269,7 @@ def test_plain_retry_is_paused_by_an_incident(
     client, manager, settled, settings, django_capture_on_commit_callbacks
 ):
     settings.INCIDENT_MIN_VINS = 2
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     batches = ConnectBatch.objects.count()
     client.force_login(manager)
     page = plain_retry(client, django_capture_on_commit_callbacks, error)
@@ -290,7 +281,7 @@ def test_plain_retry_is_paused_by_an_incident(
 def test_plain_retry_refuses_a_superseded_row(
     client, manager, settled, django_capture_on_commit_callbacks
 ):
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     VinEntry.objects.filter(pk=error.pk).update(superseded=True)
     batches = ConnectBatch.objects.count()
     client.force_login(manager)
@@ -302,7 +293,7 @@ def test_plain_retry_refuses_a_superseded_row(
 def test_plain_retry_reopens_a_dismissed_vin(
     client, manager, support, settled, django_capture_on_commit_callbacks
 ):
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     client.force_login(support)
     act(client, django_capture_on_commit_callbacks, "dismiss", [error], reason="Sold")
     assert VinEntry.objects.get(pk=error.pk).dismissed
@@ -317,7 +308,7 @@ def test_plain_retry_reopens_a_dismissed_vin(
 def test_an_escalated_vin_that_fails_again_can_be_escalated_again(
     client, support, settled, django_capture_on_commit_callbacks
 ):
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     client.force_login(support)
     act(client, django_capture_on_commit_callbacks, "escalate", [error], note="first")
     assert VinEntry.objects.get(pk=error.pk).escalated
@@ -334,9 +325,9 @@ NOT_BY_VIN = "N0UPL0AD100000007"
 
 
 def test_a_make_that_cannot_be_connected_by_vin_gets_a_consent_link(
-    client, manager, support, fleet, volteras, django_capture_on_commit_callbacks
+    client, manager, support, fleet, volteras_no_retries, django_capture_on_commit_callbacks
 ):
-    upload = create_upload(fleet, manager, read_upload(f"{NOT_BY_VIN},Volkswagen,GB"))
+    upload = uploaded(fleet, manager, f"{NOT_BY_VIN},Volkswagen,GB")
     with django_capture_on_commit_callbacks(execute=True):
         submit(upload, manager)
     drain()
@@ -374,7 +365,7 @@ def test_a_vin_whose_row_changed_is_not_reported_as_retried(
 ):
     """Loaded as ERROR, but already sent again by someone else (a second
     click): the outcome says so, and its flags stay as they are."""
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     stale_copy = VinEntry.objects.select_related("upload", "fleet").get(pk=error.pk)
     with django_capture_on_commit_callbacks(execute=True):
         assert len(retry([error], support).done) == 1
@@ -388,16 +379,14 @@ def test_a_vin_whose_row_changed_is_not_reported_as_retried(
 
 
 def test_consent_links_stop_at_a_refusal_for_the_whole_organisation(
-    client, support, fleet, manager, volteras, django_capture_on_commit_callbacks
+    client, support, fleet, manager, volteras_no_retries, django_capture_on_commit_callbacks
 ):
-    upload = create_upload(
-        fleet, manager, read_upload(f"{CONSENT_VIN},Volkswagen,GB\nC0NSENT1000000013,Ford,GB")
-    )
+    upload = uploaded(fleet, manager, f"{CONSENT_VIN},Volkswagen,GB\nC0NSENT1000000013,Ford,GB")
     with django_capture_on_commit_callbacks(execute=True):
         submit(upload, manager)
     drain()
     first, second = upload.entries.order_by("line_number")
-    volteras.control(
+    volteras_no_retries.control(
         faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 5}]
     )
     client.force_login(support)
@@ -405,13 +394,13 @@ def test_consent_links_stop_at_a_refusal_for_the_whole_organisation(
     assert "Not tried:" in page
     assert not ConsentLink.objects.exists()
     # One call was refused; the second VIN was not even tried.
-    assert volteras.state()["faults"][0]["count"] == 4
+    assert volteras_no_retries.state()["faults"][0]["count"] == 4
 
 
 def test_a_dismissed_vin_reopens_when_volteras_reports_a_new_failure(
     support, settled, django_capture_on_commit_callbacks
 ):
-    error = entry(settled, ERROR_VIN)
+    error = entry_of(settled, ERROR_VIN)
     dismiss([error], support, reason="owner sold the car")
     escalate([error], support, note="asked Volteras")
     error.refresh_from_db()

@@ -21,8 +21,8 @@ from connections.uploads.validation import validate_rows
 from connections.uploads.xlsx_reader import read_xlsx
 from connections.vin import check_digit
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def vin(body: str) -> str:

@@ -18,7 +18,6 @@ import time_machine
 from django.utils import timezone
 
 from connections.models import ApiToken
-from connections.vin import check_digit
 from connections.volteras import (
     AmbiguousWrite,
     AuthenticationError,
@@ -35,12 +34,7 @@ from connections.volteras import (
     VolterasClient,
 )
 from tests.contract import check_exchange, validate_request
-
-
-def make_vin(serial: int, wmi: str = "WVW") -> str:
-    """A valid VIN (correct check digit) that the sandbox connects at once."""
-    vin = f"{wmi}ZZZ1JZ0W{serial:06d}"
-    return vin[:8] + check_digit(vin) + vin[9:]
+from tests.factories import make_vin
 
 
 class Exchanges:
@@ -74,19 +68,9 @@ class Exchanges:
         return sum(1 for r in self.requests if r.url.path == path)
 
 
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture
 def exchanges() -> Exchanges:
     return Exchanges()
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
 
 
 @pytest.fixture
@@ -227,7 +211,7 @@ def test_wrong_credentials_raise_authentication_error(make_client, exchanges):
 
 
 def test_connect_vehicles_then_group_results_and_vehicle(client):
-    vin = make_vin(1)
+    vin = make_vin(1, make="VOLKSWAGEN")
     group = client.connect_vehicles(
         [
             VehicleInput(
@@ -262,11 +246,13 @@ def test_connect_vehicles_then_group_results_and_vehicle(client):
 
 def test_connect_results_read_over_several_pages(client, exchanges):
     group = client.connect_vehicles(
-        [VehicleInput(make_vin(n), "VOLKSWAGEN", "DE") for n in range(5)]
+        [VehicleInput(make_vin(n, make="VOLKSWAGEN"), "VOLKSWAGEN", "DE") for n in range(5)]
     )
     results = client.connect_results(group.id, page_size=2)
 
-    assert sorted(r.vin for r in results) == sorted(make_vin(n) for n in range(5))
+    assert sorted(r.vin for r in results) == sorted(
+        make_vin(n, make="VOLKSWAGEN") for n in range(5)
+    )
     pages = [
         r.url.params["currentPage"] for r in exchanges.requests if r.url.path.endswith("/results")
     ]
@@ -274,10 +260,12 @@ def test_connect_results_read_over_several_pages(client, exchanges):
 
 
 def test_list_vehicles_follows_cursor_pages(client, exchanges):
-    client.connect_vehicles([VehicleInput(make_vin(n), "VOLKSWAGEN", "GB") for n in range(5)])
+    client.connect_vehicles(
+        [VehicleInput(make_vin(n, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB") for n in range(5)]
+    )
 
     vins = [vehicle.vin for vehicle in client.list_vehicles(page_size=2)]
-    assert sorted(vins) == sorted(make_vin(n) for n in range(5))
+    assert sorted(vins) == sorted(make_vin(n, make="VOLKSWAGEN") for n in range(5))
     assert exchanges.count("/v1/vehicles") == 3
 
     page = client.vehicles_page(page_size=4)
@@ -288,7 +276,10 @@ def test_list_vehicles_follows_cursor_pages(client, exchanges):
 
 
 def test_accounts_listed_over_pages_fetched_and_disconnected(client, exchanges):
-    ids = [connect_account_via_consent(client, make_vin(100 + n), f"driver{n}") for n in range(5)]
+    ids = [
+        connect_account_via_consent(client, make_vin(100 + n, make="VOLKSWAGEN"), f"driver{n}")
+        for n in range(5)
+    ]
     listed = list(client.list_accounts(page_size=2))
 
     assert sorted(a.id for a in listed) == sorted(ids)
@@ -302,14 +293,16 @@ def test_accounts_listed_over_pages_fetched_and_disconnected(client, exchanges):
 
 
 def test_disconnect_vehicle(client):
-    group = client.connect_vehicles([VehicleInput(make_vin(7), "VOLKSWAGEN", "GB")])
+    group = client.connect_vehicles(
+        [VehicleInput(make_vin(7, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")]
+    )
     (result,) = client.connect_results(group.id)
     client.disconnect_vehicle(result.vehicle_id)
-    assert make_vin(7) not in {v.vin for v in client.list_vehicles()}
+    assert make_vin(7, make="VOLKSWAGEN") not in {v.vin for v in client.list_vehicles()}
 
 
 def test_eligibility_check(client):
-    check = client.check_eligibility([make_vin(20), "1NC0MP1100000000A"])
+    check = client.check_eligibility([make_vin(20, make="VOLKSWAGEN"), "1NC0MP1100000000A"])
     results = client.eligibility_results(check.id, page_size=1)
     assert [(r.row_id, r.status) for r in results] == [(0, "ELIGIBLE"), (1, "INELIGIBLE")]
 
@@ -343,9 +336,9 @@ def test_validation_errors(client):
 
 def test_device_limit_is_not_permitted(client, sandbox):
     sandbox.control(vehicle_limit=1)
-    client.connect_vehicles([VehicleInput(make_vin(30), "VOLKSWAGEN", "GB")])
+    client.connect_vehicles([VehicleInput(make_vin(30, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")])
     with pytest.raises(NotPermitted) as caught:
-        client.connect_vehicles([VehicleInput(make_vin(31), "VOLKSWAGEN", "GB")])
+        client.connect_vehicles([VehicleInput(make_vin(31, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")])
     assert (caught.value.code, caught.value.status) == ("DEVICE_LIMIT_REACHED", 403)
 
 
@@ -402,11 +395,13 @@ def test_post_rate_limited_is_retried_and_applied_once(client, sandbox, sleeps):
     client.test_token()
     sandbox.control(faults=[fault("rate_limit", "/v1/vehicles/connect", "POST", count=1)])
 
-    group = client.connect_vehicles([VehicleInput(make_vin(40), "VOLKSWAGEN", "GB")])
+    group = client.connect_vehicles(
+        [VehicleInput(make_vin(40, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")]
+    )
     assert sleeps == [1.0]
     (result,) = client.connect_results(group.id)
     assert result.was_already_connected is False
-    assert [v.vin for v in client.list_vehicles()] == [make_vin(40)]
+    assert [v.vin for v in client.list_vehicles()] == [make_vin(40, make="VOLKSWAGEN")]
 
 
 def test_post_server_error_is_ambiguous_not_retried(client, sandbox, exchanges, sleeps):
@@ -414,7 +409,7 @@ def test_post_server_error_is_ambiguous_not_retried(client, sandbox, exchanges, 
     sandbox.control(faults=[fault("error", "/v1/vehicles/connect", "POST", count=1)])
 
     with pytest.raises(AmbiguousWrite) as caught:
-        client.connect_vehicles([VehicleInput(make_vin(41), "VOLKSWAGEN", "GB")])
+        client.connect_vehicles([VehicleInput(make_vin(41, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")])
     assert (caught.value.status, caught.value.code) == (500, "SERVER_ERROR")
     assert exchanges.count("/v1/vehicles/connect") == 1
     assert sleeps == []
@@ -425,7 +420,7 @@ def test_dropped_connection_after_a_post_is_ambiguous_and_the_write_happened(
 ):
     client.test_token()
     sandbox.control(faults=[fault("drop", "/v1/vehicles/connect", "POST", count=1)])
-    vin = make_vin(50)
+    vin = make_vin(50, make="VOLKSWAGEN")
 
     with pytest.raises(AmbiguousWrite) as caught:
         client.connect_vehicles([VehicleInput(vin, "VOLKSWAGEN", "GB")])
@@ -442,7 +437,9 @@ def test_dropped_connection_after_a_post_is_ambiguous_and_the_write_happened(
 
 
 def test_dropped_connection_after_a_delete_is_ambiguous(client, sandbox):
-    group = client.connect_vehicles([VehicleInput(make_vin(51), "VOLKSWAGEN", "GB")])
+    group = client.connect_vehicles(
+        [VehicleInput(make_vin(51, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")]
+    )
     (result,) = client.connect_results(group.id)
     sandbox.control(faults=[fault("drop", "/v1/vehicles/", "DELETE", count=1)])
 
@@ -485,7 +482,7 @@ def test_a_hanging_post_is_ambiguous_not_retried(make_client, sandbox, exchanges
     sandbox.control(faults=[fault("hang", "/v1/vehicles/connect", "POST", count=1, seconds=3)])
 
     with pytest.raises(AmbiguousWrite) as caught:
-        client.connect_vehicles([VehicleInput(make_vin(60), "VOLKSWAGEN", "GB")])
+        client.connect_vehicles([VehicleInput(make_vin(60, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")])
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
     assert exchanges.count("/v1/vehicles/connect") == 1
 
@@ -498,7 +495,7 @@ def test_a_write_that_cannot_connect_is_retried_then_a_network_error(db, sleeps)
     )
     client = VolterasClient(api_url, "id", "secret", max_retries=2, sleep=sleeps)
     with pytest.raises(NetworkError) as caught:
-        client.connect_vehicles([VehicleInput(make_vin(70), "VOLKSWAGEN", "GB")])
+        client.connect_vehicles([VehicleInput(make_vin(70, make="VOLKSWAGEN"), "VOLKSWAGEN", "GB")])
     assert not isinstance(caught.value, AmbiguousWrite)
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
     assert len(sleeps) == 2

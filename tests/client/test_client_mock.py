@@ -104,16 +104,6 @@ class FakeVolteras:
         return [r for r in self.requests if r.url.path != "/v1/oauth2/token"]
 
 
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
 def conforming_request(request: httpx.Request) -> None:
     """Event hook: every request the client sends must be one the contract accepts.
     (The answers here are deliberately odd; the sandbox tests check real ones.)"""

@@ -15,39 +15,16 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from connections.explanations import STATUS_EXPLANATIONS, explain
-from connections.models import Fleet, Upload, VinEntry, VinEvent, VinStatus
+from connections.models import Upload, VinEntry, VinEvent, VinStatus
 from connections.models.entries import SUPERSEDED_REFUSAL
 from connections.support.actions import retry
 from connections.support.workspace import incidents, stuck_entries, who_must_act_q
-from connections.uploads.submission import create_upload, submit
+from connections.uploads.submission import submit
+from tests.contract import codes_in, per_vin_codes_in_openapi
+from tests.factories import add_entry, make_upload, make_vin, uploaded
 from tests.permissions import assert_access
-from tests.test_explanations import codes_in, per_vin_codes_in_openapi
-from tests.test_uploads import make_vin
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
-
-
-def add_entry(upload: Upload, line: int, status: str, **fields) -> VinEntry:
-    vin = fields.pop("vin", make_vin(upload.pk * 10_000 + line))
-    codes = fields.pop("codes", [])
-    return VinEntry.objects.create(
-        upload=upload,
-        fleet=upload.fleet,
-        line_number=line,
-        raw_vin=vin,
-        vin=vin,
-        make=fields.pop("make", "FORD"),
-        country_code="GB",
-        validity=VinEntry.Validity.VALID,
-        status=status,
-        error_codes=codes,
-        error_code=codes[0] if codes else "",
-        **fields,
-    )
-
-
-def submitted(fleet: Fleet, user=None) -> Upload:
-    return Upload.objects.create(fleet=fleet, created_by=user, state=Upload.State.SUBMITTED)
 
 
 def export_rows(response) -> list[dict[str, str]]:
@@ -60,12 +37,12 @@ def export_rows(response) -> list[dict[str, str]]:
 @pytest.fixture
 def mixed(fleet, other_fleet, manager) -> dict[str, VinEntry]:
     """A few VINs in two fleets, in every kind of trouble (and one that is fine)."""
-    a, b = submitted(fleet, manager), submitted(other_fleet)
+    a, b = make_upload(fleet, manager), make_upload(other_fleet)
     return {
         "offline": add_entry(
             a,
-            1,
             VinStatus.ERROR,
+            line=1,
             codes=["OEM_VEHICLE_OFFLINE"],
             action_category="CUSTOMER_ACTION",
             can_retry=True,
@@ -73,15 +50,15 @@ def mixed(fleet, other_fleet, manager) -> dict[str, VinEntry]:
         ),
         "incompatible": add_entry(
             a,
-            2,
             VinStatus.INCOMPATIBLE,
+            line=2,
             codes=["OEM_VEHICLE_NOT_COMPATIBLE"],
             action_category="CONTACT_SUPPORT",
             make="TESLA",
         ),
-        "consent": add_entry(b, 1, VinStatus.CONNECTION_REQUIRED, make="BMW"),
-        "pending": add_entry(b, 2, VinStatus.PENDING, make="BMW"),
-        "connected": add_entry(a, 3, VinStatus.CONNECTED),
+        "consent": add_entry(b, VinStatus.CONNECTION_REQUIRED, line=1, make="BMW"),
+        "pending": add_entry(b, VinStatus.PENDING, line=2, make="BMW"),
+        "connected": add_entry(a, VinStatus.CONNECTED, line=3),
     }
 
 
@@ -229,7 +206,7 @@ class TestWorkspace:
     def test_paginated_by_100_in_a_fixed_number_of_queries(
         self, client, support, fleet, django_assert_max_num_queries
     ):
-        upload = submitted(fleet)
+        upload = make_upload(fleet)
         VinEntry.objects.bulk_create(
             VinEntry(
                 upload=upload,
@@ -253,9 +230,9 @@ class TestWorkspace:
         assert last.count('name="entries"') == 50
 
     def test_charts_count_by_code_and_make(self, client, support, fleet, mixed):
-        upload = submitted(fleet)
+        upload = make_upload(fleet)
         for line in range(10, 13):
-            add_entry(upload, line, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], make="KIA")
+            add_entry(upload, VinStatus.ERROR, line=line, codes=["OEM_VEHICLE_OFFLINE"], make="KIA")
         client.force_login(support)
         response = client.get(reverse("support_home"))
         charts = response.context["code_chart"], response.context["make_chart"]
@@ -280,8 +257,8 @@ class TestWorkspace:
 
 class TestExport:
     def test_exports_the_filtered_view(self, client, support, mixed, fleet):
-        upload = submitted(fleet)
-        add_entry(upload, 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], message="=cmd|x")
+        upload = make_upload(fleet)
+        add_entry(upload, VinStatus.ERROR, line=1, codes=["OEM_VEHICLE_OFFLINE"], message="=cmd|x")
         client.force_login(support)
         rows = export_rows(client.get(reverse("support_export"), {"status": "ERROR"}))
         assert sorted(r["vin"] for r in rows) == sorted(
@@ -302,7 +279,7 @@ class TestExport:
         assert injected["message"] == "'=cmd|x"
 
     def test_export_covers_every_page(self, client, support, fleet):
-        upload = submitted(fleet)
+        upload = make_upload(fleet)
         VinEntry.objects.bulk_create(
             VinEntry(
                 upload=upload,
@@ -325,14 +302,14 @@ class TestStuck:
         settings.SUPPORT_STUCK_HOURS = 48
         settings.SUPPORT_STUCK_HOURS_BY_MAKE = {"BMW": 72, "TESLA": 24, "Mercedes-Benz": 10}
         with time_machine.travel(NOW - timedelta(hours=50), tick=False):
-            upload = submitted(fleet)
-            bmw = add_entry(upload, 1, VinStatus.PENDING, make="BMW")
-            tesla = add_entry(upload, 2, VinStatus.PROCESSING, make="TESLA")
-            ford = add_entry(upload, 3, VinStatus.PENDING, make="FORD")
-            merc = add_entry(upload, 4, VinStatus.PENDING, make="MERCEDES BENZ")
-            failed = add_entry(upload, 5, VinStatus.ERROR, make="FORD", codes=["X"])
+            upload = make_upload(fleet)
+            bmw = add_entry(upload, VinStatus.PENDING, line=1, make="BMW")
+            tesla = add_entry(upload, VinStatus.PROCESSING, line=2, make="TESLA")
+            ford = add_entry(upload, VinStatus.PENDING, line=3, make="FORD")
+            merc = add_entry(upload, VinStatus.PENDING, line=4, make="MERCEDES BENZ")
+            failed = add_entry(upload, VinStatus.ERROR, line=5, make="FORD", codes=["X"])
         with time_machine.travel(NOW - timedelta(hours=30), tick=False):
-            young_ford = add_entry(upload, 6, VinStatus.PENDING, make="FORD")
+            young_ford = add_entry(upload, VinStatus.PENDING, line=6, make="FORD")
         with time_machine.travel(NOW, tick=False):
             stuck = set(stuck_entries())
             assert stuck == {tesla, ford, merc}
@@ -360,8 +337,8 @@ class TestStuck:
         settings.SUPPORT_STUCK_HOURS = 48
         settings.SUPPORT_STUCK_HOURS_BY_MAKE = {}
         with time_machine.travel(NOW - timedelta(hours=50), tick=False):
-            upload = submitted(fleet)
-            entry = add_entry(upload, 1, VinStatus.PROCESSING, make="FORD")
+            upload = make_upload(fleet)
+            entry = add_entry(upload, VinStatus.PROCESSING, line=1, make="FORD")
             VinEntry.objects.filter(pk=entry.pk).update(submitted_at=timezone.now())
         with time_machine.travel(NOW - timedelta(hours=1), tick=False):
             VinEntry.objects.get(pk=entry.pk).observe(VinStatus.PENDING, "poll")
@@ -388,10 +365,10 @@ class TestStuck:
 class TestIncidents:
     def test_same_code_on_one_make_within_the_window(self, client, support, fleet, other_fleet):
         settings_min, window = 4, timedelta(hours=6)
-        a, b = submitted(fleet), submitted(other_fleet)
+        a, b = make_upload(fleet), make_upload(other_fleet)
 
         def fail(upload, line, make="BMW", code="OEM_VEHICLE_OFFLINE"):
-            return add_entry(upload, line, VinStatus.ERROR, make=make, codes=[code])
+            return add_entry(upload, VinStatus.ERROR, line=line, make=make, codes=[code])
 
         with time_machine.travel(NOW - timedelta(hours=10), tick=False):
             old = [fail(a, 1), fail(a, 2)]  # outside the window
@@ -427,12 +404,12 @@ class TestIncidents:
 
     def test_retry_is_held_back_during_an_incident(self, client, support, fleet, settings):
         settings.INCIDENT_MIN_VINS = 2
-        upload = submitted(fleet)
+        upload = make_upload(fleet)
         entries = [
             add_entry(
                 upload,
-                i,
                 VinStatus.ERROR,
+                line=i,
                 make="BMW",
                 codes=["OEM_VEHICLE_OFFLINE"],
                 can_retry=True,
@@ -449,8 +426,8 @@ class TestIncidents:
 class TestExplanations:
     @pytest.mark.parametrize("code", sorted(codes_in("VIN_UPLOAD") | per_vin_codes_in_openapi()))
     def test_every_per_vin_code_is_explained_in_the_workspace(self, client, support, fleet, code):
-        upload = submitted(fleet)
-        entry = add_entry(upload, 1, VinStatus.ERROR, codes=[code])
+        upload = make_upload(fleet)
+        entry = add_entry(upload, VinStatus.ERROR, line=1, codes=[code])
         x = explain(code)
         assert x.code == code  # ours, not the generic fallback
         client.force_login(support)
@@ -463,9 +440,9 @@ class TestExplanations:
         assert escape(x.who_acts_label) in page
 
     def test_codes_page_lists_the_table_with_open_counts(self, client, support, fleet):
-        upload = submitted(fleet)
-        add_entry(upload, 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
-        add_entry(upload, 2, VinStatus.ERROR, codes=["SOMETHING_NEW"])
+        upload = make_upload(fleet)
+        add_entry(upload, VinStatus.ERROR, line=1, codes=["OEM_VEHICLE_OFFLINE"])
+        add_entry(upload, VinStatus.ERROR, line=2, codes=["SOMETHING_NEW"])
         client.force_login(support)
         body = client.get(reverse("support_codes")).content.decode()
         for code in codes_in("VIN_UPLOAD"):
@@ -476,7 +453,7 @@ class TestExplanations:
         assert 'id="CONNECTION_REQUIRED"' in body
 
     def test_codes_page_counts_vins_waiting_for_consent(self, client, support, fleet):
-        add_entry(submitted(fleet), 1, VinStatus.CONNECTION_REQUIRED)
+        add_entry(make_upload(fleet), VinStatus.CONNECTION_REQUIRED, line=1)
         client.force_login(support)
         body = client.get(reverse("support_codes")).content.decode()
         row = body[body.index('id="CONNECTION_REQUIRED"') :]
@@ -484,8 +461,8 @@ class TestExplanations:
         assert '?status=CONNECTION_REQUIRED">1</a>' in row
 
     def test_consent_required_gets_its_next_step(self, client, manager, support, fleet):
-        upload = submitted(fleet)
-        entry = add_entry(upload, 1, VinStatus.CONNECTION_REQUIRED)
+        upload = make_upload(fleet)
+        entry = add_entry(upload, VinStatus.CONNECTION_REQUIRED, line=1)
         x = STATUS_EXPLANATIONS[VinStatus.CONNECTION_REQUIRED]
         assert entry.explanation == x
         client.force_login(support)
@@ -504,7 +481,7 @@ def _row(body: str, entry: VinEntry) -> str:
 
 class TestWhoActs:
     def test_the_python_rule_and_the_sql_filter_agree(self, fleet):
-        upload = submitted(fleet)
+        upload = make_upload(fleet)
         cases = [
             (VinStatus.ERROR, ["OEM_VEHICLE_OFFLINE"], ""),
             (VinStatus.ERROR, ["OEM_VEHICLE_OFFLINE"], "CONTACT_SUPPORT"),
@@ -521,7 +498,7 @@ class TestWhoActs:
             (VinStatus.PENDING, ["VEHICLE_ALREADY_ADDED_PENDING_CONNECTION"], ""),
         ]
         entries = [
-            add_entry(upload, i, status, codes=codes, action_category=category)
+            add_entry(upload, status, line=i, codes=codes, action_category=category)
             for i, (status, codes, category) in enumerate(cases, start=1)
         ]
         for category in ("CUSTOMER_ACTION", "CONTACT_SUPPORT", "UNDER_REVIEW"):
@@ -539,33 +516,39 @@ class TestRetryRules:
 
     @pytest.mark.parametrize("code", ["VIN_UPLOAD_INVALID_FORMAT", "INVALID_VIN"])
     def test_our_explanation_decides_when_volteras_did_not(self, fleet, code):
-        entry = add_entry(submitted(fleet), 1, VinStatus.ERROR, codes=[code])
+        entry = add_entry(make_upload(fleet), VinStatus.ERROR, line=1, codes=[code])
         assert entry.can_retry is None
         refusal = entry.retry_refusal()
         assert refusal and explain(code).next_step in refusal
 
     def test_a_code_a_retry_can_help_is_retried(self, fleet):
-        entry = add_entry(submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
+        entry = add_entry(
+            make_upload(fleet), VinStatus.ERROR, line=1, codes=["OEM_VEHICLE_OFFLINE"]
+        )
         assert entry.retry_refusal() is None
 
     def test_volteras_word_wins_over_ours(self, fleet):
         entry = add_entry(
-            submitted(fleet), 1, VinStatus.ERROR, codes=["INVALID_VIN"], can_retry=True
+            make_upload(fleet), VinStatus.ERROR, line=1, codes=["INVALID_VIN"], can_retry=True
         )
         assert entry.retry_refusal() is None
 
     def test_superseded_rows_are_refused(self, fleet):
         entry = add_entry(
-            submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"], superseded=True
+            make_upload(fleet),
+            VinStatus.ERROR,
+            line=1,
+            codes=["OEM_VEHICLE_OFFLINE"],
+            superseded=True,
         )
         assert entry.retry_refusal() == SUPERSEDED_REFUSAL
 
     def test_a_stuck_vin_says_escalate_not_wait(self, fleet, settings):
         settings.SUPPORT_STUCK_HOURS = 48
         with time_machine.travel(NOW - timedelta(hours=50), tick=False):
-            old = add_entry(submitted(fleet), 1, VinStatus.PENDING)
+            old = add_entry(make_upload(fleet), VinStatus.PENDING, line=1)
         with time_machine.travel(NOW - timedelta(hours=1), tick=False):
-            young = add_entry(submitted(fleet), 2, VinStatus.PENDING)
+            young = add_entry(make_upload(fleet), VinStatus.PENDING, line=2)
         with time_machine.travel(NOW, tick=False):
             assert (
                 young.retry_refusal() == "This VIN is still being connected; wait for its result."
@@ -575,9 +558,9 @@ class TestRetryRules:
             assert "2\xa0days" in refusal and "wait for its result" not in refusal
 
     def test_the_upload_table_offers_retry_only_where_it_can_help(self, client, manager, fleet):
-        upload = submitted(fleet, manager)
-        invalid = add_entry(upload, 1, VinStatus.ERROR, codes=["INVALID_VIN"])
-        offline = add_entry(upload, 2, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
+        upload = make_upload(fleet, manager)
+        invalid = add_entry(upload, VinStatus.ERROR, line=1, codes=["INVALID_VIN"])
+        offline = add_entry(upload, VinStatus.ERROR, line=2, codes=["OEM_VEHICLE_OFFLINE"])
         client.force_login(manager)
         body = client.get(upload.get_absolute_url()).content.decode()
         assert f"Retry {invalid.vin}" not in _row(body, invalid)
@@ -592,7 +575,9 @@ class TestReopening:
     """Dismissed and escalated are about one state: a new one clears them."""
 
     def test_a_new_status_or_code_clears_both(self, fleet):
-        entry = add_entry(submitted(fleet), 1, VinStatus.ERROR, codes=["OEM_VEHICLE_OFFLINE"])
+        entry = add_entry(
+            make_upload(fleet), VinStatus.ERROR, line=1, codes=["OEM_VEHICLE_OFFLINE"]
+        )
         VinEntry.objects.filter(pk=entry.pk).update(dismissed=True, escalated=True)
         entry.refresh_from_db()
         # The same answer again (only the wording differs) changes nothing.
@@ -616,11 +601,10 @@ class TestReopening:
 
 class TestEntryTimeline:
     def test_validation_is_the_first_item(self, client, manager, fleet):
-        from connections.uploads.reading import read_upload
 
         text = f"vin,make,country\n{make_vin(5).lower()},Ford,US\n"
-        upload = create_upload(
-            fleet, manager, read_upload(text.encode(), filename="vans.csv"), source_name="vans.csv"
+        upload = uploaded(
+            fleet, manager, text.encode(), filename="vans.csv", source_name="vans.csv"
         )
         entry = upload.entries.get()
         VinEntry.objects.filter(pk=entry.pk).update(problems=["A warning about this row"])
@@ -642,7 +626,7 @@ class TestEntryTimeline:
     ):
         from connections.models import WebhookEvent
 
-        entry = add_entry(submitted(fleet), 1, VinStatus.DISCONNECTED, vehicle_id="veh-42")
+        entry = add_entry(make_upload(fleet), VinStatus.DISCONNECTED, line=1, vehicle_id="veh-42")
         mine = WebhookEvent.objects.create(
             svix_id="msg_1", event_type="device.disconnected", vehicle_id="veh-42", body="{}"
         )
@@ -709,7 +693,7 @@ class TestActionForm:
 @pytest.mark.django_db
 def test_retry_refusals_say_what_stage_a_vin_is_at(fleet):
     draft = Upload.objects.create(fleet=fleet)
-    ready = add_entry(draft, 1, VinStatus.READY)
-    invalid = add_entry(draft, 2, VinStatus.INVALID)
+    ready = add_entry(draft, VinStatus.READY, line=1)
+    invalid = add_entry(draft, VinStatus.INVALID, line=2)
     assert "not been sent yet" in ready.retry_refusal()
     assert "never sent: fix it" in invalid.retry_refusal()

@@ -21,48 +21,41 @@ from connections.consent.vin_links import create_vin_links_batch
 from connections.jobs import drain
 from connections.models import ConsentLink, LinkStatus, Source, Upload, VinEntry, VinStatus
 from connections.volteras import VolterasClient
-from tests.fixtures_sandbox import point_portal_at
-from tests.test_consent import (
-    PORTAL,
-    consent_at_sandbox,
-    follow_return,
-    make_vin,
-    new_link,
-    open_short_link,
-)
-
-
-@pytest.fixture
-def volteras(settings, sandbox):
-    """The portal's client pointed at the running sandbox; links hand out testserver URLs."""
-    point_portal_at(settings, sandbox)
-    settings.VOLTERAS_MAX_RETRIES = 0
-    settings.PORTAL_BASE_URL = PORTAL
-    return sandbox
-
-
-def add_entry(upload: Upload, line: int, vin: str, status: str, **fields) -> VinEntry:
-    return VinEntry.objects.create(
-        upload=upload,
-        fleet=upload.fleet,
-        line_number=line,
-        raw_vin=vin,
-        vin=vin,
-        make=fields.pop("make", "VOLKSWAGEN"),
-        country_code="GB",
-        validity=VinEntry.Validity.VALID,
-        status=status,
-        **fields,
-    )
+from tests.factories import add_entry, make_upload, make_vin
+from tests.flows import PORTAL, consent_at_sandbox, follow_return, new_link, open_short_link
 
 
 @pytest.fixture
 def upload(fleet, manager) -> Upload:
-    upload = Upload.objects.create(fleet=fleet, created_by=manager, state=Upload.State.SUBMITTED)
-    add_entry(upload, 1, make_vin(1), VinStatus.CONNECTION_REQUIRED, registration_plate="AB12 CDE")
-    add_entry(upload, 2, make_vin(2), VinStatus.CONNECTION_REQUIRED, registration_plate="=cmd|")
-    add_entry(upload, 3, make_vin(3), VinStatus.CONNECTED)
-    add_entry(upload, 4, make_vin(4), VinStatus.CONNECTION_REQUIRED, model="Golf", model_year=2021)
+    upload = make_upload(fleet, manager)
+    add_entry(
+        upload,
+        VinStatus.CONNECTION_REQUIRED,
+        line=1,
+        vin=make_vin(1, make="VOLKSWAGEN"),
+        make="VOLKSWAGEN",
+        registration_plate="AB12 CDE",
+    )
+    add_entry(
+        upload,
+        VinStatus.CONNECTION_REQUIRED,
+        line=2,
+        vin=make_vin(2, make="VOLKSWAGEN"),
+        make="VOLKSWAGEN",
+        registration_plate="=cmd|",
+    )
+    add_entry(
+        upload, VinStatus.CONNECTED, line=3, vin=make_vin(3, make="VOLKSWAGEN"), make="VOLKSWAGEN"
+    )
+    add_entry(
+        upload,
+        VinStatus.CONNECTION_REQUIRED,
+        line=4,
+        vin=make_vin(4, make="VOLKSWAGEN"),
+        make="VOLKSWAGEN",
+        model="Golf",
+        model_year=2021,
+    )
     return upload
 
 
@@ -76,7 +69,7 @@ def export(client, upload: Upload) -> list[dict[str, str]]:
 
 
 class TestVinLinks:
-    def test_bulk_from_upload(self, client, manager, upload, volteras):
+    def test_bulk_from_upload(self, client, manager, upload, volteras_no_retries):
         client.force_login(manager)
         response = client.post(reverse("upload_consent_links", args=[upload.pk]))
         assert response["Location"] == upload.get_absolute_url()
@@ -105,7 +98,7 @@ class TestVinLinks:
         client.post(reverse("upload_consent_links", args=[upload.pk]))
         assert ConsentLink.objects.count() == 3
 
-    def test_selected_entries_only(self, client, manager, upload, volteras):
+    def test_selected_entries_only(self, client, manager, upload, volteras_no_retries):
         first, connected = upload.entries.filter(line_number__in=[1, 3]).order_by("line_number")
         client.force_login(manager)
         client.post(
@@ -114,7 +107,9 @@ class TestVinLinks:
         )
         assert [link.vin_entry for link in ConsentLink.objects.all()] == [first]
 
-    def test_owner_consents_and_the_vin_connects(self, client, manager, upload, volteras):
+    def test_owner_consents_and_the_vin_connects(
+        self, client, manager, upload, volteras_no_retries
+    ):
         client.force_login(manager)
         client.post(reverse("upload_consent_links", args=[upload.pk]))
         link = ConsentLink.objects.get(vin_entry__line_number=1)
@@ -137,7 +132,7 @@ class TestVinLinks:
         client.force_login(manager)
         assert link.vin not in [row["vin"] for row in export(client, upload)]
 
-    def test_reissue_keeps_the_vin(self, client, manager, upload, volteras):
+    def test_reissue_keeps_the_vin(self, client, manager, upload, volteras_no_retries):
         client.force_login(manager)
         client.post(reverse("upload_consent_links", args=[upload.pk]))
         old = ConsentLink.objects.get(vin_entry__line_number=1)
@@ -149,13 +144,13 @@ class TestVinLinks:
         assert row["link"] == old.replaced_by.short_url
 
     def test_a_vin_volteras_refuses_is_reported_and_the_rest_go_on(
-        self, client, manager, fleet, volteras
+        self, client, manager, fleet, volteras_no_retries
     ):
         upload = Upload.objects.create(fleet=fleet, created_by=manager)
-        good = make_vin(7)
+        good = make_vin(7, make="VOLKSWAGEN")
         bad = good[:8] + ("0" if good[8] != "0" else "1") + good[9:]  # wrong check digit
-        add_entry(upload, 1, bad, VinStatus.CONNECTION_REQUIRED)
-        add_entry(upload, 2, good, VinStatus.CONNECTION_REQUIRED)
+        add_entry(upload, VinStatus.CONNECTION_REQUIRED, line=1, vin=bad, make="VOLKSWAGEN")
+        add_entry(upload, VinStatus.CONNECTION_REQUIRED, line=2, vin=good, make="VOLKSWAGEN")
         client.force_login(manager)
         response = client.post(reverse("upload_consent_links", args=[upload.pk]), follow=True)
         text = response.content.decode()
@@ -165,7 +160,7 @@ class TestVinLinks:
         assert refused.detail.startswith("No consent link: Volteras refused")
 
     def test_bulk_is_bounded_per_request_and_resumes(
-        self, client, manager, upload, volteras, monkeypatch
+        self, client, manager, upload, volteras_no_retries, monkeypatch
     ):
         monkeypatch.setattr(consent_vin_links, "VIN_LINKS_PER_REQUEST", 2)
         client.force_login(manager)
@@ -179,8 +174,10 @@ class TestVinLinks:
         assert "still need a link" not in text
         assert ConsentLink.objects.count() == 3
 
-    def test_a_rate_limit_stops_the_run_with_what_is_left(self, client, manager, upload, volteras):
-        volteras.control(
+    def test_a_rate_limit_stops_the_run_with_what_is_left(
+        self, client, manager, upload, volteras_no_retries
+    ):
+        volteras_no_retries.control(
             faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 1}]
         )
         client.force_login(manager)
@@ -193,9 +190,9 @@ class TestVinLinks:
         assert ConsentLink.objects.count() == 3
 
     def test_unbounded_creation_names_the_vin_a_rate_limit_stopped_at(
-        self, manager, upload, volteras
+        self, manager, upload, volteras_no_retries
     ):
-        volteras.control(
+        volteras_no_retries.control(
             faults=[{"kind": "rate_limit", "path_prefix": "/v1/accounts:connect", "count": 1}]
         )
         run = create_vin_links_batch(upload, None, manager, limit=0)
@@ -204,7 +201,9 @@ class TestVinLinks:
         assert "too many requests" in run.stopped
         assert run.links == [] and run.remaining == 3
 
-    def test_csv_lists_only_vins_still_needing_consent(self, client, manager, upload, volteras):
+    def test_csv_lists_only_vins_still_needing_consent(
+        self, client, manager, upload, volteras_no_retries
+    ):
         client.force_login(manager)
         client.post(reverse("upload_consent_links", args=[upload.pk]))
         first, second, golf = ConsentLink.objects.order_by("vin_entry__line_number")
@@ -229,7 +228,13 @@ class TestVinLinks:
 
     def test_nothing_to_do_is_said(self, client, manager, fleet):
         upload = Upload.objects.create(fleet=fleet)
-        add_entry(upload, 1, make_vin(1), VinStatus.CONNECTED)
+        add_entry(
+            upload,
+            VinStatus.CONNECTED,
+            line=1,
+            vin=make_vin(1, make="VOLKSWAGEN"),
+            make="VOLKSWAGEN",
+        )
         client.force_login(manager)
         response = client.post(reverse("upload_consent_links", args=[upload.pk]), follow=True)
         assert "No VIN of this upload needs the owner" in response.content.decode()
@@ -291,7 +296,7 @@ class TestFormValidation:
         text = form_errors(client, fleet, integration_method="BMW_CARDATA")
         assert "Select a valid choice" in text
 
-    def test_contract_options_reach_volteras(self, client, manager, fleet, volteras):
+    def test_contract_options_reach_volteras(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(
             client,
@@ -337,28 +342,28 @@ class TestFormValidation:
 
 
 class TestRefusals:
-    def test_device_limit_reached(self, client, manager, fleet, volteras):
+    def test_device_limit_reached(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(client, fleet)
         follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
-        volteras.control(vehicle_limit=3)
+        volteras_no_retries.control(vehicle_limit=3)
         client.force_login(manager)
         text = form_errors_after(client, fleet)
         assert "reached its vehicle limit" in text
 
-    def test_validation_refusal_from_the_sandbox(self, client, manager, fleet, volteras):
+    def test_validation_refusal_from_the_sandbox(self, client, manager, fleet, volteras_no_retries):
         # A European VIN whose check digit is wrong passes our form with a
         # warning (Europe does not require it); the sandbox, like Volteras', refuses it.
-        good = make_vin(9)
+        good = make_vin(9, make="VOLKSWAGEN")
         bad = good[:8] + ("0" if good[8] != "0" else "1") + good[9:]
         client.force_login(manager)
         text = form_errors_after(client, fleet, vin=bad)
         assert "Volteras refused the link&#x27;s options: vin:" in text
 
-    def test_server_down(self, client, manager, fleet, volteras):
+    def test_server_down(self, client, manager, fleet, volteras_no_retries):
         # A 5xx on a POST may have been applied (the contract's README): the
         # manager is told so, not that nothing happened.
-        volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/accounts"}])
+        volteras_no_retries.control(faults=[{"kind": "error", "path_prefix": "/v1/accounts"}])
         client.force_login(manager)
         text = form_errors_after(client, fleet)
         assert "may or may not have done it" in text

@@ -9,7 +9,6 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import volteras
 from connections.jobs import drain
 from connections.models import (
     ConnectBatch,
@@ -17,7 +16,6 @@ from connections.models import (
     ReconciliationRun,
     Source,
     UnmatchedVehicle,
-    Upload,
     Vehicle,
     VinEntry,
     VinStatus,
@@ -31,21 +29,8 @@ from connections.vehicles.tasks import run_reconciliation
 from connections.webhooks.process import NOT_FOUND_RETRIES, process_event
 from connections.webhooks.tasks import redrive_webhook_events
 from sandbox.rules import fake_vin
-from tests.fixtures_sandbox import point_portal_at
-from tests.test_webhooks_processing import add_entry, connect, deliver, magic
-
-
-@pytest.fixture
-def api(sandbox, settings) -> volteras.VolterasClient:
-    point_portal_at(settings, sandbox)
-    settings.VOLTERAS_MAX_RETRIES = 0
-    return volteras.get_client()
-
-
-@pytest.fixture
-def upload(fleet) -> Upload:
-    return Upload.objects.create(fleet=fleet, state=Upload.State.SUBMITTED)
-
+from tests.factories import add_entry, magic_vin
+from tests.flows import connect, deliver
 
 LATER = datetime(2099, 1, 5, 10, 0, 5, tzinfo=UTC)
 
@@ -113,7 +98,15 @@ class TestBoundedReconciliation:
         for n in range(3):
             vin = fake_vin("VOLKSWAGEN", f"bounded-{n}")
             _, result = connect(api, vin)
-            gone.append(add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id))
+            gone.append(
+                add_entry(
+                    upload,
+                    VinStatus.CONNECTED,
+                    vin=vin,
+                    make="VOLKSWAGEN",
+                    vehicle_id=result.vehicle_id,
+                )
+            )
             api.disconnect_vehicle(result.vehicle_id)
         # ...a vehicle shared through a consent account, with no VIN entry...
         _, shared = connect(api, fake_vin("VOLKSWAGEN", "bounded-shared"))
@@ -129,12 +122,14 @@ class TestBoundedReconciliation:
         # ...and three groups whose results polling never picked up.
         waiting = []
         for n in range(3):
-            vin = magic("1NC0MP11", f"B{n}")
+            vin = magic_vin("1NC0MP11", f"B{n}")
             group, _ = connect(api, vin)
             batch = ConnectBatch.objects.create(
                 upload=upload, number=n + 1, state=ConnectBatch.State.DONE, group_id=group.id
             )
-            waiting.append(add_entry(upload, vin, VinStatus.PROCESSING, batch=batch))
+            waiting.append(
+                add_entry(upload, VinStatus.PROCESSING, vin=vin, make="VOLKSWAGEN", batch=batch)
+            )
 
         def healed() -> tuple[int, int, bool]:
             disconnected = sum(e.status == VinStatus.DISCONNECTED for e in map(refreshed, gone))
@@ -165,7 +160,9 @@ class TestBoundedReconciliation:
         settings.RECONCILE_MAX_VEHICLE_READS = 2
         for n, vehicle_id in enumerate(["veh-a", "veh-b", "veh-c"]):
             vin = fake_vin("VOLKSWAGEN", f"wrap-{n}")
-            add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=vehicle_id)
+            add_entry(
+                upload, VinStatus.CONNECTED, vin=vin, make="VOLKSWAGEN", vehicle_id=vehicle_id
+            )
         # Every single-vehicle read fails, so all three stay to be read.
         sandbox.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/"}])
         # Runs happen after the rows above were written (a result read before a
@@ -182,12 +179,12 @@ class TestBoundedReconciliation:
         """A webhook connects the VIN after the group's results were read but
         before they are applied: the older PENDING is not written over it."""
 
-        vin = magic("PR0C11", "race")
+        vin = magic_vin("PR0C11", "race")
         group, _ = connect(api, vin)
         batch = ConnectBatch.objects.create(
             upload=upload, number=1, state=ConnectBatch.State.DONE, group_id=group.id
         )
-        entry = add_entry(upload, vin, VinStatus.PROCESSING, batch=batch)
+        entry = add_entry(upload, VinStatus.PROCESSING, vin=vin, make="VOLKSWAGEN", batch=batch)
         real = apply_result
 
         def webhook_first(target, result, source, **kwargs):
@@ -216,7 +213,7 @@ class TestGivingUp:
     ):
         vin = fake_vin("VOLKSWAGEN", "poison")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
 
         now = timezone.now()
@@ -256,7 +253,11 @@ class TestNotFound:
         self, client, api, sandbox, upload
     ):
         entry = add_entry(
-            upload, fake_vin("VOLKSWAGEN", "lagging"), VinStatus.CONNECTED, vehicle_id="veh-lag"
+            upload,
+            VinStatus.CONNECTED,
+            vin=fake_vin("VOLKSWAGEN", "lagging"),
+            make="VOLKSWAGEN",
+            vehicle_id="veh-lag",
         )
         event = deliver(client, sandbox.webhook_secret, "device.connected", "veh-lag")
         at = timezone.now()
@@ -281,7 +282,11 @@ class TestNotFound:
         self, client, api, sandbox, upload
     ):
         entry = add_entry(
-            upload, fake_vin("VOLKSWAGEN", "known"), VinStatus.CONNECTED, vehicle_id="veh-known"
+            upload,
+            VinStatus.CONNECTED,
+            vin=fake_vin("VOLKSWAGEN", "known"),
+            make="VOLKSWAGEN",
+            vehicle_id="veh-known",
         )
         Vehicle.objects.create(volteras_id="veh-known", connection_status="CONNECTED")
         event = deliver(client, sandbox.webhook_secret, "", "veh-known")
@@ -322,7 +327,9 @@ class TestUnmatchedRecord:
     ):
         vin = fake_vin("VOLKSWAGEN", "stale-matched")
         _, result = connect(api, vin)
-        add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id)
+        add_entry(
+            upload, VinStatus.CONNECTED, vin=vin, make="VOLKSWAGEN", vehicle_id=result.vehicle_id
+        )
         Vehicle.objects.create(
             volteras_id=result.vehicle_id,
             vin=vin,
@@ -352,7 +359,7 @@ class TestUnmatchedRecord:
     ):
         vin, vehicle_id, event = self.stranger(client, api, sandbox, "polled-later")
         # Polling (not a webhook) later learns this VIN entry's vehicle.
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         entry.observe(VinStatus.CONNECTED, Source.POLL, vehicle_id=vehicle_id)
 
         client.force_login(support)

@@ -1,9 +1,6 @@
 """Our explanation of every Volteras error code the portal can show (connections.explanations)."""
 
-import json
-
 import pytest
-import yaml
 
 from connections.explanations import (
     CONTRACT_CATEGORIES,
@@ -15,17 +12,7 @@ from connections.explanations import (
 )
 from connections.models import VinStatus
 from connections.volteras import ActionCategory
-from tests.contract import ERROR_CODES_PATH, SPEC_PATH
-
-REGISTRY = ERROR_CODES_PATH
-
-
-def registry() -> list[dict]:
-    return yaml.safe_load(REGISTRY.read_text())["error_codes"]
-
-
-def codes_in(place: str) -> set[str]:
-    return {entry["code"] for entry in registry() if place in entry["places"]}
+from tests.contract import codes_in, per_vin_codes_in_openapi, registry
 
 
 def test_every_vin_upload_code_is_explained():
@@ -36,12 +23,6 @@ def test_every_vin_upload_code_is_explained():
 def test_every_connect_api_code_is_explained():
     missing = codes_in("CONNECT_API") - set(EXPLANATIONS)
     assert not missing, f"error codes without an explanation: {sorted(missing)}"
-
-
-def per_vin_codes_in_openapi() -> set[str]:
-    """The contract's per-VIN error code enum (a connect group result's `errors[].code`)."""
-    schemas = json.loads(SPEC_PATH.read_text())["components"]["schemas"]
-    return set(schemas["VehicleInputResponseError"]["properties"]["code"]["enum"])
 
 
 def test_every_per_vin_code_in_the_openapi_document_is_explained():

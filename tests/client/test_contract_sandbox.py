@@ -15,8 +15,7 @@ from connections import volteras
 from connections.volteras import EligibilityInput, GroupStatus, VehicleInput
 from sandbox.rules import fake_vin
 from tests.contract import WEBHOOK_EVENT_TYPES, validate_webhook
-from tests.fixtures_sandbox import error_code
-from tests.test_sandbox_webhooks import Receiver, connect_vins, receiver  # noqa: F401
+from tests.fixtures_sandbox import connect_vins, error_code
 
 # With speed 1 a group is CREATED for 0.5 s and PROCESSING until 2 s; each VIN
 # is PROCESSING until 1 s and PENDING until 2 s; eligibility is SUBMITTED for 1 s.
@@ -117,7 +116,7 @@ class TestErrorAnswersOffTheHappyPath:
         assert (again.status_code, error_code(again)) == (404, "RESOURCE_NOT_FOUND")
 
 
-def test_delivered_webhooks_answer_the_contract(sandbox, sandbox_api, receiver):  # noqa: F811
+def test_delivered_webhooks_answer_the_contract(sandbox, sandbox_api, receiver):
     """Real Svix deliveries from the sandbox: connected, disconnected, a
     pending vehicle connecting later, a retry after a failed attempt and a
     duplicate, each one checked."""

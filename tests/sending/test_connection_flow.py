@@ -26,9 +26,9 @@ from connections.uploads import submission
 from connections.uploads.reading import read_upload
 from connections.uploads.submission import create_upload
 from connections.uploads.views import SLOW_POLL_SECONDS
-from tests.test_uploads import make_vin
+from tests.factories import make_vin, uploaded
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def submit(client, upload, capture):
@@ -251,7 +251,7 @@ def test_every_other_sandbox_outcome(
 ):
     client.force_login(manager)
     text = "\n".join(f"{vin},{rest}" for vin, rest, *_ in EVERY_OTHER_OUTCOME)
-    upload = create_upload(fleet, manager, read_upload(text))
+    upload = uploaded(fleet, manager, text)
     assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.READY}
     warned = upload.entries.filter(validity=VinEntry.Validity.WARNING)
     assert {"WVGZZZE20MP012345", "WBA11AW080FM20582"} <= set(warned.values_list("vin", flat=True))
@@ -289,7 +289,7 @@ def test_ambiguous_post_is_resent_and_understood(
     cannot know, resends, and maps VEHICLE_ALREADY_ADDED_* to the true state."""
     client.force_login(manager)
     vins = [make_vin(1), "PERR0R11000000009", "1NC0MP11400000008"]
-    upload = create_upload(fleet, manager, read_upload("\n".join(f"{v},Ford,US" for v in vins)))
+    upload = uploaded(fleet, manager, "\n".join(f"{v},Ford,US" for v in vins))
     volteras.control(
         faults=[{"kind": "drop", "path_prefix": "/v1/vehicles/connect", "method": "POST",
                  "count": 1}]
@@ -312,7 +312,7 @@ def test_outage_is_retried_and_shown(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = create_upload(fleet, manager, read_upload(make_vin(5)))
+    upload = uploaded(fleet, manager, make_vin(5))
     volteras.control(
         faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect", "method": "POST",
                  "count": 2}]
@@ -332,9 +332,7 @@ def test_outage_is_retried_and_shown(
 
 def test_retry_of_failed_vin(client, manager, fleet, volteras, django_capture_on_commit_callbacks):
     client.force_login(manager)
-    upload = create_upload(
-        fleet, manager, read_upload("PERR0R11000000007,Volkswagen,GB\n1NC0MP11400000006,Ford,US")
-    )
+    upload = uploaded(fleet, manager, "PERR0R11000000007,Volkswagen,GB\n1NC0MP11400000006,Ford,US")
     submit(client, upload, django_capture_on_commit_callbacks)
     error = upload.entries.get(vin="PERR0R11000000007")
     incompatible = upload.entries.get(vin="1NC0MP11400000006")
@@ -355,7 +353,7 @@ def test_pending_vin_is_rechecked_later(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks, time_machine
 ):
     client.force_login(manager)
-    upload = create_upload(fleet, manager, read_upload("PEND1NG1000000008,Ford,US"))
+    upload = uploaded(fleet, manager, "PEND1NG1000000008,Ford,US")
     volteras.control(pending_seconds=3600)
     submit(client, upload, django_capture_on_commit_callbacks)
     entry = upload.entries.get()
@@ -373,9 +371,7 @@ def test_eligibility_check_before_connecting(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = create_upload(
-        fleet, manager, read_upload(f"{make_vin(2)},Ford,US\n1NC0MP11400000005,Ford,US")
-    )
+    upload = uploaded(fleet, manager, f"{make_vin(2)},Ford,US\n1NC0MP11400000005,Ford,US")
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("upload_check_eligibility", args=[upload.pk]))
     drain()
@@ -392,8 +388,8 @@ def test_eligibility_check_before_connecting(
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_send_the_same_batch(manager, fleet, volteras):
-    upload = create_upload(fleet, manager, read_upload(make_vin(11)))
-    submit(upload, manager)
+    upload = uploaded(fleet, manager, make_vin(11))
+    submission.submit(upload, manager)
     batch = ConnectBatch.objects.get(upload=upload)
     volteras.control(faults=[{"kind": "latency", "ms": 300, "path_prefix": "/v1/vehicles/connect"}])
     posts_before = volteras.log().count('"POST /v1/vehicles/connect HTTP/1.1" 202')
@@ -449,10 +445,10 @@ def test_consent_links_from_the_upload_table(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = create_upload(
+    upload = uploaded(
         fleet,
         manager,
-        read_upload("C0NSENT1000000001,Volkswagen,GB\nC0NSENT1000000002,Volkswagen,GB"),
+        "C0NSENT1000000001,Volkswagen,GB\nC0NSENT1000000002,Volkswagen,GB",
     )
     submit(client, upload, django_capture_on_commit_callbacks)
     assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.CONNECTION_REQUIRED}
@@ -477,9 +473,7 @@ def test_consent_links_for_the_ticked_vins(
     links for exactly the ticked VINs; nothing ticked is refused, not taken as all."""
     client.force_login(manager)
     vins = [f"C0NSENT1000000{n:03d}" for n in (11, 12, 13)]
-    upload = create_upload(
-        fleet, manager, read_upload("\n".join(f"{v},Volkswagen,GB" for v in vins))
-    )
+    upload = uploaded(fleet, manager, "\n".join(f"{v},Volkswagen,GB" for v in vins))
     submit(client, upload, django_capture_on_commit_callbacks)
     one, two, three = upload.entries.order_by("line_number")
     page = client.get(upload.get_absolute_url()).content.decode()
@@ -509,10 +503,10 @@ def test_refused_batch_shows_each_vin_failed(
 ):
     client.force_login(manager)
     volteras.control(vehicle_limit=1)
-    first = create_upload(fleet, manager, read_upload(f"{make_vin(29)},Ford,US"))
+    first = uploaded(fleet, manager, f"{make_vin(29)},Ford,US")
     submit(client, first, django_capture_on_commit_callbacks)
     assert first.entries.get().status == VinStatus.CONNECTED
-    upload = create_upload(fleet, manager, read_upload(f"{make_vin(30)},Ford,US"))
+    upload = uploaded(fleet, manager, f"{make_vin(30)},Ford,US")
     submit(client, upload, django_capture_on_commit_callbacks)
     batch = ConnectBatch.objects.get(upload=upload)
     assert batch.state == ConnectBatch.State.FAILED
@@ -529,7 +523,7 @@ def test_lasting_outage_gives_up_with_a_retryable_error(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = create_upload(fleet, manager, read_upload(f"{make_vin(31)},Ford,US"))
+    upload = uploaded(fleet, manager, f"{make_vin(31)},Ford,US")
     volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/vehicles/connect"}])
     submit(client, upload, django_capture_on_commit_callbacks)
     batch = ConnectBatch.objects.get(upload=upload)
@@ -547,7 +541,7 @@ def test_retry_from_the_vin_page_returns_there(
     client, manager, fleet, volteras, django_capture_on_commit_callbacks
 ):
     client.force_login(manager)
-    upload = create_upload(fleet, manager, read_upload("PERR0R11000000005,VW,GB"))
+    upload = uploaded(fleet, manager, "PERR0R11000000005,VW,GB")
     submit(client, upload, django_capture_on_commit_callbacks)
     entry = upload.entries.get()
     response = client.post(reverse("entry_retry", args=[upload.pk, entry.pk]), {"back_to": "entry"})

@@ -4,12 +4,10 @@ and Volteras' refusals."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
@@ -30,103 +28,12 @@ from connections.models import (
     LinkStatus,
     Upload,
     Vehicle,
-    VinEntry,
+    VinStatus,
 )
-from connections.vin import check_digit
 from connections.web.access import READ_ONLY
-from tests.fixtures_sandbox import point_portal_at
+from tests.factories import add_entry, make_upload, stored_link
+from tests.flows import PORTAL, consent_at_sandbox, follow_return, new_link, open_short_link
 from tests.permissions import assert_access
-
-PORTAL = "http://testserver"
-
-
-def make_vin(serial: int, wmi: str = "WVW") -> str:
-    """A valid Volkswagen VIN (correct check digit) the sandbox accepts."""
-    vin = f"{wmi}ZZZ1JZ0W{serial:06d}"
-    return vin[:8] + check_digit(vin) + vin[9:]
-
-
-@pytest.fixture
-def volteras(settings, sandbox):
-    """The portal's client pointed at the running sandbox; links hand out testserver URLs."""
-    point_portal_at(settings, sandbox)
-    settings.VOLTERAS_MAX_RETRIES = 0
-    settings.PORTAL_BASE_URL = PORTAL
-    return sandbox
-
-
-def new_link(client, fleet, *, expires_in: int = 7 * 24 * 3600, **fields) -> ConsentLink:
-    data = {
-        "label": "Jane's car",
-        "recipient_note": "Hi Jane, please connect the company car.",
-        "scopes": ["vehicle:information", "vehicle:telemetry"],
-        "device_types": ["VEHICLE"],
-        "country_code": "GB",
-        "region": "EUROPE",
-        "expiry_amount": expires_in // 3600,
-        "expiry_unit": "hours",
-        **fields,
-    }
-    before = set(ConsentLink.objects.values_list("pk", flat=True))
-    response = client.post(reverse("consent_link_new", args=[fleet.slug]), data)
-    assert response.status_code == 302, response.content.decode()[-3000:]
-    link = ConsentLink.objects.exclude(pk__in=before).get()
-    assert response["Location"] == link.get_absolute_url()
-    return link
-
-
-def open_short_link(client, link: ConsentLink) -> str:
-    """Visit /l/<token> anonymously; returns where it redirects (Volteras' URL)."""
-    client.logout()
-    response = client.get(urlsplit(link.short_url).path)
-    assert response.status_code == 302, response.status_code
-    return response["Location"]
-
-
-def consent_at_sandbox(auth_url: str, *, approve: bool, username: str = "jane") -> str:
-    """Drive the sandbox's consent HTML form like an owner; returns the return URL."""
-    with httpx.Client(timeout=10) as browser:
-        page = browser.get(auth_url)
-        assert page.status_code == 200
-        assert 'id="consent-login"' in page.text
-        if not approve:
-            answer = browser.post(auth_url, data={"decision": "decline"})
-            assert answer.status_code == 302, answer.text
-            return answer.headers["location"]
-        make = re.search(r'<option value="([^"]+)"', page.text.split('id="make"')[1])[1]
-        vehicles = browser.post(
-            auth_url, data={"make": make, "username": username, "action": "login"}
-        )
-        assert vehicles.status_code == 200, vehicles.text
-        offered = re.findall(r'name="vehicles" value="([^"]+)"', vehicles.text)
-        assert offered
-        answer = browser.post(
-            auth_url,
-            data={"make": make, "username": username, "decision": "approve", "vehicles": offered},
-        )
-        assert answer.status_code == 302, answer.text
-        return answer.headers["location"]
-
-
-def follow_return(client, return_url: str):
-    """The last hop, back into the portal (the Django test client plays the browser)."""
-    parts = urlsplit(return_url)
-    assert f"{parts.scheme}://{parts.netloc}" == PORTAL
-    client.logout()
-    return client.get(f"{parts.path}?{parts.query}")
-
-
-def stored_link(fleet, **fields) -> ConsentLink:
-    """A link row made directly, for tests that need no Volteras."""
-    now = timezone.now()
-    return ConsentLink.objects.create(
-        fleet=fleet,
-        label=fields.pop("label", "Van 7"),
-        authentication_url="https://consent.example/flow/abc",
-        options={"scopes": ["vehicle:all"], "deviceTypes": ["VEHICLE"], "urlExpiration": 3600},
-        expires_at=fields.pop("expires_at", now + timedelta(hours=1)),
-        **fields,
-    )
 
 
 def snapshot() -> tuple:
@@ -138,7 +45,7 @@ def snapshot() -> tuple:
 
 
 class TestJourney:
-    def test_approve(self, client, manager, fleet, volteras):
+    def test_approve(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(client, fleet)
         assert link.state == LinkStatus.ACTIVE
@@ -147,7 +54,7 @@ class TestJourney:
         assert link.return_token != link.token
         assert link.token not in link.options["returnUrl"]
         assert link.options["scopes"] == ["vehicle:information", "vehicle:telemetry"]
-        assert link.authentication_url.startswith(volteras.url)
+        assert link.authentication_url.startswith(volteras_no_retries.url)
         assert fleet.active_consent_link_count() == 1
 
         detail = client.get(link.get_absolute_url()).content.decode()
@@ -194,7 +101,7 @@ class TestJourney:
         assert follow_return(client, f"{PORTAL}{link.return_url[len(PORTAL) :]}?result=failed")
         assert snapshot() == before
 
-    def test_decline(self, client, manager, fleet, volteras):
+    def test_decline(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(client, fleet)
         auth_url = open_short_link(client, link)
@@ -207,7 +114,7 @@ class TestJourney:
         assert link.account is None
         assert not ConnectedAccount.objects.exists()
 
-    def test_expired(self, client, manager, fleet, volteras):
+    def test_expired(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(client, fleet, expires_in=3600)
         assert link.expires_at <= timezone.now() + timedelta(hours=1)
@@ -227,7 +134,7 @@ class TestJourney:
         assert link.opens == 0
         assert link.status == LinkStatus.EXPIRED
 
-    def test_revoked(self, client, manager, fleet, volteras):
+    def test_revoked(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(client, fleet)
         auth_url = open_short_link(client, link)
@@ -248,7 +155,7 @@ class TestJourney:
         assert link.state == LinkStatus.REVOKED
         assert link.account is not None
 
-    def test_reissue_forwards_the_old_short_link(self, client, manager, fleet, volteras):
+    def test_reissue_forwards_the_old_short_link(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         old = new_link(client, fleet, expires_in=24 * 3600)
         response = client.post(reverse("consent_link_reissue", args=[fleet.slug, old.pk]))
@@ -266,7 +173,7 @@ class TestJourney:
         new.refresh_from_db()
         assert new.state == LinkStatus.COMPLETED
 
-    def test_reissue_links_close_to_expiry(self, client, manager, fleet, volteras):
+    def test_reissue_links_close_to_expiry(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         soon = new_link(client, fleet, expires_in=24 * 3600, label="soon")
         later = new_link(client, fleet, expires_in=7 * 24 * 3600, label="later")
@@ -279,7 +186,7 @@ class TestJourney:
         assert soon.replaced_by.expires_at > timezone.now() + timedelta(hours=23)
         assert later.state == LinkStatus.ACTIVE
 
-    def test_disconnect_account(self, client, manager, fleet, volteras):
+    def test_disconnect_account(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(client, fleet)
         follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
@@ -293,28 +200,32 @@ class TestJourney:
         account.refresh_from_db()
         assert account.status == ConnectedAccount.Status.DISCONNECTED
         assert account.disconnected_by == manager
-        token = volteras.token()
+        token = volteras_no_retries.token()
         gone = httpx.get(
-            f"{volteras.url}/v1/accounts/{account.volteras_id}",
+            f"{volteras_no_retries.url}/v1/accounts/{account.volteras_id}",
             headers={"Authorization": f"Bearer {token}"},
         )
         assert gone.status_code == 404
 
-    def test_refresh_marks_accounts_gone_elsewhere(self, client, manager, fleet, volteras):
+    def test_refresh_marks_accounts_gone_elsewhere(
+        self, client, manager, fleet, volteras_no_retries
+    ):
         client.force_login(manager)
         link = new_link(client, fleet)
         follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
         account = ConnectedAccount.objects.get()
         httpx.post(
-            f"{volteras.url}/v1/accounts/{account.volteras_id}:disconnect",
-            headers={"Authorization": f"Bearer {volteras.token()}"},
+            f"{volteras_no_retries.url}/v1/accounts/{account.volteras_id}:disconnect",
+            headers={"Authorization": f"Bearer {volteras_no_retries.token()}"},
         ).raise_for_status()
         client.force_login(manager)
         client.post(reverse("consent_account_refresh", args=[fleet.slug]))
         account.refresh_from_db()
         assert account.status == ConnectedAccount.Status.DISCONNECTED
 
-    def test_refresh_reads_vehicles_in_the_background(self, client, manager, fleet, volteras):
+    def test_refresh_reads_vehicles_in_the_background(
+        self, client, manager, fleet, volteras_no_retries
+    ):
         client.force_login(manager)
         link = new_link(client, fleet)
         follow_return(client, consent_at_sandbox(open_short_link(client, link), approve=True))
@@ -330,7 +241,7 @@ class TestJourney:
 
 
 class TestForgedAndForeign:
-    def test_unknown_token_changes_nothing(self, client, manager, fleet, volteras):
+    def test_unknown_token_changes_nothing(self, client, manager, fleet, volteras_no_retries):
         client.force_login(manager)
         link = new_link(client, fleet)
         client.logout()
@@ -340,7 +251,9 @@ class TestForgedAndForeign:
         assert client.get(forged).status_code == 404
         assert snapshot() == before
 
-    def test_forged_account_on_a_real_link_is_not_believed(self, client, manager, fleet, volteras):
+    def test_forged_account_on_a_real_link_is_not_believed(
+        self, client, manager, fleet, volteras_no_retries
+    ):
         client.force_login(manager)
         link = new_link(client, fleet)
         page = follow_return(client, f"{link.return_url}?result=success&accountId=forged-id")
@@ -351,7 +264,7 @@ class TestForgedAndForeign:
         assert not ConnectedAccount.objects.exists()
 
     def test_a_decline_forged_with_the_short_link_token_changes_nothing(
-        self, client, manager, fleet, volteras
+        self, client, manager, fleet, volteras_no_retries
     ):
         client.force_login(manager)
         link = new_link(client, fleet)
@@ -364,7 +277,7 @@ class TestForgedAndForeign:
         assert open_short_link(client, link) == link.authentication_url
 
     def test_a_confirmed_success_wins_over_an_earlier_decline(
-        self, client, manager, fleet, volteras
+        self, client, manager, fleet, volteras_no_retries
     ):
         client.force_login(manager)
         link = new_link(client, fleet)
@@ -384,7 +297,7 @@ class TestForgedAndForeign:
         assert link.events.last().status_from == LinkStatus.DECLINED
 
     def test_an_account_another_fleet_holds_is_refused(
-        self, client, manager, fleet, other_fleet, volteras, caplog
+        self, client, manager, fleet, other_fleet, volteras_no_retries, caplog
     ):
         client.force_login(manager)
         theirs = new_link(client, fleet)
@@ -411,12 +324,14 @@ class TestForgedAndForeign:
         assert not drain()  # no vehicle sync for the refused account
 
     def test_the_sweep_confirms_a_return_volteras_could_not_confirm_then(
-        self, client, manager, fleet, volteras
+        self, client, manager, fleet, volteras_no_retries
     ):
         client.force_login(manager)
         link = new_link(client, fleet)
         return_url = consent_at_sandbox(open_short_link(client, link), approve=True)
-        volteras.control(faults=[{"kind": "error", "path_prefix": "/v1/accounts/", "count": 1}])
+        volteras_no_retries.control(
+            faults=[{"kind": "error", "path_prefix": "/v1/accounts/", "count": 1}]
+        )
         page = follow_return(client, return_url)
         assert "We are confirming the connection" in page.content.decode()
         link.refresh_from_db()
@@ -498,7 +413,7 @@ class TestPermissions:
                 assert page.status_code == 200
                 assert (offer in page.content.decode()) is offered, (who, url)
 
-    def test_actions(self, client, users, fleet, volteras):
+    def test_actions(self, client, users, fleet, volteras_no_retries):
         link = stored_link(fleet)
         url = reverse("consent_link_revoke", args=[fleet.slug, link.pk])
         assert_access(
@@ -514,11 +429,8 @@ class TestPermissions:
                 method="post",
             )  # fmt: skip
         # A VIN's own link is a troubleshooting tool: support may reissue it.
-        upload = Upload.objects.create(fleet=fleet)
-        entry = VinEntry.objects.create(
-            upload=upload, fleet=fleet, line_number=1, vin="C0NSENT1000000005",
-            validity="valid", status="CONNECTION_REQUIRED",
-        )  # fmt: skip
+        upload = make_upload(fleet, state=Upload.State.DRAFT)
+        entry = add_entry(upload, VinStatus.CONNECTION_REQUIRED, vin="C0NSENT1000000005")
         vin_link = stored_link(fleet, vin_entry=entry)
         url = reverse("consent_link_reissue", args=[fleet.slug, vin_link.pk])
         client.force_login(users["support"])
@@ -531,7 +443,7 @@ class TestPermissions:
         assert client.post(url).status_code == 403
         account.refresh_from_db()
         assert account.is_connected
-        upload = Upload.objects.create(fleet=fleet)
+        upload = make_upload(fleet, state=Upload.State.DRAFT)
         url = reverse("upload_consent_links", args=[upload.pk])
         assert_access(client, url, users, member=302, support=302, admin=302, method="post")
         url = reverse("upload_consent_links_csv", args=[upload.pk])

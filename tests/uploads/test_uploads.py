@@ -16,18 +16,11 @@ from connections.models.summaries import count_groups, entry_groups
 from connections.uploads.reading import read_upload
 from connections.uploads.submission import create_upload, submit
 from connections.web.access import READ_ONLY
+from tests.factories import make_vin, stored_link
 from tests.permissions import assert_access
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_CSV = ROOT / "docs" / "demo-vins.csv"
-
-
-def make_vin(serial: int) -> str:
-    """A valid North American Ford VIN (real check digit) for any serial."""
-    from connections.vin import check_digit
-
-    body = f"1FA6P8TH0J5{serial % 1_000_000:06d}"
-    return body[:8] + check_digit(body) + body[9:]
 
 
 def upload_text(client, fleet, text: str, **extra):
@@ -223,8 +216,6 @@ class TestSubmit:
     ):
         """A GET of another fleet's action URL gets the 404 its pages get; a
         405 would confirm the upload or link exists. Members get the 405."""
-        from tests.test_consent import stored_link
-
         upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         entry = upload.entries.get()
         link = stored_link(fleet)
@@ -597,8 +588,6 @@ class TestFleetPage:
         assert self.stats(client, fleet, new_version).status_code == 204
 
     def test_uploads_and_links_change_the_version(self, manager, fleet, time_machine):
-        from tests.test_consent import stored_link
-
         before = fleet.live_version()
         upload = create_upload(fleet, manager, read_upload(make_vin(1)))
         assert fleet.live_version() != before

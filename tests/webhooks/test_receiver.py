@@ -1,7 +1,7 @@
 """Webhook intake (`POST /webhooks/volteras/`) and the support delivery log.
 
 Events are signed by the real `svix` library. Processing against the API
-lives in test_webhooks_processing.py.
+lives in test_processing.py.
 """
 
 import json

@@ -18,9 +18,10 @@ from django.urls import reverse
 
 from connections import volteras
 from connections.jobs import drain
-from connections.models import Source, Upload, VinEntry, VinStatus, WebhookEvent
+from connections.models import Source, Upload, VinStatus, WebhookEvent
 from connections.webhooks.tasks import redrive_webhook_events
 from sandbox.rules import fake_vin
+from tests.factories import entry_of
 from tests.fixtures_sandbox import point_portal_at
 
 DELIVERY_TIMEOUT = 20.0
@@ -49,10 +50,6 @@ def work() -> None:
     drain()
 
 
-def entry(upload: Upload, vin: str) -> VinEntry:
-    return upload.entries.get(vin=vin)
-
-
 @pytest.fixture
 def portal(live_server, sandbox, settings) -> volteras.VolterasClient:
     point_portal_at(settings, sandbox)
@@ -69,17 +66,17 @@ def test_sandbox_deliveries_drive_the_portal(client, manager, fleet, sandbox, po
     upload = Upload.objects.get()
     assert client.post(reverse("upload_submit", args=[upload.pk])).status_code == 302
     drain()
-    assert entry(upload, NORMAL).status == VinStatus.CONNECTED
-    assert entry(upload, PENDING).status == VinStatus.PENDING
-    assert entry(upload, CONSENT).status == VinStatus.CONNECTION_REQUIRED
-    normal_id = entry(upload, NORMAL).vehicle_id
+    assert entry_of(upload, NORMAL).status == VinStatus.CONNECTED
+    assert entry_of(upload, PENDING).status == VinStatus.PENDING
+    assert entry_of(upload, CONSENT).status == VinStatus.CONNECTION_REQUIRED
+    normal_id = entry_of(upload, NORMAL).vehicle_id
 
     # The immediate connection is announced too; whether the webhook or the
     # poll saw it first, the entry moved to CONNECTED once.
     wait_for_delivery(sandbox, normal_id, "device.connected")
     work()
     assert WebhookEvent.objects.get(vehicle_id=normal_id).state == WebhookEvent.State.PROCESSED
-    moves = entry(upload, NORMAL).events.exclude(status_from=F("status_to"))
+    moves = entry_of(upload, NORMAL).events.exclude(status_from=F("status_to"))
     assert [m.status_to for m in moves.filter(status_to=VinStatus.CONNECTED)] == ["CONNECTED"]
 
     # A pending vehicle connects: only the webhook tells the portal.
@@ -87,7 +84,7 @@ def test_sandbox_deliveries_drive_the_portal(client, manager, fleet, sandbox, po
     wait_for_delivery(sandbox, pending_id, "device.connected")
     version = Upload.objects.get(pk=upload.pk).version
     work()
-    pending = entry(upload, PENDING)
+    pending = entry_of(upload, PENDING)
     assert (pending.status, pending.vehicle_id) == (VinStatus.CONNECTED, pending_id)
     assert pending.events.filter(source=Source.WEBHOOK, status_to=VinStatus.CONNECTED).exists()
     assert Upload.objects.get(pk=upload.pk).version > version  # the live table's poll sees it
@@ -98,7 +95,7 @@ def test_sandbox_deliveries_drive_the_portal(client, manager, fleet, sandbox, po
         link, data={"decision": "approve", "make": "VOLKSWAGEN", "username": "owner"}
     )
     assert answer.status_code in (200, 302), answer.text
-    consented = entry(upload, CONSENT)
+    consented = entry_of(upload, CONSENT)
     wait_for_delivery(sandbox, portal_vehicle_id(portal, CONSENT), "device.connected")
     work()
     consented.refresh_from_db()
@@ -109,7 +106,7 @@ def test_sandbox_deliveries_drive_the_portal(client, manager, fleet, sandbox, po
     portal.disconnect_vehicle(normal_id)
     wait_for_delivery(sandbox, normal_id, "device.disconnected")
     work()
-    assert entry(upload, NORMAL).status == VinStatus.DISCONNECTED
+    assert entry_of(upload, NORMAL).status == VinStatus.DISCONNECTED
     export = client.get(reverse("upload_export", args=[upload.pk]))
     rows = {
         row["vin"]: row

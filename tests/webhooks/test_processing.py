@@ -4,9 +4,7 @@ Events reach the receiver signed by the real `svix` library with the
 sandbox's secret; the worker reads each vehicle from the sandbox's API.
 """
 
-import json
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -15,9 +13,7 @@ import time_machine
 from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
-from svix.webhooks import Webhook
 
-from connections import volteras
 from connections.jobs import drain
 from connections.models import (
     ConnectBatch,
@@ -39,63 +35,8 @@ from connections.vehicles.tasks import reconcile_when_due
 from connections.webhooks.process import process_event
 from connections.webhooks.tasks import redrive_webhook_events
 from sandbox.rules import fake_vin
-from tests.fixtures_sandbox import point_portal_at
-
-URL = "/webhooks/volteras/"
-
-
-def magic(prefix: str, seed: str = "") -> str:
-    tail = (seed.upper() + "0" * 17)[: 17 - len(prefix)]
-    return prefix + tail
-
-
-@pytest.fixture
-def api(sandbox, settings) -> volteras.VolterasClient:
-    point_portal_at(settings, sandbox)
-    settings.VOLTERAS_MAX_RETRIES = 0
-    return volteras.get_client()
-
-
-@pytest.fixture
-def upload(fleet) -> Upload:
-    return Upload.objects.create(fleet=fleet, state=Upload.State.SUBMITTED)
-
-
-def add_entry(upload: Upload, vin: str, status: str, vehicle_id: str = "", **fields) -> VinEntry:
-    return VinEntry.objects.create(
-        upload=upload,
-        fleet=upload.fleet,
-        line_number=upload.entries.count() + 1,
-        vin=vin,
-        make="VOLKSWAGEN",
-        validity=VinEntry.Validity.VALID,
-        status=status,
-        vehicle_id=vehicle_id,
-        **fields,
-    )
-
-
-def connect(api: volteras.VolterasClient, vin: str, make: str = "VOLKSWAGEN"):
-    group = api.connect_vehicles([volteras.VehicleInput(vin, make, "GB")])
-    (result,) = api.connect_results(group.id)
-    return group, result
-
-
-def deliver(client, secret: str, event_type: str, vehicle_id: str, msg_id: str | None = None):
-    body = json.dumps(
-        {"type": event_type, "data": {"id": vehicle_id, "deviceType": "VEHICLE"}},
-        separators=(",", ":"),
-    )
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    headers = {
-        "svix-id": msg_id,
-        "svix-timestamp": str(int(now.timestamp())),
-        "svix-signature": Webhook(secret).sign(msg_id, now, body),
-    }
-    response = client.post(URL, data=body, content_type="application/json", headers=headers)
-    assert response.status_code == 200, response.content
-    return WebhookEvent.objects.get(svix_id=msg_id)
+from tests.factories import add_entry, magic_vin, make_upload
+from tests.flows import connect, deliver
 
 
 def webhook_events(entry: VinEntry) -> list[VinEvent]:
@@ -114,7 +55,7 @@ class TestProcessing:
         }
         vin = fake_vin("VOLKSWAGEN", "inline")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
         event.refresh_from_db()
         assert (event.state, event.attempts) == (WebhookEvent.State.PROCESSED, 1)
@@ -123,10 +64,10 @@ class TestProcessing:
 
     def test_connected_event_applies_the_apis_state(self, client, api, sandbox, upload):
         sandbox.control(pending_seconds=3600)
-        vin = magic("PEND1NG1", "A1")
+        vin = magic_vin("PEND1NG1", "A1")
         _, result = connect(api, vin)
         assert result.status == "PENDING" and result.vehicle_id is None
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         (vehicle_id,) = sandbox.connect_pending()
         version = Upload.objects.get(pk=upload.pk).version
 
@@ -155,15 +96,19 @@ class TestProcessing:
     def test_applies_to_every_fleet_but_not_to_finished_attempts(self, client, api, sandbox):
         fleet_a = Fleet.objects.create(name="A", slug="a")
         fleet_b = Fleet.objects.create(name="B", slug="b")
-        up_a = Upload.objects.create(fleet=fleet_a, state=Upload.State.SUBMITTED)
-        up_b = Upload.objects.create(fleet=fleet_b, state=Upload.State.SUBMITTED)
+        up_a = make_upload(fleet_a)
+        up_b = make_upload(fleet_b)
         vin = fake_vin("VOLKSWAGEN", "every-fleet")
         _, result = connect(api, vin)
-        waiting_a = add_entry(up_a, vin, VinStatus.PROCESSING)
-        waiting_b = add_entry(up_b, vin, VinStatus.CONNECTION_REQUIRED)
-        old_error = add_entry(up_b, vin, VinStatus.ERROR, error_codes=["OEM_VEHICLE_OFFLINE"])
-        replaced = add_entry(up_a, vin, VinStatus.PENDING, superseded=True)
-        other_vehicle = add_entry(up_a, vin, VinStatus.DISCONNECTED, vehicle_id="older-vehicle")
+        waiting_a = add_entry(up_a, VinStatus.PROCESSING, vin=vin, make="VOLKSWAGEN")
+        waiting_b = add_entry(up_b, VinStatus.CONNECTION_REQUIRED, vin=vin, make="VOLKSWAGEN")
+        old_error = add_entry(
+            up_b, VinStatus.ERROR, vin=vin, make="VOLKSWAGEN", error_codes=["OEM_VEHICLE_OFFLINE"]
+        )
+        replaced = add_entry(up_a, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN", superseded=True)
+        other_vehicle = add_entry(
+            up_a, VinStatus.DISCONNECTED, vin=vin, make="VOLKSWAGEN", vehicle_id="older-vehicle"
+        )
 
         deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
         drain()
@@ -187,7 +132,9 @@ class TestProcessing:
     ):
         vin = fake_vin("VOLKSWAGEN", "reordered")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id)
+        entry = add_entry(
+            upload, VinStatus.CONNECTED, vin=vin, make="VOLKSWAGEN", vehicle_id=result.vehicle_id
+        )
         api.disconnect_vehicle(result.vehicle_id)
 
         disconnected = deliver(
@@ -215,7 +162,7 @@ class TestProcessing:
     def test_reordered_the_other_way_round_ends_the_same(self, client, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "reordered-2")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PROCESSING)
+        entry = add_entry(upload, VinStatus.PROCESSING, vin=vin, make="VOLKSWAGEN")
         api.disconnect_vehicle(result.vehicle_id)
         # The connected event is processed only after the vehicle was disconnected.
         deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
@@ -227,7 +174,11 @@ class TestProcessing:
 
     def test_vehicle_unknown_to_the_api_is_disconnected(self, client, api, sandbox, upload):
         entry = add_entry(
-            upload, fake_vin("VOLKSWAGEN", "gone"), VinStatus.CONNECTED, vehicle_id="veh-gone"
+            upload,
+            VinStatus.CONNECTED,
+            vin=fake_vin("VOLKSWAGEN", "gone"),
+            make="VOLKSWAGEN",
+            vehicle_id="veh-gone",
         )
         event = deliver(client, sandbox.webhook_secret, "device.disconnected", "veh-gone")
         drain()
@@ -241,7 +192,7 @@ class TestProcessing:
     def test_duplicates_have_one_effect(self, client, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "dup")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         for _ in range(3):
             deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id, "m1")
         # A second message for the same change (Svix retried with a new id).
@@ -274,7 +225,7 @@ class TestProcessing:
         assert [e.pk for e in shown] == [event.pk]
 
         # Once the VIN is uploaded, processing the event again matches it.
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         response = client.post(reverse("webhook_event_process", args=[event.pk]))
         assert response.status_code == 302
         drain()
@@ -313,7 +264,7 @@ class TestProcessing:
     def test_unknown_type_is_not_processed(self, client, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "renamed")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         event = deliver(client, sandbox.webhook_secret, "device.renamed", result.vehicle_id)
         drain()
         event.refresh_from_db()
@@ -324,7 +275,7 @@ class TestProcessing:
     def test_worker_killed_mid_processing_loses_nothing(self, client, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "crash")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
 
         # A worker claims the event and dies before finishing it.
@@ -349,7 +300,7 @@ class TestProcessing:
 
         vin = fake_vin("VOLKSWAGEN", "lost-task")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
         DBTaskResult.objects.all().delete()
         with time_machine.travel(timezone.now() + timedelta(minutes=1), tick=False):
@@ -361,7 +312,7 @@ class TestProcessing:
     def test_api_failure_is_retried_later(self, client, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "flaky")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         sandbox.control(
             faults=[{"kind": "error", "path_prefix": "/v1/vehicles/", "method": "GET", "count": 1}]
         )
@@ -385,7 +336,7 @@ class TestProcessing:
     def test_process_event_twice_is_harmless(self, client, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "twice")
         _, result = connect(api, vin)
-        add_entry(upload, vin, VinStatus.PENDING)
+        add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         event = deliver(client, sandbox.webhook_secret, "device.connected", result.vehicle_id)
         assert process_event(event.pk) == "processed"
         assert process_event(event.pk) == "not due"
@@ -394,7 +345,9 @@ class TestProcessing:
     def test_older_read_never_overwrites_a_fresher_one(self, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "stale-read")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.DISCONNECTED, vehicle_id=result.vehicle_id)
+        entry = add_entry(
+            upload, VinStatus.DISCONNECTED, vin=vin, make="VOLKSWAGEN", vehicle_id=result.vehicle_id
+        )
         # Another worker already applied a read taken after this one starts.
         Vehicle.objects.create(
             volteras_id=result.vehicle_id,
@@ -413,9 +366,9 @@ class TestProcessing:
 class TestReconciliation:
     def test_heals_a_connection_whose_webhook_never_came(self, api, sandbox, upload):
         sandbox.control(pending_seconds=3600)
-        vin = magic("PEND1NG1", "R1")
+        vin = magic_vin("PEND1NG1", "R1")
         connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.PENDING)
+        entry = add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         (vehicle_id,) = sandbox.connect_pending()
         assert sandbox.deliveries()[-1]["attempts"] == []  # nothing was delivered
 
@@ -432,8 +385,12 @@ class TestReconciliation:
         _, result = connect(api, vin)
         still = fake_vin("VOLKSWAGEN", "still-connected")
         _, other = connect(api, still)
-        entry = add_entry(upload, vin, VinStatus.CONNECTED, vehicle_id=result.vehicle_id)
-        kept = add_entry(upload, still, VinStatus.CONNECTED, vehicle_id=other.vehicle_id)
+        entry = add_entry(
+            upload, VinStatus.CONNECTED, vin=vin, make="VOLKSWAGEN", vehicle_id=result.vehicle_id
+        )
+        kept = add_entry(
+            upload, VinStatus.CONNECTED, vin=still, make="VOLKSWAGEN", vehicle_id=other.vehicle_id
+        )
         api.disconnect_vehicle(result.vehicle_id)
 
         report = reconcile()
@@ -449,7 +406,9 @@ class TestReconciliation:
     def test_never_undoes_a_fresher_webhook(self, api, sandbox, upload):
         vin = fake_vin("VOLKSWAGEN", "fresher-webhook")
         _, result = connect(api, vin)
-        entry = add_entry(upload, vin, VinStatus.DISCONNECTED, vehicle_id=result.vehicle_id)
+        entry = add_entry(
+            upload, VinStatus.DISCONNECTED, vin=vin, make="VOLKSWAGEN", vehicle_id=result.vehicle_id
+        )
         # A webhook's read, applied while the list was being read, said disconnected.
         Vehicle.objects.create(
             volteras_id=result.vehicle_id,
@@ -468,12 +427,12 @@ class TestReconciliation:
         )
 
     def test_rereads_the_group_of_vins_still_waiting(self, api, sandbox, upload):
-        vin = magic("1NC0MP11", "G1")
+        vin = magic_vin("1NC0MP11", "G1")
         group, _ = connect(api, vin)
         batch = ConnectBatch.objects.create(
             upload=upload, number=1, state=ConnectBatch.State.DONE, group_id=group.id
         )
-        entry = add_entry(upload, vin, VinStatus.PROCESSING, batch=batch)
+        entry = add_entry(upload, VinStatus.PROCESSING, vin=vin, make="VOLKSWAGEN", batch=batch)
 
         report = reconcile()
         assert report.groups_read == 1
@@ -519,13 +478,13 @@ def test_concurrent_workers_and_redeliveries_have_one_effect(api, sandbox, fleet
     from django.db import connection
     from django.test import Client
 
-    upload = Upload.objects.create(fleet=fleet, state=Upload.State.SUBMITTED)
+    upload = make_upload(fleet)
     sandbox.control(faults=[{"kind": "latency", "ms": 200, "path_prefix": "/v1/vehicles/"}])
     vehicles = []
     for n in range(3):
         vin = fake_vin("VOLKSWAGEN", f"race-{n}")
         _, result = connect(api, vin)
-        add_entry(upload, vin, VinStatus.PENDING)
+        add_entry(upload, VinStatus.PENDING, vin=vin, make="VOLKSWAGEN")
         vehicles.append(result.vehicle_id)
 
     def run_all(jobs) -> list:

@@ -28,15 +28,9 @@ from connections.uploads.eligibility import GIVE_UP_AFTER, REDRIVE_GRACE
 from connections.uploads.reading import read_upload
 from connections.uploads.submission import create_upload, retry_entries, submit
 from connections.uploads.tasks import start_eligibility_check as start
-from tests.test_uploads import make_vin
+from tests.factories import make_vin, submitted, uploaded
 
 ACCEPTED = '"POST /v1/vehicles/connect HTTP/1.1" 202'
-
-
-def submitted(fleet, manager, vins: list[str]):
-    upload = create_upload(fleet, manager, read_upload("\n".join(vins)))
-    submit(upload, manager)
-    return upload, ConnectBatch.objects.get(upload=upload)
 
 
 def accepted_posts(sandbox) -> int:
@@ -194,7 +188,7 @@ def test_an_eligibility_check_whose_task_was_lost_is_redriven(
     manager, fleet, volteras, time_machine, django_capture_on_commit_callbacks
 ):
 
-    upload = create_upload(fleet, manager, read_upload(f"{make_vin(50)},Ford,US"))
+    upload = uploaded(fleet, manager, f"{make_vin(50)},Ford,US")
     with django_capture_on_commit_callbacks(execute=True):
         assert start(upload)
     DBTaskResult.objects.all().delete()  # the task is lost (its worker died)
@@ -212,7 +206,7 @@ def test_an_eligibility_check_that_never_finishes_stops_blocking_submit(
     manager, fleet, volteras, time_machine, django_capture_on_commit_callbacks
 ):
 
-    upload = create_upload(fleet, manager, read_upload(f"{make_vin(51)},Ford,US"))
+    upload = uploaded(fleet, manager, f"{make_vin(51)},Ford,US")
     with django_capture_on_commit_callbacks(execute=True):
         assert start(upload)
     DBTaskResult.objects.all().delete()
@@ -226,7 +220,7 @@ def test_an_eligibility_check_that_never_finishes_stops_blocking_submit(
 
 
 def _entry_in(status: str, fleet, manager) -> VinEntry:
-    upload = create_upload(fleet, manager, read_upload(make_vin(52)))
+    upload = uploaded(fleet, manager, make_vin(52))
     entry = upload.entries.get()
     assert entry.observe(status, "poll")
     return entry

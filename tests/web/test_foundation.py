@@ -1,13 +1,11 @@
 """Settings, roles and visibility, login, dashboard, admin, seed_demo, /healthz."""
 
 import ast
-import http.server
 import json
 import os
 import sqlite3
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,13 +24,13 @@ from connections.models import (
     LinkStatus,
     Membership,
     Upload,
-    VinEntry,
     VinStatus,
     WorkerHeartbeat,
 )
+from tests.factories import add_entry, make_upload
 from tests.permissions import assert_access
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_django(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -294,14 +292,14 @@ class TestPages:
         assert client.get("/fleets/no-such-fleet/").status_code == 404
 
     def test_dashboard_counts(self, client, manager, fleet, other_fleet):
-        upload = Upload.objects.create(fleet=fleet, created_by=manager)
-        for i, status in enumerate(
-            [VinStatus.CONNECTED, VinStatus.CONNECTED, VinStatus.PENDING, VinStatus.ERROR]
-        ):
-            VinEntry.objects.create(
-                upload=upload, fleet=fleet, line_number=i + 2, vin=f"VIN{i}", status=status,
-                validity="valid",
-            )  # fmt: skip
+        upload = make_upload(fleet, manager, state=Upload.State.DRAFT)
+        for status in [
+            VinStatus.CONNECTED,
+            VinStatus.CONNECTED,
+            VinStatus.PENDING,
+            VinStatus.ERROR,
+        ]:
+            add_entry(upload, status)
         client.force_login(manager)
         page = client.get("/")
         assert page.status_code == 200
@@ -446,28 +444,6 @@ class TestSeedDemo:
         monkeypatch.setenv("DEMO_PASSWORD", "chosen-pass-123")
         call_command("seed_demo")
         assert User.objects.get(username="outsider").check_password("chosen-pass-123")
-
-
-class _Answer401(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(401)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def fake_volteras(settings):
-    """A loopback server that answers like an API without a token."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer401)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.VOLTERAS_API_URL = f"http://127.0.0.1:{server.server_port}"
-    cache.clear()
-    yield
-    server.shutdown()
-    cache.clear()
 
 
 class TestHealthz:

@@ -1,71 +1,14 @@
 """Sandbox webhooks: Svix signatures, retries, duplicates, reordering, delays."""
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from sandbox.rules import fake_vin
-
-WAIT_SECONDS = 10
-
-
-class Receiver:
-    """A tiny local webhook endpoint that answers the queued status codes, then 204."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 204
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, count: int) -> list[tuple[dict[str, str], bytes]]:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(self.received) >= count, f"got {len(self.received)} of {count} webhooks"
-        return self.received
-
-    def events(self, sandbox) -> list[tuple[str, str]]:
-        """(type, vehicle id) of each delivery received: the body carries no
-        type (as Svix sends it), so it comes from the sandbox's own log."""
-        types = {d["msgId"]: d["type"] for d in sandbox.deliveries()}
-        return [(types[h["svix-id"]], json.loads(b)["id"]) for h, b in self.received]
-
-
-@pytest.fixture
-def receiver(sandbox) -> Iterator[Receiver]:
-    hook = Receiver()
-    sandbox.control(webhook_url=hook.url)
-    yield hook
-    hook.server.shutdown()
-
-
-def connect_vins(api, *vins: str) -> list[str]:
-    vehicles = [{"vin": v, "make": "FORD", "countryCode": "GB"} for v in vins]
-    group = api.post("/v1/vehicles/connect", json={"vehicles": vehicles}).json()
-    found = api.get(f"/v1/vehicles/connect/{group['id']}/results").json()["results"]
-    return [r["vehicleId"] for r in found]
+from tests.fixtures_sandbox import WAIT_SECONDS, Receiver, connect_vins
 
 
 def test_connected_webhook_is_signed_like_svix(sandbox, sandbox_api, receiver):
