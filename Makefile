@@ -62,7 +62,7 @@ test: lint
 fuzz: dev-venv
 	@mkdir -p $(DATA_DIR)
 	SANDBOX_FUZZ_EXAMPLES=250 SANDBOX_FUZZ_REPORT=$(DATA_DIR)/fuzz.json \
-		env -u DATABASE_URL $(VENV)/bin/pytest tests/test_sandbox_fuzz.py -q -p no:cacheprovider
+		env -u DATABASE_URL $(VENV)/bin/pytest tests/sandbox/test_fuzz.py -q -p no:cacheprovider
 	@cat $(DATA_DIR)/fuzz.json
 
 bench: dev-venv

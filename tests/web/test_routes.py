@@ -34,6 +34,7 @@ SUPPORT_POST_ONLY = (LOGIN, 404, 404, 405, 405)
 ACCESS: dict[str, tuple] = {
     # foundation
     "dashboard": (LOGIN, 200, 200, 200, 200),
+    "favicon": (302, 302, 302, 302, 302),  # to the static icon, for anyone
     "healthz": (200, 200, 200, 200, 200),  # healthy: a worker beats, Volteras answers
     "fleet_detail": FLEET_PAGE,
     "fleet_stats": FLEET_PAGE,

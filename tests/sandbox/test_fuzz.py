@@ -31,7 +31,7 @@ EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "12"))
 REPORT = os.environ.get("SANDBOX_FUZZ_REPORT", "")
 
 # Every operation of the contract the sandbox implements (the others answer a
-# documented error after the token check: test_sandbox_auth covers them).
+# documented error after the token check: tests/sandbox/test_auth.py covers them).
 SERVED = [
     ("/v1/oauth2/token", "POST"),
     ("/v1/oauth2/test-token", "POST"),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from sandbox import rules
 
-README = (Path(__file__).resolve().parent.parent / "sandbox" / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "sandbox" / "README.md").read_text()
 
 
 def test_every_magic_prefix_is_documented():
