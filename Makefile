@@ -20,7 +20,7 @@ export SANDBOX_WEBHOOK_URL ?= $(PORTAL_BASE_URL)/webhooks/volteras/
 export SANDBOX_SPEED ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test venv dev-venv lint bench fuzz clean
+.PHONY: run test venv dev-venv lint bench fuzz chaos clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ fuzz: dev-venv
 
 bench: dev-venv
 	$(PY) bench/run.py
+
+# Thousands of VINs through several workers, SIGKILLed again and again, while the
+# sandbox injects faults; prints the figures and exits 1 on any mismatch.
+chaos: dev-venv
+	$(PY) tests/chaos.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -23,6 +23,7 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
+from connections.backoff import TRANSIENT_DB_ERRORS
 from connections.consent import tasks as consent
 from connections.models import ConnectBatch, WorkerHeartbeat
 from connections.sending import tasks as sending
@@ -100,6 +101,10 @@ def _run_all(funcs: list[Callable[[], int]], what: str) -> dict[str, int]:
     for func in funcs:
         try:
             done[func.__name__] = func()
+        except TRANSIENT_DB_ERRORS:
+            # The database, not this function: the others would fail alike.
+            # The caller backs off and tries them all again.
+            raise
         except Exception:
             # One failing sweeper must not stop the others (or the worker).
             logger.exception("%s %s failed", what, func.__name__)

@@ -59,6 +59,9 @@ RECONCILE_MAX_GROUP_READS = env_int("RECONCILE_MAX_GROUP_READS", 200, minimum=1)
 # Refused webhook deliveries are kept this long, then pruned by the sweep.
 WEBHOOK_REFUSED_RETENTION_DAYS = env_int("WEBHOOK_REFUSED_RETENTION_DAYS", 30, minimum=1)
 WORKER_SWEEP_SECONDS = env_float("WORKER_SWEEP_SECONDS", 5.0, minimum=0.1)
+# How long a claimed batch or webhook event stays a dead worker's before another
+# takes it over (a live worker renews its claim while it waits on Volteras).
+WORKER_LEASE_SECONDS = env_int("WORKER_LEASE_SECONDS", 120, minimum=4)
 
 # The support workspace: when an in-progress VIN counts as stuck (hours since
 # its last status change, per make where a manufacturer is known to be slow),

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django.utils import timezone
 # while its call to Volteras is in flight (`sending.lease.LeaseKeeper`), so a
 # slow call (a connect POST can take minutes through timeouts and retries)
 # never lets the lease lapse under it; only a dead worker's lease runs out.
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
 
 
 class ConnectBatch(models.Model):

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
     connections,
@@ -25,7 +26,7 @@ from django.utils import timezone
 from connections.models.store_once import INSERT_PLANS, PER_CALL, execute_checked, sql_literal
 
 # How long a claimed event belongs to its worker before another may take it.
-EVENT_LEASE = timedelta(minutes=2)
+EVENT_LEASE = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
 
 
 # Attempts at one event in all: transient failures (network, 5xx, 429) are

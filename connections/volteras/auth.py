@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,9 +40,11 @@ TOKEN_PATH = "/v1/oauth2/token"
 # short-lived token is still used for most of its life).
 RENEW_MARGIN = timedelta(seconds=60)
 
-# Longer than a token request with its retries normally takes. A renewer that
-# died leaves its lease behind; after this long another process renews.
-RENEWAL_LEASE = timedelta(seconds=120)
+# A renewer that died (a worker killed mid-request) leaves its lease behind;
+# after this long another process renews, and until then every process waits.
+# A live renewer slower than this is harmless: its token is stored only while
+# the lease is still its own. The same span as a dead worker's batch lease.
+RENEWAL_LEASE = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
 # How often a process waiting for another's renewal looks at the row again.
 WAIT_STEP_SECONDS = 0.1
 

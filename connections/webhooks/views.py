@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from svix.webhooks import Webhook, WebhookVerificationError
 
+from connections.backoff import TRANSIENT_DB_ERRORS
 from connections.models import (
     ReconciliationRun,
     RefusedDelivery,
@@ -50,6 +51,8 @@ SVIX_HEADERS = {
     "svix-signature": "HTTP_SVIX_SIGNATURE",
 }
 PAGE_SIZE = 50
+# What a 503 asks Svix to wait when the database is unavailable.
+RETRY_AFTER_SECONDS = 5
 
 
 @lru_cache(maxsize=4)
@@ -98,7 +101,21 @@ def _refusal_for(exc: Exception) -> str:
 @login_not_required
 @require_POST
 def receive(request: HttpRequest) -> HttpResponse:
-    """`POST /webhooks/volteras/`: verify, store, answer (workers watch the table)."""
+    """`POST /webhooks/volteras/`: verify, store, answer (workers watch the table).
+
+    With the database unavailable (down, or SQLite locked past its busy
+    timeout) the answer is a 503 that Svix retries, never a 500 page: nothing
+    was stored, and the same delivery will come again."""
+    try:
+        return _receive(request)
+    except TRANSIENT_DB_ERRORS as exc:
+        logger.warning("webhook not stored, the database is unavailable: %s", exc)
+        response = JsonResponse({"error": "unavailable"}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+def _receive(request: HttpRequest) -> HttpResponse:
     declared = request.META.get("CONTENT_LENGTH") or ""
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return _refuse(request, RefusedDelivery.Reason.TOO_LARGE, 413, body_size=int(declared))
