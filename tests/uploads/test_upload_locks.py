@@ -119,9 +119,13 @@ def file_db_server(tmp_path) -> Iterator[tuple[str, str, Path]]:
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
-    session = subprocess.run(
-        [*manage, "shell", "-c", SETUP], env=env, check=True, capture_output=True, text=True
-    ).stdout.strip().splitlines()[-1]
+    session = (
+        subprocess.run(
+            [*manage, "shell", "-c", SETUP], env=env, check=True, capture_output=True, text=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     port = free_port()
     log = tmp_path / "server.log"
     with log.open("w") as out:
