@@ -50,6 +50,19 @@ VOLTERAS_MAX_RETRIES = env_int("VOLTERAS_MAX_RETRIES", 4, minimum=0)
 # Uploads and tracking.
 UPLOAD_MAX_ROWS = env_int("UPLOAD_MAX_ROWS", 50_000, minimum=1)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+# Rows stored per transaction on SQLite: short enough that webhooks and the worker
+# wait a moment at most for the one write lock while a big upload is stored.
+UPLOAD_STORE_CHUNK = env_int("UPLOAD_STORE_CHUNK", 1000, minimum=1)
+# An .xlsx is a zip: its compressed size says little, so reading it is bounded by
+# what it holds. Excel's own limits are 16,384 columns and 32,767 characters a cell.
+UPLOAD_XLSX_MAX_COLUMNS = env_int("UPLOAD_XLSX_MAX_COLUMNS", 1000, minimum=1)
+UPLOAD_XLSX_MAX_CELLS = env_int("UPLOAD_XLSX_MAX_CELLS", 2_000_000, minimum=1)
+UPLOAD_XLSX_MAX_SHARED_STRINGS = env_int("UPLOAD_XLSX_MAX_SHARED_STRINGS", 500_000, minimum=1)
+UPLOAD_XLSX_MAX_CELL_CHARS = env_int("UPLOAD_XLSX_MAX_CELL_CHARS", 32_767, minimum=1)
+UPLOAD_XLSX_MAX_UNZIPPED_BYTES = env_int(
+    "UPLOAD_XLSX_MAX_UNZIPPED_BYTES", 100 * 1024 * 1024, minimum=1
+)
+UPLOAD_XLSX_MAX_SECONDS = env_float("UPLOAD_XLSX_MAX_SECONDS", 30.0, minimum=0.1)
 STALE_AFTER_DAYS = env_int("STALE_AFTER_DAYS", 14, minimum=1)
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 900, minimum=10)
 # Reads one reconciliation run makes beyond the vehicle list; the next run

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO
@@ -20,38 +21,62 @@ SAMPLE_BYTES = 64 * 1024
 MAX_LINES_PER_RECORD = 10
 
 
-def _decode_cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
-    # A file that looked like UTF-8 may still hold a stray Windows-1252 byte
-    # further on (an "é" typed into one cell): read it as that, not as "?".
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    bad = error.object[error.start : error.end]
-    return bytes(bad).decode("cp1252", errors="replace"), error.end
+# A UTF-8 encoded character: the mark of a line written as UTF-8.
+_UTF8_CHARACTER = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 
 
-codecs.register_error("fleetportal-cp1252", _decode_cp1252_fallback)
-
-
-def detect_encoding(head: bytes) -> tuple[str, str]:
-    """(encoding, error handler) for a file starting with `head`."""
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", "fleetportal-cp1252"
+def detect_encoding(head: bytes) -> str:
+    """ "utf-16" (with a byte-order mark), "utf-16-le" or "utf-16-be" (without),
+    else "utf-8": UTF-8 or Windows-1252, decided line by line (`decode_line`)."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "replace"
+        return "utf-16"
     sample = head[:4096]
-    if len(sample) >= 4:
+    if len(sample) >= 4 and not head.startswith(codecs.BOM_UTF8):
         # UTF-16 without a byte-order mark: ASCII text shows up as every other byte zero.
         odd_zeros = sample[1::2].count(0) / (len(sample) // 2)
         even_zeros = sample[0::2].count(0) / (len(sample) // 2)
         if odd_zeros > 0.4 and even_zeros < 0.1:
-            return "utf-16-le", "replace"
+            return "utf-16-le"
         if even_zeros > 0.4 and odd_zeros < 0.1:
-            return "utf-16-be", "replace"
+            return "utf-16-be"
+    return "utf-8"
+
+
+def decode_line(raw: bytes) -> str:
+    """One line of a file that is not UTF-16.
+
+    A line that is valid UTF-8 is read as UTF-8, wherever it is in the file, so
+    one stray byte elsewhere never turns "Škoda" into "Å koda". A line that is
+    not, and holds no UTF-8 character at all, was written by a Windows program
+    ("Citro\xebn"): it is read as Windows-1252. Anything else (a line mixing the
+    two, or bytes Windows-1252 does not define) keeps U+FFFD where it cannot be
+    read, and `_CsvRecords` makes that row invalid, naming the line.
+    """
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "cp1252", "replace"
-    return "utf-8", "fleetportal-cp1252"
+        pass
+    if _UTF8_CHARACTER.search(raw):
+        return raw.decode("utf-8", errors="replace")
+    return raw.decode("cp1252", errors="replace")
+
+
+# Python's universal newlines: a lone carriage return ends a line too (old Mac files).
+_AFTER_LONE_CR = re.compile(r"(?<=\r)(?!\n)")
+
+
+def _decoded_lines(stream: IO[bytes]) -> Iterator[str]:
+    first = True
+    for raw in stream:
+        if first:
+            raw, first = raw.removeprefix(codecs.BOM_UTF8), False
+        line = decode_line(raw)
+        if "\r" in line.rstrip("\r\n"):
+            yield from (part for part in _AFTER_LONE_CR.split(line) if part)
+        else:
+            yield line
 
 
 def detect_delimiter(sample: str) -> str:
@@ -130,6 +155,9 @@ class _CsvRecords:
                 cells = lenient_cells(line.replace("\0", ""), self._delimiter)
                 yield start, cells, _NUL_PROBLEM
                 continue
+            if "\ufffd" in line:
+                yield start, lenient_cells(line, self._delimiter), _UNREADABLE_PROBLEM
+                continue
             try:
                 yield start, self._parse(line), ""
                 continue
@@ -174,6 +202,12 @@ _NUL_PROBLEM = (
 )
 
 
+_UNREADABLE_PROBLEM = (
+    "some characters cannot be read (shown as \ufffd): the line is neither UTF-8 nor "
+    "Windows-1252 text. Save the file from your spreadsheet as CSV UTF-8 and upload it again."
+)
+
+
 def quoting_problem(exc: csv.Error) -> str:
     text = str(exc)
     if "unexpected end of data" in text:
@@ -198,16 +232,15 @@ def read_csv(
     """Rows of a CSV file given as a binary stream (encoding and separator detected)."""
     max_rows, max_bytes = limits(max_rows, max_bytes)
     head = stream.read(SAMPLE_BYTES)
-    encoding, errors = detect_encoding(head)
+    encoding = detect_encoding(head)
     sample = head.decode(encoding, errors="replace")
     if len(head) == SAMPLE_BYTES:
         sample = sample.rsplit("\n", 1)[0]
     delimiter = detect_delimiter(sample.lstrip("\ufeff"))
-    text = io.TextIOWrapper(
-        io.BufferedReader(_LimitedStream(head, stream, max_bytes)),
-        encoding=encoding,
-        errors=errors,
-        newline="",
-    )
+    raw = io.BufferedReader(_LimitedStream(head, stream, max_bytes))
+    if encoding == "utf-8":
+        text: Iterable[str] = _decoded_lines(raw)
+    else:
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
     records = _CsvRecords(text, delimiter)
     return table(records, unit="line", max_rows=max_rows, strict_width=True)

@@ -99,8 +99,14 @@ def read_upload(
             "Old Excel files (.xls) cannot be read. In Excel, choose Save As and pick "
             "Excel Workbook (.xlsx) or CSV, then upload that file."
         )
-    if extension in {".xlsx", ".xlsm"} or magic.startswith(_XLSX_MAGIC):
+    if magic.startswith(_XLSX_MAGIC):
         return read_xlsx(source, max_rows=max_rows, max_bytes=max_bytes)
+    if extension in {".xlsx", ".xlsm"}:
+        raise ImportProblem(
+            f"This file is named {extension} but is not an Excel workbook. If it is a CSV "
+            "file, rename it to end in .csv; otherwise open it in Excel and save it as "
+            "Excel Workbook (.xlsx). Then upload it again."
+        )
     if extension in {".numbers", ".ods", ".pdf", ".docx"}:
         raise ImportProblem(
             f"{extension} files cannot be read. Export the list as CSV or Excel (.xlsx)."

@@ -5,9 +5,15 @@ again for retries).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+import json
+import logging
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -15,10 +21,22 @@ from psycopg.types.json import Jsonb
 from connections.models import Fleet, Source, Upload, VinEntry, VinStatus
 from connections.sending.batches import queue_batches
 from connections.sending.tasks import enqueue_sends
-from connections.uploads.rows import RawRow
+from connections.uploads.rows import ImportProblem, RawRow
 from connections.uploads.validation import validate_rows
 
-INSERT_CHUNK = 2000
+logger = logging.getLogger(__name__)
+
+
+class UploadNotStored(Exception):
+    """Storing a read and validated upload failed; nothing of it was kept."""
+
+    message = (
+        "The VINs were read but could not be saved, so nothing was kept. "
+        "Upload the file again in a minute; if it happens again, contact support."
+    )
+
+
+NO_VINS = "No VINs were found in what you gave. Check the file."
 
 
 def existing_vins(fleet: Fleet) -> dict[str, str]:
@@ -36,40 +54,76 @@ def create_upload(
     source_name: str = "",
     include_existing: bool = False,
 ) -> Upload:
-    """Validate and store every row (streaming, bulk inserts): nothing is sent yet."""
+    """Read and validate every row, then store them: nothing is sent yet.
+
+    Reading runs with no transaction open: the validated rows are spooled to a
+    temporary file (memory stays flat whatever the file's size), so a slow or
+    hostile file never holds the database's write lock (on SQLite, one lock for
+    the whole database, which webhooks and the worker need too). Storing then
+    takes short transactions of `UPLOAD_STORE_CHUNK` rows on SQLite, and one COPY
+    on PostgreSQL (which locks no one out). If storing fails, the upload is
+    deleted and `UploadNotStored` raised: an upload is never left half-stored.
+    Raises `ImportProblem` for a file that cannot be read, or holds no VINs.
+    """
     known = {} if include_existing else existing_vins(fleet)
-    with transaction.atomic():
-        upload = Upload.objects.create(
+    validated = validate_rows(
+        rows,
+        default_country=fleet.default_country_code,
+        default_region=fleet.default_region,
+        existing_vins=known,
+    )
+    with tempfile.TemporaryFile() as spool:
+        if not _spool(validated, spool):
+            raise ImportProblem(NO_VINS)
+        upload = Upload(
             fleet=fleet,
             created_by=user,
             source_name=source_name[:255],
             include_existing=include_existing,
         )
-        validated = validate_rows(
-            rows,
-            default_country=fleet.default_country_code,
-            default_region=fleet.default_region,
-            existing_vins=known,
-        )
-        if connection.vendor == "postgresql":
-            _copy_entries(upload, validated)
-        else:
-            _insert_entries(upload, validated)
+        try:
+            _store(upload, spool)
+        except DatabaseError as exc:
+            logger.exception("Upload to fleet %s could not be stored", fleet.pk)
+            if upload.pk is not None:
+                Upload.objects.filter(pk=upload.pk).delete()
+            raise UploadNotStored(UploadNotStored.message) from exc
     return upload
 
 
-def _insert_entries(upload: Upload, validated: Iterable) -> None:
-    chunk: list[VinEntry] = []
+def _spool(validated: Iterable, spool: IO[bytes]) -> int:
+    count = 0
     for row in validated:
-        chunk.append(VinEntry(upload=upload, fleet_id=upload.fleet_id, **row.entry_fields()))
-        if len(chunk) >= INSERT_CHUNK:
+        spool.write(json.dumps(row.entry_fields()).encode())
+        spool.write(b"\n")
+        count += 1
+    return count
+
+
+def _spooled(spool: IO[bytes]) -> Iterator[dict[str, Any]]:
+    spool.seek(0)
+    for line in spool:
+        yield json.loads(line)
+
+
+def _store(upload: Upload, spool: IO[bytes]) -> None:
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            upload.save()
+            _copy_entries(upload, _spooled(spool))
+        return
+    upload.save()
+    rows = _spooled(spool)
+    # Objects are built between transactions, so other writers get the lock in between.
+    while chunk := [
+        VinEntry(upload=upload, fleet_id=upload.fleet_id, **fields)
+        for fields in itertools.islice(rows, settings.UPLOAD_STORE_CHUNK)
+    ]:
+        with transaction.atomic():
             VinEntry.objects.bulk_create(chunk)
-            chunk = []
-    if chunk:
-        VinEntry.objects.bulk_create(chunk)
 
 
-def _copy_entries(upload: Upload, validated: Iterable) -> None:
+def _copy_entries(upload: Upload, rows: Iterable[dict[str, Any]]) -> None:
     """PostgreSQL: stream the rows with COPY, several times faster than INSERTs
     for a 100,000-row file. Columns a row does not set take the model's
     defaults, prepared once; only the row's own values are adapted per row."""
@@ -86,9 +140,9 @@ def _copy_entries(upload: Upload, validated: Iterable) -> None:
     names = [f.attname for f in fields]
     sql = f"COPY {table} ({columns}) FROM STDIN"  # names from the model, not from input
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in validated:
+        for row in rows:
             values = dict(constant)
-            for name, value in row.entry_fields().items():
+            for name, value in row.items():
                 values[name] = Jsonb(value) if name in json_fields else value
             copy.write_row([values[name] for name in names])
 

@@ -36,7 +36,7 @@ from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_row
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
-from connections.uploads.submission import create_upload, submit
+from connections.uploads.submission import UploadNotStored, create_upload, submit
 from connections.uploads.tasks import start_eligibility_check
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 from connections.web.access import (
@@ -68,14 +68,10 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
                 source_name=name,
                 include_existing=data["include_existing"],
             )
-        except ImportProblem as problem:
+        except (ImportProblem, UploadNotStored) as problem:
             form.add_error(None, str(problem))
         else:
-            if not upload.entries.exists():
-                upload.delete()
-                form.add_error(None, "No VINs were found in what you gave. Check the file.")
-            else:
-                return redirect(upload)
+            return redirect(upload)
     return render(request, "connections/uploads/upload_new.html", {"fleet": fleet, "form": form})
 
 
