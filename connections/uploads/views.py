@@ -97,7 +97,9 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     counts = groups.counts
     form = EntryFilterForm(
         request.GET,
-        statuses=[s for s in VinStatus.values if s in counts],
+        # Every status, not only those counted now: the filters sit outside the
+        # live region, so they must offer the statuses a refresh may bring.
+        statuses=VinStatus.values,
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )

@@ -25,7 +25,7 @@
 // After a refresh from the poller, one polite announcement sums up what
 // changed: "3 VINs changed: 2 Connected, 1 Needs action" (each replaced element's
 // data-live-state; the region's data-live-noun), in the page's one
-// <p id="live-status" role="status"> (never one announcement per row).
+// <p id="live-status" aria-live="polite"> in base.html (never one per row).
 (function () {
   "use strict";
 
