@@ -97,9 +97,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     counts = groups.counts
     form = EntryFilterForm(
         request.GET,
-        # Every status, not only those counted now: the filters sit outside the
-        # live region, so they must offer the statuses a refresh may bring.
-        statuses=VinStatus.values,
+        statuses=VinStatus.values,  # outside the live region: any status a refresh brings
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )
