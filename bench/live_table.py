@@ -1,30 +1,50 @@
-"""Target 2: the live table's rows partial of a large upload vs a trivial view.
+"""Target 2: the live table's poll of a large upload vs a trivial view, over
+real HTTP on the production stack.
 
     python -m bench.live_table
 
 Builds a submitted upload of BENCH_TABLE_VINS (100,000) entries in a mix of
-statuses, then times, through Django's test Client (the whole middleware stack,
-DEBUG off, a logged-in manager), round after round:
+statuses, starts gunicorn (`--workers 4`, DEBUG off, PostgreSQL, as in
+production: bench/stack.py) and times, from this process over HTTP with a
+logged-in manager's session, round after round, interleaved:
 
 - trivial: `GET /_bench/trivial/` (bench/urls.py), login required like the table;
-- changed: `GET /uploads/<id>/rows/?v=<old>` with HX-Request: 100 rows rendered;
-- unchanged: `GET /uploads/<id>/rows/?v=<current>` with HX-Request: 204.
+- changed 5: 5 of the page's 100 rows changed since the browser's last look,
+  which sends the keys of the 100 rows it shows (`Live-Keys`): 5 rows rendered,
+  95 placeholders;
+- changed 100: every row of the page changed: 100 rows rendered, none of them
+  ever rendered before (their content is new);
+- unchanged: the browser is at the current version: 204.
 
-The three are interleaved so load on the machine falls on all alike. Prints
-one JSON line with median/p95 of each and the queries one request makes.
+Rows are changed between timed requests by SQL (their last-change time and
+message, and the upload's version, as a transition does). The upload's counts
+for each new version are made before the timed request, as the first poll after
+a change does once for every viewer. Prints one JSON line with median/p95 of
+each and the queries one request makes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
+import httpx
+
 from bench.data import copy_entries, vin
-from bench.stack import bench_fleet, env_int, setup_django, truncate_uploads
+from bench.stack import (
+    Gunicorn,
+    bench_fleet,
+    env_int,
+    portal_env,
+    setup_django,
+    truncate_uploads,
+)
 
 FLEET = "bench-table"
 VERSION = 7
@@ -121,60 +141,139 @@ def queries_of(call: Callable[[], Any]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    setup_django()
+KEY = re.compile(r'<tr id="(entry-\d+)" data-key="([0-9a-f]+)"')
+
+
+class Browser:
+    """What a browser showing the table's first page holds: the session, the
+    version it saw and the key of every row (sent back as `Live-Keys`)."""
+
+    def __init__(self, url: str, session: str, upload_id: int) -> None:
+        self.http = httpx.Client(base_url=url, cookies={"sessionid": session}, timeout=30)
+        self.rows_url = f"/uploads/{upload_id}/rows/"
+        self.keys: dict[str, str] = {}
+        self.rendered = 0
+
+    def poll(self, version: int) -> httpx.Response:
+        headers = {
+            "HX-Request": "true",
+            "HX-Target": "live",
+            "Live-Keys": " ".join(f"{k}={v}" for k, v in self.keys.items()),
+        }
+        response = self.http.get(self.rows_url, params={"v": version}, headers=headers)
+        found = dict(KEY.findall(response.text))
+        # Rows sent whole, not as a placeholder for one the browser has.
+        self.rendered = len(found) - response.text.count("data-live-keep")
+        self.keys.update(found)
+        return response
+
+    def trivial(self) -> httpx.Response:
+        return self.http.get("/_bench/trivial/")
+
+
+def change_rows(upload_id: int, ids: list[int], round_no: int) -> int:
+    """Change what `ids` show (as a transition would) and move the upload's
+    version on; count the new version (outside the timing); return it."""
+    from django.db import connection
+
+    from connections.models import Upload
+    from connections.models.summaries import entry_groups
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_vinentry SET status_changed_at = now(), "
+            "message = %s WHERE id = ANY(%s)",
+            [f"Bench change {round_no}.", ids],
+        )
+        cursor.execute(
+            "UPDATE connections_upload SET version = version + 1 WHERE id = %s", [upload_id]
+        )
+    upload = Upload.objects.select_related("summary").get(pk=upload_id)
+    entry_groups(upload)
+    return upload.version
+
+
+def session_of(user) -> str:
     from django.test import Client
 
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def main() -> None:
+    setup_django()
     count = env_int("BENCH_TABLE_VINS", 100_000)
     rounds = env_int("BENCH_REQUESTS", 150)
     warmup = env_int("BENCH_WARMUP", 20)
     started = time.perf_counter()
     upload, user, written = build_upload(count)
+    page_ids = list(upload.entries.order_by("line_number", "pk").values_list("pk", flat=True)[:100])
     setup_seconds = time.perf_counter() - started
+    server = Gunicorn.start("table", portal_env())
+    try:
+        result = measure(server.url, session_of(user), upload.pk, page_ids, rounds, warmup)
+    finally:
+        server.stop()
+    result.update(entries=written, setup_seconds=setup_seconds, loadavg=os.getloadavg())
+    result["queries"] = queries(upload.pk, user, page_ids)
+    print(json.dumps(result), flush=True)
+
+
+def measure(
+    url: str, session: str, upload_id: int, page_ids: list[int], rounds: int, warmup: int
+) -> dict[str, Any]:
+    browser = Browser(url, session, upload_id)
+    version = change_rows(upload_id, [], 0)
+    first = browser.poll(version - 1)
+    checks: dict[str, Any] = {"first_status": first.status_code, "first_rows": browser.rendered}
+    samples: dict[str, list[float]] = {
+        "trivial": [],
+        "changed5": [],
+        "changed100": [],
+        "unchanged": [],
+    }
+    rendered: dict[str, list[int]] = {"changed5": [], "changed100": []}
+    statuses: dict[str, set[int]] = {name: set() for name in samples}
+    for number in range(warmup + rounds):
+        into = samples if number >= warmup else {name: [] for name in samples}
+        statuses["trivial"].add(timed(browser.trivial, into["trivial"]).status_code)
+        old = version
+        version = change_rows(upload_id, page_ids[(number * 5) % 95 :][:5], number)
+        statuses["changed5"].add(timed(partial(browser.poll, old), into["changed5"]).status_code)
+        rendered["changed5"].append(browser.rendered)
+        statuses["unchanged"].add(
+            timed(partial(browser.poll, version), into["unchanged"]).status_code
+        )
+        old = version
+        version = change_rows(upload_id, page_ids, number)
+        statuses["changed100"].add(
+            timed(partial(browser.poll, old), into["changed100"]).status_code
+        )
+        rendered["changed100"].append(browser.rendered)
+    checks.update(
+        statuses={name: sorted(codes) for name, codes in statuses.items()},
+        rendered={name: sorted(set(counts)) for name, counts in rendered.items()},
+    )
+    return {"checks": checks, **{name: stats(values) for name, values in samples.items()}}
+
+
+def queries(upload_id: int, user, page_ids: list[int]) -> dict[str, Any]:
+    """The SQL of each request, through Django's test Client in this process."""
+    from django.test import Client
+
+    from connections.models import Upload
 
     client = Client()
     client.force_login(user)
-    rows_url = f"/uploads/{upload.pk}/rows/"
-    htmx = {"HTTP_HX_REQUEST": "true"}
-
-    def trivial():
-        return client.get("/_bench/trivial/")
-
-    def changed():
-        return client.get(rows_url, {"v": VERSION - 1}, **htmx)
-
-    def unchanged():
-        return client.get(rows_url, {"v": VERSION}, **htmx)
-
-    first = changed()
-    rendered = first.content.decode().count('<tr id="entry-')
-    checks = {
-        "trivial_status": trivial().status_code,
-        "changed_status": first.status_code,
-        "changed_rows": rendered,
-        "unchanged_status": unchanged().status_code,
+    rows_url = f"/uploads/{upload_id}/rows/"
+    htmx = {"HX-Request": "true", "HX-Target": "live"}
+    version = Upload.objects.get(pk=upload_id).version
+    return {
+        "trivial": queries_of(lambda: client.get("/_bench/trivial/")),
+        "changed100": queries_of(lambda: client.get(rows_url, {"v": version - 1}, headers=htmx)),
+        "unchanged": queries_of(lambda: client.get(rows_url, {"v": version}, headers=htmx)),
     }
-    samples: dict[str, list[float]] = {"trivial": [], "changed": [], "unchanged": []}
-    calls = {"trivial": trivial, "changed": changed, "unchanged": unchanged}
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    for _ in range(rounds):
-        for name, call in calls.items():
-            timed(call, samples[name])
-    result = {
-        "entries": written,
-        "setup_seconds": setup_seconds,
-        "checks": checks,
-        **{name: stats(values) for name, values in samples.items()},
-        "queries": {
-            "trivial": queries_of(trivial),
-            "changed": queries_of(changed),
-            "unchanged": queries_of(unchanged),
-        },
-        "loadavg": os.getloadavg(),
-    }
-    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

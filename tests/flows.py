@@ -1,11 +1,15 @@
 """Steps several test files take the same way: a manager creating a consent
 link, an owner consenting at the sandbox, Volteras connecting a vehicle and
-delivering a signed webhook."""
+delivering a signed webhook, `manage.py` run with production settings."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,6 +22,7 @@ from connections.models import ConsentLink, WebhookEvent
 # The portal's address in links it hands out during tests (the Django test client's).
 PORTAL = "http://testserver"
 WEBHOOK_URL = "/webhooks/volteras/"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def new_link(client, fleet, *, expires_in: int = 7 * 24 * 3600, **fields) -> ConsentLink:
@@ -102,3 +107,24 @@ def deliver(client, secret: str, event_type: str, vehicle_id: str, msg_id: str |
     response = client.post(WEBHOOK_URL, data=body, content_type="application/json", headers=headers)
     assert response.status_code == 200, response.content
     return WebhookEvent.objects.get(svix_id=msg_id)
+
+
+def run_django(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG"))}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True,
+        text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-key-0123456789",
+    "ALLOWED_HOSTS": "fleet.example.com",
+    "PORTAL_BASE_URL": "https://fleet.example.com",
+    "VOLTERAS_API_URL": "https://api.volteras.com",
+    "VOLTERAS_CLIENT_ID": "id",
+    "VOLTERAS_CLIENT_SECRET": "secret",
+    "VOLTERAS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+}

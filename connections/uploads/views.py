@@ -16,11 +16,9 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import dateformat, timezone
-from django_htmx.http import HTMX_STOP_POLLING
 
 from connections.csv_files import stream_csv
 from connections.models import (
-    STATUS_BADGES,
     ConsentLink,
     Fleet,
     Upload,
@@ -37,6 +35,8 @@ from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
+from connections.uploads.table import entry_key
+from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 from connections.web.access import (
@@ -46,11 +46,22 @@ from connections.web.access import (
     post_only,
     visible_upload,
 )
+from connections.web.live import (
+    Live,
+    browser_keys,
+    is_current,
+    mark_rows,
+    no_change,
+    region_response,
+    row_key,
+    wants_region,
+)
 
 PAGE_SIZE = 100
 DELIVERIES_SHOWN = 20
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
+LIVE_TABLE = "connections/uploads/upload_detail.html#live"
 
 
 def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
@@ -75,59 +86,14 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "connections/uploads/upload_new.html", {"fleet": fleet, "form": form})
 
 
-def _summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -> dict:
-    total = sum(counts.values())
-    final = sum(n for status, n in counts.items() if status in VinStatus.final())
-    ordered = [
-        (VinStatus(s) if s in VinStatus.values else s, counts[s], _badge(s))
-        for s in VinStatus.values
-        if counts.get(s)
-    ]
-    segments = [
-        (css, round(100 * n / total, 2))
-        for css, n in (
-            ("ok", counts.get(VinStatus.CONNECTED, 0)),
-            ("warn", counts.get(VinStatus.CONNECTION_REQUIRED, 0)),
-            (
-                "bad",
-                sum(
-                    counts.get(s, 0)
-                    for s in (VinStatus.ERROR, VinStatus.INCOMPATIBLE, VinStatus.DISCONNECTED)
-                ),
-            ),
-            ("progress", sum(counts.get(s, 0) for s in VinStatus.in_progress())),
-        )
-        if total and n
-    ]
-    waiting = {s for s, n in counts.items() if n and s not in VinStatus.final()}
-    return {
-        "counts": ordered,
-        "total": total,
-        "final": final,
-        "percent": round(100 * final / total) if total else 100,
-        "segments": segments,
-        "settled": not waiting,
-        "slow": bool(waiting) and waiting <= VinStatus.slow_moving(),
-        "sendable": counts.get(VinStatus.READY, 0),
-        "needs_consent": needs_consent,
-        "invalid": counts.get(VinStatus.INVALID, 0),
-        "warnings": warnings,
-    }
-
-
-def _badge(status: str) -> str:
-    return STATUS_BADGES.get(status, "off")
-
-
 def _table_context(request: HttpRequest, upload: Upload) -> dict:
-    entries = upload.entries.all()
     # The summary counts, the filters' choices and the pager's total all come
     # from the counts of this upload version, counted once per version.
     groups = entry_groups(upload)
     counts = groups.counts
     form = EntryFilterForm(
         request.GET,
-        statuses=[s for s in VinStatus.values if s in counts],
+        statuses=VinStatus.values,  # outside the live region: any status a refresh brings
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )
@@ -136,7 +102,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     links = Prefetch(
         "consent_links", ConsentLink.objects.select_related("fleet"), to_attr="row_links"
     )
-    filtered = form.apply(entries).prefetch_related(links)
+    filtered = form.apply(upload.entries.all()).prefetch_related(links)
     paginator = Paginator(filtered, PAGE_SIZE)
     if form.is_valid() and not form.cleaned_data["q"]:
         data = form.cleaned_data
@@ -145,10 +111,20 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
             status=data["status"], error=data["error"], make=data["make"]
         )
     page = paginator.get_page(request.GET.get("page"))
-    _prepare_rows(page, upload)
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
-    summary = _summary(counts, groups.warnings, groups.waiting_for_consent)
-    return {
+    summary = table_summary(counts, groups.warnings, groups.waiting_for_consent)
+    submitted = upload.state == Upload.State.SUBMITTED
+    polling, watching, poll_seconds = _poll_plan(upload, summary)
+    live = Live(
+        region="live",
+        url=reverse("upload_rows", args=[upload.pk]),
+        version=upload.version,
+        every=poll_seconds if polling else WATCH_SECONDS if watching else None,
+        params={**params, "page": page.number if page.number > 1 else ""},
+        have=browser_keys(request),
+        stop=not polling,
+    )
+    context = {
         "upload": upload,
         "fleet": upload.fleet,
         "form": form,
@@ -156,33 +132,45 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         "summary": summary,
         "query": urlencode(params),
         "sort": form.cleaned_data.get("sort") if form.is_valid() else "",
-        "poll_seconds": SLOW_POLL_SECONDS if summary["slow"] else FAST_POLL_SECONDS,
-        "submitted": upload.state == Upload.State.SUBMITTED,
+        "poll_seconds": poll_seconds,
+        "submitted": submitted,
         "checking": upload.state == Upload.State.CHECKING,
-        "polling": (
-            upload.state == Upload.State.CHECKING
-            or (upload.state == Upload.State.SUBMITTED and not summary["settled"])
-        ),
-        # Settled is not frozen: a disconnect or a completed consent can still arrive
-        # by webhook, so a slow version check keeps watching once fast polling stops.
-        "watching": upload.state == Upload.State.SUBMITTED and summary["settled"],
+        "polling": polling,
+        "watching": watching,
         "watch_seconds": WATCH_SECONDS,
-        "show_eligibility": upload.state != Upload.State.SUBMITTED
-        and upload.entries.exclude(eligibility="").exists(),
+        # Only a draft's rows offer a change (Remove): no query for the others.
+        "managed": not submitted and upload.fleet.pk in Fleet.objects.managed_ids(request.user),
+        "show_eligibility": not submitted and upload.entries.exclude(eligibility="").exists(),
         "eligibility_labels": ELIGIBILITY_LABELS,
+        "live": live,
     }
+    _prepare_rows(page, upload, live, context)
+    return context
 
 
-def _prepare_rows(rows, upload: Upload) -> None:
+def _poll_plan(upload: Upload, summary: dict) -> tuple[bool, bool, int]:
+    """Whether the table polls fast, whether it only watches for late changes,
+    and the fast poll's interval."""
+    submitted = upload.state == Upload.State.SUBMITTED
+    polling = upload.state == Upload.State.CHECKING or (submitted and not summary["settled"])
+    # Settled is not frozen: a disconnect or a completed consent can still arrive
+    # by webhook, so a slow version check keeps watching once fast polling stops.
+    watching = submitted and summary["settled"]
+    return polling, watching, SLOW_POLL_SECONDS if summary["slow"] else FAST_POLL_SECONDS
+
+
+def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
     """What each row shows that a tag or filter would work out afresh per row
     (a hundred `{% url %}` reverses and two hundred date filters were a third of
     a poll's render): the row's links, from one reverse per name with the row's
-    id put in, and its last-change time, formatted."""
+    id put in, and its last-change time, formatted. Then each row's key: a row
+    the browser already shows at that key is sent as a placeholder only."""
     links = {
         "detail_url": reverse("entry_detail", args=[0]),
         "retry_url": reverse("entry_retry", args=[upload.pk, 0]),
         "remove_url": reverse("entry_remove", args=[upload.pk, 0]),
     }
+    frame = tuple(context[k] for k in ("submitted", "managed", "show_eligibility", "query"))
     for entry in rows:
         for name, url in links.items():
             # Ids are never 0: "/0/" is only ever the placeholder's segment.
@@ -190,28 +178,31 @@ def _prepare_rows(rows, upload: Upload) -> None:
         changed = timezone.localtime(entry.status_changed_at)
         entry.changed_iso = changed.isoformat()
         entry.changed_label = dateformat.format(changed, "j M H:i:s")
+    mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
 
 
 def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
     upload = visible_upload(request, upload_id, "summary")
-    return render(
-        request, "connections/uploads/upload_detail.html", _table_context(request, upload)
-    )
+    context = _table_context(request, upload)
+    if wants_region(request, "live"):
+        # The filters ask for the table alone (and put their choice in the URL).
+        return region_response(request, LIVE_TABLE, context, context["live"])
+    return render(request, "connections/uploads/upload_detail.html", context)
 
 
 def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     """The live table's poll: a version check first, rows only when changed.
 
     Answers 286 once every VIN is final, which stops the table's fast poll; the
-    rendered table then carries the slow watcher, which polls this same view and
-    swaps the table in again when a late change bumps the version."""
+    table it sends then carries the slow watcher, which polls this same view so
+    that a late change (a disconnect) still shows."""
     upload = None
     if request.htmx and "v" in request.GET:
         # The common case, a poll that finds nothing new: one small query.
         version = Upload.version_seen_by(request.user, upload_id)
         if version is not None:
-            if request.GET["v"] == str(version):
-                return HttpResponse(status=204)
+            if is_current(request, version):
+                return no_change()
             # Visible, as the version check just found: no need to ask again.
             upload = get_object_or_404(
                 Upload.objects.select_related("fleet", "summary"), pk=upload_id
@@ -219,10 +210,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     if upload is None:
         upload = visible_upload(request, upload_id, "summary")
     context = _table_context(request, upload)
-    response = render(request, "connections/uploads/upload_detail.html#live", context)
-    if not context["polling"]:
-        response.status_code = HTMX_STOP_POLLING
-    return response
+    return region_response(request, LIVE_TABLE, context, context["live"])
 
 
 @post_only

@@ -33,6 +33,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.browser.axe_gate import AXE_RUN_JS, AXE_SOURCE
 from tests.browser.gates import QUALITY_BINDING, QUALITY_CHECK_NOW_JS, QUALITY_INIT_JS
 from tests.conftest import require_all
 from tests.fixtures_sandbox import point_portal_at
@@ -172,6 +173,8 @@ class BrowserProblems:
             QUALITY_BINDING, lambda _source, url, problems: self.on_page_quality(url, problems)
         )
         context.add_init_script(QUALITY_INIT_JS)
+        context.add_init_script(AXE_SOURCE)
+        context.add_init_script(AXE_RUN_JS)
         context.on("page", self.watch)
 
     def check_pages_now(self) -> None:

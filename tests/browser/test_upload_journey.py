@@ -159,8 +159,8 @@ def test_support_finds_a_failed_vin_reads_why_and_retries_it(
     # The whole workspace: every failed VIN, counted by error code and by make.
     vin_rows = page.locator("table.vin-table tbody tr")
     expect(vin_rows.filter(has_text="PERR0R11")).to_have_count(1 + len(MORE_FAILURES))
-    expect(page.get_by_role("img", name="VINs by error code")).to_be_visible()
-    expect(page.get_by_role("img", name="VINs by make")).to_be_visible()
+    expect(page.get_by_role("group", name="VINs by error code")).to_be_visible()
+    expect(page.get_by_role("group", name="VINs by make")).to_be_visible()
     screenshot(page, "support")
 
     # Only the failed VINs, chosen and filtered from the keyboard.

@@ -453,7 +453,8 @@ def test_consent_links_from_the_upload_table(
     submit(client, upload, django_capture_on_commit_callbacks)
     assert set(upload.entries.values_list("status", flat=True)) == {VinStatus.CONNECTION_REQUIRED}
     page = client.get(upload.get_absolute_url()).content.decode()
-    assert "Create consent links for the 2 VINs" in page
+    assert "Create consent links for every VIN needing" in page
+    assert "2 VINs need the owner's consent" in page
     one = upload.entries.order_by("line_number").first()
     client.post(reverse("upload_consent_links", args=[upload.pk]), {"entry": one.pk})
     assert one.consent_links.count() == 1

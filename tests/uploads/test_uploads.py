@@ -286,24 +286,27 @@ class TestLiveTable:
         assert 'id="live"' in changed.content.decode()
         assert "every 2s" in changed.content.decode()
 
-    def test_consent_actions_appear_with_the_poll_that_brings_them(self, client, manager, fleet):
-        """The bulk consent-link actions live in the polled part: when VINs come
-        back needing consent, the next poll offers them, no reload needed."""
+    def test_consent_needs_appear_with_the_poll_that_brings_them(self, client, manager, fleet):
+        """When VINs come back needing consent, the next poll counts them and
+        brings their tick boxes; the bulk actions themselves sit outside the
+        polled part (a refresh never takes a control from under the user)."""
         client.force_login(manager)
         upload = create_upload(fleet, manager, read_upload(f"{make_vin(1)}\n{make_vin(2)}"))
         submit(upload, manager)
         url = reverse("upload_rows", args=[upload.pk])
         upload.refresh_from_db()
         first = client.get(url, {"v": upload.version - 1}, headers={"HX-Request": "true"})
-        assert "Create consent links" not in first.content.decode()
+        assert "needs the owner's consent" not in first.content.decode()
         upload.entries.order_by("line_number").first().observe(
             VinStatus.CONNECTION_REQUIRED, "poll"
         )
         upload.refresh_from_db()
         later = client.get(url, {"v": upload.version - 1}, headers={"HX-Request": "true"})
         body = later.content.decode()
-        assert "Create consent links for the 1 VIN needing the owner" in body
-        assert 'id="consent-pick"' in body and "Consent links CSV" in body
+        assert "1 VIN needs the owner's consent" in body
+        assert 'form="consent-pick"' in body and 'id="consent-pick"' not in body
+        page = client.get(upload.get_absolute_url()).content.decode()
+        assert 'id="consent-pick"' in page and "Consent links CSV" in page
 
     def test_unchanged_poll_is_one_query_past_the_session(
         self, client, manager, fleet, django_assert_num_queries

@@ -2,10 +2,7 @@
 
 import ast
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,30 +25,10 @@ from connections.models import (
     WorkerHeartbeat,
 )
 from tests.factories import add_entry, make_upload
+from tests.flows import PRODUCTION_ENV, run_django
 from tests.permissions import assert_access
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_django(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG"))}
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True,
-        text=True, check=False, timeout=120,
-    )  # fmt: skip
-
-
-PRODUCTION_ENV = {
-    "DEBUG": "false",
-    "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-key-0123456789",
-    "ALLOWED_HOSTS": "fleet.example.com",
-    "PORTAL_BASE_URL": "https://fleet.example.com",
-    "VOLTERAS_API_URL": "https://api.volteras.com",
-    "VOLTERAS_CLIENT_ID": "id",
-    "VOLTERAS_CLIENT_SECRET": "secret",
-    "VOLTERAS_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-}
 
 
 class TestSettings:

@@ -4,7 +4,7 @@ static files without collectstatic; /favicon.ico."""
 import pytest
 
 from connections.checks import volteras_is_not_the_sandbox
-from tests.test_foundation import PRODUCTION_ENV, run_django
+from tests.flows import PRODUCTION_ENV, run_django
 
 
 class TestSandboxCheck:
