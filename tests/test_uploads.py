@@ -590,8 +590,9 @@ class TestFleetPage:
         assert changed.status_code == 200
         body = changed.content.decode()
         assert body.lstrip().startswith('<dl class="stats" id="fleet-stats"')
-        assert "<dt>Connected vehicles</dt><dd>0</dd>" in body
-        assert "<dt>VINs needing action</dt><dd>1</dd>" in body
+        # Each tile links to its rows in the fleet's vehicle list.
+        assert 'aria-label="0 connected vehicles: list them">0</a>' in body
+        assert '?group=needs" aria-label="1 VIN needing action: list them">1</a>' in body
         new_version = fleet.live_version()
         assert new_version != version and f"?v={new_version}" in body
         assert self.stats(client, fleet, new_version).status_code == 204

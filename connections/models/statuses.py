@@ -72,6 +72,31 @@ STATUS_BADGES = {
 STATUS_LABELS: dict[str, str] = dict(VinStatus.choices)
 
 
+class Attention(models.IntegerChoices):
+    """Where a VIN stands for its fleet's manager, in the order the fleet's vehicle
+    list shows them by default: what needs them first. Stored on every entry
+    (`VinEntry.attention`, computed by the database from the status)."""
+
+    NEEDS_YOU = 0, "Needs you"
+    IN_PROGRESS = 1, "In progress"
+    CONNECTED = 2, "Connected"
+    SET_ASIDE = 3, "Dismissed"
+    NEVER_SENT = 9, "Not sent"
+
+
+def attention_rank() -> models.Case:
+    """`Attention` of an entry as one SQL expression: the headline counts' rule
+    (`Fleet.headline_counts`), so each tile links to exactly its rows."""
+    needs_action = sorted(VinStatus.needs_action())
+    return models.Case(
+        models.When(status__in=needs_action, dismissed=False, then=models.Value(0)),
+        models.When(status__in=sorted(VinStatus.in_progress()), then=models.Value(1)),
+        models.When(status=VinStatus.CONNECTED, then=models.Value(2)),
+        models.When(status__in=needs_action, then=models.Value(3)),
+        default=models.Value(9),
+    )
+
+
 class Source(models.TextChoices):
     VALIDATION = "validation", "Validation"
     SUBMISSION = "submission", "Submission"
@@ -123,4 +148,23 @@ RETRY_REFUSALS: dict[str, str] = {
     VinStatus.CONNECTED: "This VIN is already connected.",
     VinStatus.READY: "This VIN has not been sent yet: it goes out when its upload is confirmed.",
 }
+
+
+# What an observation reads and writes; nothing else of a possibly stale
+# copy is written back.
+OBSERVED_FIELDS = (
+    "status",
+    "status_changed_at",
+    "error_codes",
+    "error_code",
+    "message",
+    "action_category",
+    "can_retry",
+    "vehicle_id",
+    "next_check_at",
+    "dismissed",
+    "escalated",
+)
+
+
 NEVER_SENT_REFUSAL = "This VIN was never sent: fix it and upload it again."
