@@ -13,4 +13,5 @@ urlpatterns = [
         views.fleet_vehicles_action,
         name="fleet_vehicles_action",
     ),
+    path("vins/<int:entry_id>/act/", views.entry_act, name="entry_act"),
 ]

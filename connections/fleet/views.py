@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from connections.csv_files import stream_csv
@@ -23,7 +23,8 @@ from connections.fleet.listing import (
     page_of,
     upload_choices,
 )
-from connections.models import Fleet
+from connections.models import Fleet, VinEntry
+from connections.support.actions import escalate, send_consent_links
 from connections.web.access import READ_ONLY, post_only, visible_fleet
 
 # Support staff may use these on any fleet; the rest are for the fleet's managers.
@@ -168,3 +169,32 @@ def _report(request: HttpRequest, action: str, outcome: bulk.BulkOutcome) -> Non
         messages.error(request, f"… and {len(outcome.refused) - 10} more not done.")
     if outcome.left:
         messages.info(request, "There are more: press the button again to go on.")
+
+
+@post_only
+def entry_act(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """The next steps a VIN's page names, as buttons: a consent link for its
+    owner, or asking support (escalating to Volteras with its requestIds).
+    Managers of its fleet and support staff; anyone else gets 404."""
+    entry = get_object_or_404(
+        VinEntry.objects.select_related("upload", "fleet", "batch").filter(
+            fleet__in=Fleet.objects.visible_to(request.user)
+        ),
+        pk=entry_id,
+    )
+    action = request.POST.get("action")
+    if action == "consent":
+        outcome = send_consent_links([entry], request.user)
+        done = "A consent link for the owner is ready: share it from the list below."
+    elif action == "escalate":
+        note = request.POST.get("note", "").strip()[:2000] or "Asked from the VIN's page."
+        outcome = escalate([entry], request.user, note)
+        done = "Support has been asked to look into this VIN (it is marked escalated)."
+    else:
+        messages.error(request, "Choose what to do with this VIN.")
+        return redirect("entry_detail", entry.pk)
+    if outcome.done:
+        messages.success(request, done)
+    for _, reason in outcome.refused:
+        messages.error(request, reason)
+    return redirect("entry_detail", entry.pk)

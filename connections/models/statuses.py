@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from connections.explanations import explain
+
 SUPERSEDED_REFUSAL = "A later upload of this VIN replaced this row: act on the newer one."
 
 
@@ -134,6 +136,32 @@ class VinEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry} {self.status_from}→{self.status_to} ({self.source})"
+
+    @property
+    def headline(self) -> str:
+        """What happened, in the fleet manager's words (the raw states, codes and
+        ids are the technical detail the VIN page folds away)."""
+        if self.status_from == self.status_to:
+            return self.detail
+        if self.status_to == VinStatus.SUBMITTING:
+            again = self.status_from not in {"", VinStatus.READY}
+            return "Sent to Volteras again" if again else "Sent to Volteras"
+        if self.status_to == VinStatus.CONNECTED and self.source == Source.CONSENT:
+            return "Owner completed consent: the vehicle is connected"
+        if self.status_to == VinStatus.ERROR:
+            code = self.error_codes[0] if self.error_codes else ""
+            return f"Could not connect: {explain(code).title.rstrip('.')}"
+        return HEADLINES.get(self.status_to, STATUS_LABELS.get(self.status_to, self.status_to))
+
+
+HEADLINES: dict[str, str] = {
+    VinStatus.PROCESSING: "Volteras accepted the VIN and is connecting it",
+    VinStatus.PENDING: "Volteras is waiting for the vehicle to wake up",
+    VinStatus.CONNECTED: "Connected",
+    VinStatus.CONNECTION_REQUIRED: "Waiting for the owner's consent",
+    VinStatus.INCOMPATIBLE: "Volteras cannot connect this vehicle",
+    VinStatus.DISCONNECTED: "Disconnected",
+}
 
 
 # Why a VIN in each state cannot be sent again (`VinEntry.retry_refusal`).

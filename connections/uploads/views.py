@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -26,7 +26,6 @@ from connections.models import (
     Upload,
     VinEntry,
     VinStatus,
-    WebhookEvent,
     user_is_support,
 )
 from connections.models.summaries import entry_groups
@@ -38,7 +37,7 @@ from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import create_upload, submit
 from connections.uploads.tasks import start_eligibility_check
-from connections.volteras import NotFound, Vehicle, VolterasError, get_client
+from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
 from connections.web.access import (
     WATCH_SECONDS,
     managed_fleet,
@@ -48,7 +47,6 @@ from connections.web.access import (
 )
 
 PAGE_SIZE = 100
-DELIVERIES_SHOWN = 20
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
 
@@ -308,69 +306,42 @@ def upload_invalid_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 
 def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """A VIN's page. While the VIN is on its way the page asks every few seconds
+    (`?v=`): 204 while nothing changed, else its live part (286 once settled)."""
     entry = get_object_or_404(
         VinEntry.objects.select_related("upload__created_by", "fleet", "batch").filter(
             fleet__in=Fleet.objects.visible_to(request.user)
         ),
         pk=entry_id,
     )
-    events = entry.events.select_related("actor").order_by("at", "pk")
+    events = list(entry.events.select_related("actor").order_by("at", "pk"))
+    version = f"{entry.status}.{events[-1].pk if events else 0}.{int(entry.escalated)}"
+    live = {**live_context(request, entry, events), "version": version}
+    if request.htmx and "v" in request.GET:
+        if request.GET["v"] == version:
+            return HttpResponse(status=204)
+        response = render(request, "connections/uploads/entry_detail.html#live", live)
+        if not live["polling"]:
+            response.status_code = HTMX_STOP_POLLING
+        return response
     others = (
         VinEntry.objects.filter(fleet=entry.fleet, vin=entry.vin)
         .exclude(pk=entry.pk)
         .select_related("upload")
         .order_by("-pk")[:20]
     )
-    vehicle, vehicle_problem = _volteras_view(entry)
+    vehicle, vehicle_problem = volteras_view(entry)
     context = {
-        "entry": entry,
-        "events": events,
+        **live,
         "others": others,
-        "fleet": entry.fleet,
         "vehicle": vehicle,
         "vehicle_problem": vehicle_problem,
         "consent_links": entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[
             :20
         ],
-        "explanation": entry.explanation,
-        "who_must_act": entry.who_acts,
-        "retry_refusal": entry.retry_refusal(),
-        "deliveries": _webhook_deliveries(entry, everywhere=user_is_support(request.user)),
-        "support_user": user_is_support(request.user),
+        "deliveries": webhook_deliveries(entry, everywhere=user_is_support(request.user)),
     }
     if user_is_support(request.user):
         context["support_actions"] = ACTIONS
         context["request_ids"] = request_ids([entry]).get(entry.pk, [])
     return render(request, "connections/uploads/entry_detail.html", context)
-
-
-def _webhook_deliveries(entry: VinEntry, *, everywhere: bool) -> list[WebhookEvent]:
-    """The webhook deliveries about this VIN's vehicle, newest first. Support
-    (`everywhere`) also sees those matched by VIN, whichever fleet's vehicle
-    they were about; a fleet manager only those about this entry's vehicle."""
-    match = Q(vin=entry.vin) if entry.vin and everywhere else Q(pk__in=[])
-    if entry.vehicle_id:
-        match |= Q(vehicle_id=entry.vehicle_id)
-    events = WebhookEvent.objects.filter(match).defer("body", "headers")
-    return list(events.order_by("-received_at", "-pk")[:DELIVERIES_SHOWN])
-
-
-def _volteras_view(entry: VinEntry) -> tuple[Vehicle | None, str]:
-    """Volteras' current view of the VIN's vehicle, or why it could not be read."""
-    if not entry.vehicle_id:
-        return None, ""
-    try:
-        return get_client().get_vehicle(entry.vehicle_id), ""
-    except NotFound:
-        return None, (
-            f"Volteras does not know vehicle {entry.vehicle_id} (any more): it may have been "
-            "disconnected or removed."
-        )
-    except VolterasError as exc:
-        text = (
-            "Volteras could not be asked about this vehicle just now, so only the portal's "
-            f"own record is shown ({exc.message or type(exc).__name__})."
-        )
-        if exc.request_id:
-            text += f" Volteras request {exc.request_id}."
-        return None, text
