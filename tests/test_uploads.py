@@ -504,13 +504,14 @@ class TestStoredCounts:
     def test_removing_a_row_recounts(self, client, manager, fleet):
         upload = create_upload(fleet, manager, read_upload(f"{make_vin(1)}\nBAD"))
         client.force_login(manager)
-        assert (
-            "<strong>1</strong> of 2 VINs" in client.get(upload.get_absolute_url()).content.decode()
-        )
+        body = client.get(upload.get_absolute_url()).content.decode()
+        # Nothing is sent yet: the rows are counted as checked, with no "final result".
+        assert "2 rows checked: <strong>1</strong> ready to send, 1 invalid." in body
+        assert "final result" not in body
         invalid = upload.entries.get(status=VinStatus.INVALID)
         client.post(reverse("entry_remove", args=[upload.pk, invalid.pk]))
         body = client.get(upload.get_absolute_url()).content.decode()
-        assert "<strong>0</strong> of 1 VINs" in body
+        assert "1 row checked: <strong>1</strong> ready to send." in body
 
     @pytest.mark.parametrize(
         "filters",

@@ -28,6 +28,8 @@ from connections.explanations import (
 from connections.makes import make_label
 from connections.models.moves import VinEntryQuerySet
 from connections.models.statuses import (
+    CUSTOMER_LABELS,
+    DRIVER_CODES,
     NEVER_SENT_REFUSAL,
     OBSERVED_FIELDS,
     RETRY_REFUSALS,
@@ -148,7 +150,11 @@ class VinEntry(models.Model):
 
     @property
     def who_acts(self) -> str:
-        return WHO_ACTS_LABELS.get(self.who_acts_category, "")
+        category = self.who_acts_category
+        if category == WhoActs.CUSTOMER_ACTION and self.status != VinStatus.INVALID:
+            driver = self.consent_link_helps or self.error_code in DRIVER_CODES
+            return CUSTOMER_LABELS["driver" if driver else "manager"]
+        return WHO_ACTS_LABELS.get(category, "")
 
     @property
     def badge(self) -> str:

@@ -154,6 +154,23 @@ class VinEvent(models.Model):
         return HEADLINES.get(self.status_to, STATUS_LABELS.get(self.status_to, self.status_to))
 
 
+# "Customer action" said who: the codes whose fix is in the driver's hands (their
+# car, their manufacturer account), and everything else the fleet manager does.
+DRIVER_CODES = frozenset(
+    {
+        "OEM_VEHICLE_OFFLINE",
+        "OEM_VEHICLE_REMOTE_ACCESS_DISABLED",
+        "OEM_VEHICLE_DATA_SHARING_DISABLED",
+        "OEM_AUTH_DRIVER_IS_NOT_PRIMARY_USER",
+        "OEM_VEHICLE_UPDATE_REQUIRED",
+    }
+)
+CUSTOMER_LABELS = {
+    "driver": "Customer action: the vehicle's driver",
+    "manager": "Customer action: you, the fleet manager",
+}
+
+
 HEADLINES: dict[str, str] = {
     VinStatus.PROCESSING: "Volteras accepted the VIN and is connecting it",
     VinStatus.PENDING: "Volteras is waiting for the vehicle to wake up",

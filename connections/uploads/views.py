@@ -31,6 +31,7 @@ from connections.models import (
 from connections.models.summaries import entry_groups
 from connections.support.actions import ACTIONS, request_ids, retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
+from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
@@ -97,7 +98,8 @@ def _summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) 
                     for s in (VinStatus.ERROR, VinStatus.INCOMPATIBLE, VinStatus.DISCONNECTED)
                 ),
             ),
-            ("progress", sum(counts.get(s, 0) for s in VinStatus.in_progress())),
+            # Never sent (invalid, skipped) is final too: the coloured width is the number.
+            ("off", counts.get(VinStatus.INVALID, 0) + counts.get(VinStatus.SKIPPED, 0)),
         )
         if total and n
     ]
@@ -113,6 +115,7 @@ def _summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) 
         "sendable": counts.get(VinStatus.READY, 0),
         "needs_consent": needs_consent,
         "invalid": counts.get(VinStatus.INVALID, 0),
+        "skipped": counts.get(VinStatus.SKIPPED, 0),
         "warnings": warnings,
     }
 
@@ -172,6 +175,9 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         "show_eligibility": upload.state != Upload.State.SUBMITTED
         and upload.entries.exclude(eligibility="").exists(),
         "eligibility_labels": ELIGIBILITY_LABELS,
+        "eligibility_progress": (
+            eligibility_progress(upload) if upload.state == Upload.State.CHECKING else None
+        ),
     }
 
 
@@ -230,9 +236,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
 @post_only
 def upload_submit(request: HttpRequest, upload_id: int) -> HttpResponse:
     upload = managed_upload(request, upload_id)
-    if upload.state == Upload.State.CHECKING:
-        messages.error(request, "Wait for the eligibility check to finish, then send.")
-        return redirect(upload)
+    # The eligibility check is advice: sending never waits for it (it stops itself).
     batches = submit(upload, request.user)
     if batches:
         sendable = upload.entries.exclude(batch=None).count()

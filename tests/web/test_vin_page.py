@@ -71,3 +71,22 @@ def test_contact_support_escalates_with_the_note(client, fleet, manager):
     entry.refresh_from_db()
     assert entry.escalated
     assert "Escalated to Volteras: odd" in entry.events.last().detail
+
+
+def test_send_stays_available_while_eligibility_is_checked(client, fleet, manager):
+    from connections.models import Upload
+    from connections.uploads.eligibility import start
+    from connections.uploads.reading import read_upload
+    from connections.uploads.submission import create_upload
+
+    upload = create_upload(fleet, manager, read_upload("WVWZZZ1JZ3W000006,Volkswagen,GB"))
+    assert start(upload)
+    client.force_login(manager)
+    body = client.get(upload.get_absolute_url()).content.decode()
+    assert "Eligibility check: 0 of 1 VIN checked" in body
+    assert '<button type="submit" class="primary">Send 1 valid VIN to Volteras' in body
+    client.post(reverse("upload_submit", args=[upload.pk]))
+    upload.refresh_from_db()
+    assert upload.state == Upload.State.SUBMITTED
+    body = client.get(upload.get_absolute_url()).content.decode()
+    assert "Eligibility check" not in body
