@@ -93,7 +93,9 @@ def entry_defaults(given: Sequence[str]) -> tuple[list[str], list[Any]]:
     now = datetime.now(UTC)
     names, values = [], []
     for model_field in VinEntry._meta.concrete_fields:
-        if model_field.primary_key or model_field.null or model_field.column in given:
+        if model_field.primary_key or model_field.generated or model_field.null:
+            continue
+        if model_field.column in given:
             continue
         if model_field.column in {"status_changed_at", "updated_at"}:
             value: Any = now

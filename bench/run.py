@@ -8,7 +8,7 @@ Re-runs itself under `tests/pg_cluster.py` (a throwaway PostgreSQL cluster),
 then runs each target in its own subprocess (`python -m bench.<module>`).
 Environment knobs, for quick runs:
 
-    BENCH_ONLY              comma list of: upload, table, connect, webhook
+    BENCH_ONLY              comma list of: upload, table, connect, webhook, fleet
     BENCH_ROWS              CSV rows for target 1 (100000)
     BENCH_UPLOAD_REPEAT     timed portal/COPY pairs for target 1 (2)
     BENCH_TRACEMALLOC       1 to add a tracemalloc run of the portal (1)
@@ -19,6 +19,7 @@ Environment knobs, for quick runs:
     BENCH_WEBHOOK_VEHICLES  vehicles those events name (300)
     BENCH_WEBHOOK_WORKERS   run_worker processes for the burst (2)
     BENCH_WEBHOOK_TIMEOUT   seconds processing may take (420)
+    BENCH_FLEET_VINS        entries of the fleet in target 5 (106000, ~100,000 listed)
     BENCH_KEEP              1 to keep the work folder (CSV, logs) afterwards
 """
 
@@ -43,7 +44,7 @@ from bench import data  # noqa: E402
 from bench.report import Row, Target, print_target, write_json  # noqa: E402
 from bench.stack import PYTHON, env_int, portal_env, prepare_database, work_dir  # noqa: E402
 
-ALL = ("upload", "table", "connect", "webhook")
+ALL = ("upload", "table", "connect", "webhook", "fleet")
 
 
 def run_module(module: str, *args: str, timeout: float = 1200) -> dict[str, Any]:
@@ -250,17 +251,65 @@ def webhook_target() -> Target:
     return target
 
 
+def fleet_target() -> Target:
+    result = run_module("fleet_list", timeout=2400)
+    target = Target(5, f"fleet vehicle list of {result['entries']:,} VINs vs a trivial view")
+    trivial = result["trivial"]["median_ms"]
+    for name, status in result["checks"].items():
+        if name == "trivial":
+            continue
+        median = result[name]["median_ms"]
+        value = ratio(median, trivial)
+        target.rows.append(
+            Row(
+                f"first page, {name}",
+                f"{median:.2f} ms (p95 {result[name]['p95_ms']:.2f})",
+                f"{trivial:.2f} ms",
+                value,
+                "<= 3.00x",
+                value is not None and value <= 3 and status == 200,
+            )
+        )
+    best = min(result["exports"], key=lambda e: e["portal_seconds"])
+    speed = ratio(best["copy_seconds"], best["portal_seconds"])
+    target.rows.append(
+        Row(
+            f"CSV export, {best['rows']:,} rows",
+            f"{best['portal_seconds']:.2f} s ({best['rows'] / best['portal_seconds']:,.0f} rows/s)",
+            f"{best['copy_seconds']:.2f} s (COPY TO STDOUT)",
+            speed,
+            ">= 0.30x speed",
+            speed is not None and speed >= 0.3,
+        )
+    )
+    target.rows.append(
+        Row(
+            "peak memory (process RSS)",
+            f"{result['peak_rss_mb']:.0f} MB",
+            f"{result['rss_before_export_mb']:.0f} MB before the exports",
+            None,
+            "< 150 MB",
+            result["peak_rss_mb"] < 150,
+        )
+    )
+    target.notes.append(f"exports: {result['exports']}")
+    target.raw = result
+    return target
+
+
 TARGETS = {
     "upload": upload_target,
     "table": table_target,
     "connect": connect_target,
     "webhook": webhook_target,
+    "fleet": fleet_target,
 }
 TITLES = {
     "upload": (1, "100k-row CSV vs COPY"),
     "table": (2, "live table poll vs trivial view"),
     "connect": (3, "connect calls"),
     "webhook": (4, "webhook intake"),
+    "fleet": (5, "fleet vehicle list and export"),
 }
 
 

@@ -28,7 +28,10 @@ from connections.explanations import (
 from connections.makes import make_label
 from connections.models.moves import VinEntryQuerySet
 from connections.models.statuses import (
+    CUSTOMER_LABELS,
+    DRIVER_CODES,
     NEVER_SENT_REFUSAL,
+    OBSERVED_FIELDS,
     RETRY_REFUSALS,
     STATUS_BADGES,
     STATUS_LABELS,
@@ -37,6 +40,7 @@ from connections.models.statuses import (
     Source,
     VinEvent,
     VinStatus,
+    attention_rank,
 )
 from connections.stuck import StuckThresholds, stuck_thresholds
 from connections.vin import Validity
@@ -93,6 +97,9 @@ class VinEntry(models.Model):
     # staleness counts from, since PROCESSING -> PENDING is no progress.
     submitted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    attention = models.GeneratedField(
+        expression=attention_rank(), output_field=models.SmallIntegerField(), db_persist=True
+    )
 
     objects = VinEntryQuerySet.as_manager()
 
@@ -109,6 +116,17 @@ class VinEntry(models.Model):
             # The support workspace sorts every fleet's VINs by age and groups
             # recent failures into incidents: both read this range.
             models.Index(fields=["status_changed_at"], name="vinentry_status_changed"),
+            # The fleet's vehicle list: what needs the manager first, and every sort.
+            models.Index(
+                fields=["fleet", "superseded", "attention", "-status_changed_at", "-id"],
+                name="vinentry_fleet_attention",
+            ),
+            models.Index(fields=["fleet", "make", "id"], name="vinentry_fleet_make"),
+            models.Index(fields=["fleet", "registration_plate", "id"], name="vinentry_fleet_plate"),
+            models.Index(
+                fields=["fleet", "status_changed_at", "id"], name="vinentry_fleet_changed"
+            ),
+            models.Index(fields=["fleet", "status", "id"], name="vinentry_fleet_status"),
         ]
 
     def __str__(self) -> str:
@@ -132,7 +150,11 @@ class VinEntry(models.Model):
 
     @property
     def who_acts(self) -> str:
-        return WHO_ACTS_LABELS.get(self.who_acts_category, "")
+        category = self.who_acts_category
+        if category == WhoActs.CUSTOMER_ACTION and self.status != VinStatus.INVALID:
+            driver = self.consent_link_helps or self.error_code in DRIVER_CODES
+            return CUSTOMER_LABELS["driver" if driver else "manager"]
+        return WHO_ACTS_LABELS.get(category, "")
 
     @property
     def badge(self) -> str:
@@ -263,7 +285,7 @@ class VinEntry(models.Model):
             )
             if reopened:
                 data = {**(data or {}), "reopened": reopened}
-            self.save(update_fields=[*self.OBSERVED_FIELDS, "updated_at"])
+            self.save(update_fields=[*OBSERVED_FIELDS, "updated_at"])
             VinEvent.objects.create(
                 entry=self,
                 at=now,
@@ -315,10 +337,7 @@ class VinEntry(models.Model):
         """Re-read the observed fields under a row lock (inside a transaction);
         False when the row is gone."""
         current = (
-            VinEntry.objects.select_for_update()
-            .filter(pk=self.pk)
-            .values(*self.OBSERVED_FIELDS)
-            .first()
+            VinEntry.objects.select_for_update().filter(pk=self.pk).values(*OBSERVED_FIELDS).first()
         )
         if current is None:
             return False
@@ -350,22 +369,6 @@ class VinEntry(models.Model):
             or (vehicle_id and vehicle_id != self.vehicle_id)
             or (message and message != self.message)
         )
-
-    # What an observation reads and writes; nothing else of a possibly stale
-    # copy is written back.
-    OBSERVED_FIELDS = (
-        "status",
-        "status_changed_at",
-        "error_codes",
-        "error_code",
-        "message",
-        "action_category",
-        "can_retry",
-        "vehicle_id",
-        "next_check_at",
-        "dismissed",
-        "escalated",
-    )
 
     def event(
         self, source: str, detail: str, *, at=None, actor=None, request_id: str = "", **data

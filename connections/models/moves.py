@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connections.explanations import EXPLANATIONS
-from connections.models.statuses import VinEvent, VinStatus
+from connections.models.statuses import Source, VinEvent, VinStatus
 from connections.models.uploads import Upload
 
 BULK_CHUNK = 2000
@@ -129,6 +129,86 @@ class VinEntryQuerySet(models.QuerySet):
             )
             _bump({e.upload_id for e in changed})
 
+    def retag(
+        self, add: Sequence[dict[str, str]], drop: Sequence[dict[str, str]], *, actor=None
+    ) -> int:
+        """Add and remove tags (`{"key", "value"}`; an added key replaces the
+        same key's value), with a timeline event for each VIN whose tags changed."""
+        now = timezone.now()
+        changed = 0
+        add_keys = {t["key"] for t in add}
+        ids = list(self.order_by("pk").values_list("pk", flat=True))
+        for start in range(0, len(ids), BULK_CHUNK):
+            chunk = self.model.objects.filter(pk__in=ids[start : start + BULK_CHUNK])
+            moves = []
+            for pk, tags, status, upload_id in chunk.values_list(
+                "pk", "tags", "status", "upload_id"
+            ):
+                kept = [t for t in tags or [] if t not in drop and t.get("key") not in add_keys]
+                new = kept + [t for t in add if t not in kept]
+                if new != (tags or []):
+                    moves.append((pk, new, status, upload_id, tags or []))
+            if not moves:
+                continue
+            with transaction.atomic():
+                entries = [self.model(pk=pk, tags=new) for pk, new, *_ in moves]
+                self.model.objects.bulk_update(entries, ["tags"], batch_size=500)
+                VinEvent.objects.bulk_create(
+                    [
+                        VinEvent(
+                            entry_id=pk,
+                            at=now,
+                            source=Source.MANUAL,
+                            status_from=status,
+                            status_to=status,
+                            detail=_tags_change(old, new),
+                            actor=actor,
+                            data={"action": "tags", "tags": new},
+                        )
+                        for pk, new, status, _, old in moves
+                    ],
+                    batch_size=BULK_CHUNK,
+                )
+                _bump({upload_id for _, _, _, upload_id, _ in moves})
+            changed += len(moves)
+        return changed
+
+    def leave_fleet(self, disconnected: Iterable[int], *, actor=None) -> int:
+        """Take these VINs out of their fleet (they leave its list and counts; a
+        later upload may send them again). Those in `disconnected` were just
+        disconnected at Volteras and become DISCONNECTED."""
+        now = timezone.now()
+        gone = set(disconnected)
+        with transaction.atomic():
+            moves = list(self.filter(superseded=False).values_list("pk", "status", "upload_id"))
+            ids = [pk for pk, _, _ in moves]
+            self.model.objects.filter(pk__in=ids).update(superseded=True, updated_at=now)
+            self.model.objects.filter(pk__in=gone & set(ids)).update(
+                status=VinStatus.DISCONNECTED, status_changed_at=now
+            )
+            VinEvent.objects.bulk_create(
+                [
+                    VinEvent(
+                        entry_id=pk,
+                        at=now,
+                        source=Source.MANUAL,
+                        status_from=status,
+                        status_to=VinStatus.DISCONNECTED if pk in gone else status,
+                        detail=(
+                            "Disconnected at Volteras and removed from the fleet"
+                            if pk in gone
+                            else "Removed from the fleet"
+                        ),
+                        actor=actor,
+                        data={"action": "remove"},
+                    )
+                    for pk, status, _ in moves
+                ],
+                batch_size=BULK_CHUNK,
+            )
+            _bump({upload_id for _, _, upload_id in moves})
+        return len(moves)
+
     def remove(self) -> int:
         """Delete draft rows (never sent), bumping their uploads' versions."""
         with transaction.atomic():
@@ -136,6 +216,16 @@ class VinEntryQuerySet(models.QuerySet):
             deleted, _ = self.delete()
             _bump(uploads)
         return deleted
+
+
+def _tags_change(old: list[dict[str, str]], new: list[dict[str, str]]) -> str:
+    def text(tags: Iterable[dict[str, str]]) -> str:
+        return ", ".join(f"{t.get('key')}={t.get('value')}" for t in tags)
+
+    added = [t for t in new if t not in old]
+    removed = [t for t in old if t not in new]
+    parts = [f"added {text(added)}" if added else "", f"removed {text(removed)}" if removed else ""]
+    return "Tags " + " and ".join(p for p in parts if p)
 
 
 def _bump(upload_ids: Iterable[int]) -> None:

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from connections.explanations import explain
+
 SUPERSEDED_REFUSAL = "A later upload of this VIN replaced this row: act on the newer one."
 
 
@@ -72,6 +74,31 @@ STATUS_BADGES = {
 STATUS_LABELS: dict[str, str] = dict(VinStatus.choices)
 
 
+class Attention(models.IntegerChoices):
+    """Where a VIN stands for its fleet's manager, in the order the fleet's vehicle
+    list shows them by default: what needs them first. Stored on every entry
+    (`VinEntry.attention`, computed by the database from the status)."""
+
+    NEEDS_YOU = 0, "Needs you"
+    IN_PROGRESS = 1, "In progress"
+    CONNECTED = 2, "Connected"
+    SET_ASIDE = 3, "Dismissed"
+    NEVER_SENT = 9, "Not sent"
+
+
+def attention_rank() -> models.Case:
+    """`Attention` of an entry as one SQL expression: the headline counts' rule
+    (`Fleet.headline_counts`), so each tile links to exactly its rows."""
+    needs_action = sorted(VinStatus.needs_action())
+    return models.Case(
+        models.When(status__in=needs_action, dismissed=False, then=models.Value(0)),
+        models.When(status__in=sorted(VinStatus.in_progress()), then=models.Value(1)),
+        models.When(status=VinStatus.CONNECTED, then=models.Value(2)),
+        models.When(status__in=needs_action, then=models.Value(3)),
+        default=models.Value(9),
+    )
+
+
 class Source(models.TextChoices):
     VALIDATION = "validation", "Validation"
     SUBMISSION = "submission", "Submission"
@@ -110,6 +137,49 @@ class VinEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.entry} {self.status_from}→{self.status_to} ({self.source})"
 
+    @property
+    def headline(self) -> str:
+        """What happened, in the fleet manager's words (the raw states, codes and
+        ids are the technical detail the VIN page folds away)."""
+        if self.status_from == self.status_to:
+            return self.detail
+        if self.status_to == VinStatus.SUBMITTING:
+            again = self.status_from not in {"", VinStatus.READY}
+            return "Sent to Volteras again" if again else "Sent to Volteras"
+        if self.status_to == VinStatus.CONNECTED and self.source == Source.CONSENT:
+            return "Owner completed consent: the vehicle is connected"
+        if self.status_to == VinStatus.ERROR:
+            code = self.error_codes[0] if self.error_codes else ""
+            return f"Could not connect: {explain(code).title.rstrip('.')}"
+        return HEADLINES.get(self.status_to, STATUS_LABELS.get(self.status_to, self.status_to))
+
+
+# "Customer action" said who: the codes whose fix is in the driver's hands (their
+# car, their manufacturer account), and everything else the fleet manager does.
+DRIVER_CODES = frozenset(
+    {
+        "OEM_VEHICLE_OFFLINE",
+        "OEM_VEHICLE_REMOTE_ACCESS_DISABLED",
+        "OEM_VEHICLE_DATA_SHARING_DISABLED",
+        "OEM_AUTH_DRIVER_IS_NOT_PRIMARY_USER",
+        "OEM_VEHICLE_UPDATE_REQUIRED",
+    }
+)
+CUSTOMER_LABELS = {
+    "driver": "Customer action: the vehicle's driver",
+    "manager": "Customer action: you, the fleet manager",
+}
+
+
+HEADLINES: dict[str, str] = {
+    VinStatus.PROCESSING: "Volteras accepted the VIN and is connecting it",
+    VinStatus.PENDING: "Volteras is waiting for the vehicle to wake up",
+    VinStatus.CONNECTED: "Connected",
+    VinStatus.CONNECTION_REQUIRED: "Waiting for the owner's consent",
+    VinStatus.INCOMPATIBLE: "Volteras cannot connect this vehicle",
+    VinStatus.DISCONNECTED: "Disconnected",
+}
+
 
 # Why a VIN in each state cannot be sent again (`VinEntry.retry_refusal`).
 RETRY_REFUSALS: dict[str, str] = {
@@ -123,4 +193,23 @@ RETRY_REFUSALS: dict[str, str] = {
     VinStatus.CONNECTED: "This VIN is already connected.",
     VinStatus.READY: "This VIN has not been sent yet: it goes out when its upload is confirmed.",
 }
+
+
+# What an observation reads and writes; nothing else of a possibly stale
+# copy is written back.
+OBSERVED_FIELDS = (
+    "status",
+    "status_changed_at",
+    "error_codes",
+    "error_code",
+    "message",
+    "action_category",
+    "can_retry",
+    "vehicle_id",
+    "next_check_at",
+    "dismissed",
+    "escalated",
+)
+
+
 NEVER_SENT_REFUSAL = "This VIN was never sent: fix it and upload it again."

@@ -15,4 +15,4 @@ register = template.Library()
 
 @register.inclusion_tag("connections/consent/vin_links_note.html")
 def vin_links_note(upload: Upload) -> dict[str, Any]:
-    return {"summary": vin_links_summary(upload)}
+    return {"summary": vin_links_summary(upload), "upload": upload}

@@ -21,13 +21,16 @@ logger = logging.getLogger(__name__)
 CHUNK = volteras.MAX_ELIGIBILITY_VINS
 STILL_CHECKING = {"PENDING", "SUBMITTED"}
 POLL_SECONDS = 2.0
-MAX_POLLS = 90
+# The check's time bound: about a minute and a half of reading results. It never
+# holds anything back (Send stays available), so it need not wait longer.
+MAX_POLLS = 45
 # A check whose next step is this late lost its task (or its worker): the
 # sweep queues the step again.
 REDRIVE_GRACE = timedelta(seconds=30)
 # A check still running this long after it started will not finish: the upload
 # goes back to draft so Submit is never blocked by it.
 GIVE_UP_AFTER = timedelta(minutes=15)
+NOT_NEEDED = "Sending does not need it: send now, or check again later."
 LABELS = {
     "ELIGIBLE": "Eligible",
     "INELIGIBLE": "Not eligible",
@@ -54,13 +57,15 @@ def start(upload: Upload) -> bool:
     return bool(moved)
 
 
-def _finish(upload_id: int, error: str = "") -> None:
+def _finish(upload_id: int, error: str = "", note: str = "") -> None:
+    """End the check: `error` when it failed, `note` when it ran out of time."""
     upload = Upload.objects.get(pk=upload_id)
     state = dict(upload.eligibility)
     state["error"] = error
+    state["note"] = note
     with transaction.atomic():
-        if error:
-            upload.entries.filter(eligibility="PENDING").set_eligibility("")
+        if error or note:
+            upload.entries.filter(eligibility__in=STILL_CHECKING).set_eligibility("")
         Upload.objects.filter(pk=upload_id, state=Upload.State.CHECKING).update(
             state=Upload.State.DRAFT, eligibility=state
         )
@@ -94,7 +99,7 @@ def run(upload_id: int) -> str:
         results = [r for check_id in state["checks"] for r in client.eligibility_results(check_id)]
     except volteras.VolterasError as exc:
         logger.warning("eligibility check of upload %s failed: %s", upload_id, exc)
-        _finish(upload_id, f"The eligibility check failed ({exc.message}). Try again later.")
+        _finish(upload_id, f"The eligibility check could not run ({exc.message}). {NOT_NEEDED}")
         return "failed"
 
     by_vin = {r.vin.upper(): r for r in results}
@@ -119,8 +124,21 @@ def run(upload_id: int) -> str:
         state["next_at"] = run_after.isoformat()
         Upload.objects.filter(pk=upload_id).update(eligibility=state)
         return "waiting"
-    _finish(upload_id, "Some VINs were still being checked; try again later." if waiting else "")
+    if waiting:
+        _out_of_time(upload)
+        return "done"
+    _finish(upload_id)
     return "done"
+
+
+def _out_of_time(upload: Upload) -> None:
+    still = upload.entries.filter(eligibility__in=STILL_CHECKING).count()
+    _finish(
+        upload.pk,
+        note=f"Volteras had not answered for {still} VIN{'s' if still != 1 else ''} after "
+        f"{round(MAX_POLLS * POLL_SECONDS)} s; {'they' if still != 1 else 'it'} can be "
+        "sent all the same (the check is only advice).",
+    )
 
 
 def _moment(state: dict, key: str) -> datetime | None:
@@ -128,6 +146,12 @@ def _moment(state: dict, key: str) -> datetime | None:
         return datetime.fromisoformat(state[key])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def progress(upload: Upload) -> tuple[int, int]:
+    """(checked, to check) among the upload's ready VINs, for the progress shown."""
+    ready = upload.entries.filter(status=VinStatus.READY)
+    return ready.exclude(eligibility__in=[*STILL_CHECKING, ""]).count(), ready.count()
 
 
 def overdue(limit: int = 500) -> tuple[list[int], int]:
@@ -143,7 +167,7 @@ def overdue(limit: int = 500) -> tuple[list[int], int]:
         if started is None or now - started > GIVE_UP_AFTER:
             _finish(
                 upload.pk,
-                "The eligibility check did not finish. Try it again, or submit without it.",
+                note="The eligibility check did not finish in time; sending does not need it.",
             )
             ended += 1
             continue

@@ -127,7 +127,7 @@ def _copy_entries(upload: Upload, rows: Iterable[dict[str, Any]]) -> None:
     """PostgreSQL: stream the rows with COPY, several times faster than INSERTs
     for a 100,000-row file. Columns a row does not set take the model's
     defaults, prepared once; only the row's own values are adapted per row."""
-    fields = [f for f in VinEntry._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in VinEntry._meta.concrete_fields if not (f.primary_key or f.generated)]
     now = timezone.now()
     constant = {}
     for f in fields:

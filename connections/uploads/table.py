@@ -26,7 +26,8 @@ def summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -
                     for s in (VinStatus.ERROR, VinStatus.INCOMPATIBLE, VinStatus.DISCONNECTED)
                 ),
             ),
-            ("progress", sum(counts.get(s, 0) for s in VinStatus.in_progress())),
+            # Never sent (invalid, skipped) is final too: the coloured width is the number.
+            ("off", counts.get(VinStatus.INVALID, 0) + counts.get(VinStatus.SKIPPED, 0)),
         )
         if total and n
     ]
@@ -42,6 +43,7 @@ def summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -
         "sendable": counts.get(VinStatus.READY, 0),
         "needs_consent": needs_consent,
         "invalid": counts.get(VinStatus.INVALID, 0),
+        "skipped": counts.get(VinStatus.SKIPPED, 0),
         "warnings": warnings,
     }
 

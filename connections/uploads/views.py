@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -16,6 +16,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import dateformat, timezone
+from django_htmx.http import HTMX_STOP_POLLING
 
 from connections.csv_files import stream_csv
 from connections.models import (
@@ -24,12 +25,12 @@ from connections.models import (
     Upload,
     VinEntry,
     VinStatus,
-    WebhookEvent,
     user_is_support,
 )
 from connections.models.summaries import entry_groups
 from connections.support.actions import ACTIONS, request_ids, retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
+from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
@@ -38,7 +39,7 @@ from connections.uploads.submission import UploadNotStored, create_upload, submi
 from connections.uploads.table import entry_key
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
-from connections.volteras import NotFound, Vehicle, VolterasError, get_client
+from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
 from connections.web.access import (
     WATCH_SECONDS,
     managed_fleet,
@@ -58,7 +59,6 @@ from connections.web.live import (
 )
 
 PAGE_SIZE = 100
-DELIVERIES_SHOWN = 20
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
 LIVE_TABLE = "connections/uploads/upload_detail.html#live"
@@ -86,6 +86,13 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "connections/uploads/upload_new.html", {"fleet": fleet, "form": form})
 
 
+# Into a plain list (no queryset per row) and with each link's fleet, which the
+# link cell's URL needs.
+ROW_LINKS = Prefetch(
+    "consent_links", ConsentLink.objects.select_related("fleet"), to_attr="row_links"
+)
+
+
 def _table_context(request: HttpRequest, upload: Upload) -> dict:
     # The summary counts, the filters' choices and the pager's total all come
     # from the counts of this upload version, counted once per version.
@@ -97,12 +104,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )
-    # Into a plain list (no queryset per row) and with each link's fleet, which
-    # the link cell's URL needs.
-    links = Prefetch(
-        "consent_links", ConsentLink.objects.select_related("fleet"), to_attr="row_links"
-    )
-    filtered = form.apply(upload.entries.all()).prefetch_related(links)
+    filtered = form.apply(upload.entries.all()).prefetch_related(ROW_LINKS)
     paginator = Paginator(filtered, PAGE_SIZE)
     if form.is_valid() and not form.cleaned_data["q"]:
         data = form.cleaned_data
@@ -143,6 +145,9 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         "show_eligibility": not submitted and upload.entries.exclude(eligibility="").exists(),
         "eligibility_labels": ELIGIBILITY_LABELS,
         "live": live,
+        "eligibility_progress": (
+            eligibility_progress(upload) if upload.state == Upload.State.CHECKING else None
+        ),
     }
     _prepare_rows(page, upload, live, context)
     return context
@@ -216,9 +221,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
 @post_only
 def upload_submit(request: HttpRequest, upload_id: int) -> HttpResponse:
     upload = managed_upload(request, upload_id)
-    if upload.state == Upload.State.CHECKING:
-        messages.error(request, "Wait for the eligibility check to finish, then send.")
-        return redirect(upload)
+    # The eligibility check is advice: sending never waits for it (it stops itself).
     batches = submit(upload, request.user)
     if batches:
         sendable = upload.entries.exclude(batch=None).count()
@@ -292,69 +295,42 @@ def upload_invalid_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 
 def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """A VIN's page. While the VIN is on its way the page asks every few seconds
+    (`?v=`): 204 while nothing changed, else its live part (286 once settled)."""
     entry = get_object_or_404(
         VinEntry.objects.select_related("upload__created_by", "fleet", "batch").filter(
             fleet__in=Fleet.objects.visible_to(request.user)
         ),
         pk=entry_id,
     )
-    events = entry.events.select_related("actor").order_by("at", "pk")
+    events = list(entry.events.select_related("actor").order_by("at", "pk"))
+    version = f"{entry.status}.{events[-1].pk if events else 0}.{int(entry.escalated)}"
+    live = {**live_context(request, entry, events), "version": version}
+    if request.htmx and "v" in request.GET:
+        if request.GET["v"] == version:
+            return HttpResponse(status=204)
+        response = render(request, "connections/uploads/entry_detail.html#live", live)
+        if not live["polling"]:
+            response.status_code = HTMX_STOP_POLLING
+        return response
     others = (
         VinEntry.objects.filter(fleet=entry.fleet, vin=entry.vin)
         .exclude(pk=entry.pk)
         .select_related("upload")
         .order_by("-pk")[:20]
     )
-    vehicle, vehicle_problem = _volteras_view(entry)
+    vehicle, vehicle_problem = volteras_view(entry)
     context = {
-        "entry": entry,
-        "events": events,
+        **live,
         "others": others,
-        "fleet": entry.fleet,
         "vehicle": vehicle,
         "vehicle_problem": vehicle_problem,
         "consent_links": entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[
             :20
         ],
-        "explanation": entry.explanation,
-        "who_must_act": entry.who_acts,
-        "retry_refusal": entry.retry_refusal(),
-        "deliveries": _webhook_deliveries(entry, everywhere=user_is_support(request.user)),
-        "support_user": user_is_support(request.user),
+        "deliveries": webhook_deliveries(entry, everywhere=user_is_support(request.user)),
     }
     if user_is_support(request.user):
         context["support_actions"] = ACTIONS
         context["request_ids"] = request_ids([entry]).get(entry.pk, [])
     return render(request, "connections/uploads/entry_detail.html", context)
-
-
-def _webhook_deliveries(entry: VinEntry, *, everywhere: bool) -> list[WebhookEvent]:
-    """The webhook deliveries about this VIN's vehicle, newest first. Support
-    (`everywhere`) also sees those matched by VIN, whichever fleet's vehicle
-    they were about; a fleet manager only those about this entry's vehicle."""
-    match = Q(vin=entry.vin) if entry.vin and everywhere else Q(pk__in=[])
-    if entry.vehicle_id:
-        match |= Q(vehicle_id=entry.vehicle_id)
-    events = WebhookEvent.objects.filter(match).defer("body", "headers")
-    return list(events.order_by("-received_at", "-pk")[:DELIVERIES_SHOWN])
-
-
-def _volteras_view(entry: VinEntry) -> tuple[Vehicle | None, str]:
-    """Volteras' current view of the VIN's vehicle, or why it could not be read."""
-    if not entry.vehicle_id:
-        return None, ""
-    try:
-        return get_client().get_vehicle(entry.vehicle_id), ""
-    except NotFound:
-        return None, (
-            f"Volteras does not know vehicle {entry.vehicle_id} (any more): it may have been "
-            "disconnected or removed."
-        )
-    except VolterasError as exc:
-        text = (
-            "Volteras could not be asked about this vehicle just now, so only the portal's "
-            f"own record is shown ({exc.message or type(exc).__name__})."
-        )
-        if exc.request_id:
-            text += f" Volteras request {exc.request_id}."
-        return None, text

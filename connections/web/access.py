@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404
 
-from connections.models import Fleet, Upload
+from connections.models import Fleet, Upload, VinEntry
 
 # How often a page whose numbers rarely move (the fleet page, a settled upload) asks
 # whether a webhook changed something; htmx doubles it while the tab is hidden.
@@ -40,6 +40,9 @@ def post_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
                 get_object_or_404(visible, pk=kwargs["upload_id"])
             elif "slug" in kwargs:
                 visible_fleet(request, kwargs["slug"])
+            elif "entry_id" in kwargs:
+                visible = VinEntry.objects.filter(fleet__in=Fleet.objects.visible_to(request.user))
+                get_object_or_404(visible, pk=kwargs["entry_id"])
             return HttpResponseNotAllowed(["POST"])
         return view(request, *args, **kwargs)
 

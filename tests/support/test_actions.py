@@ -339,7 +339,7 @@ def test_a_make_that_cannot_be_connected_by_vin_gets_a_consent_link(
     body = client.get(upload.get_absolute_url()).content.decode()
     assert f"Create a consent link for {NOT_BY_VIN}" in body and f"Retry {NOT_BY_VIN}" not in body
     # ...and the bulk actions count it, so its tick box has a form to go to.
-    assert "Create consent links for the 1 VIN needing the owner" in body
+    assert "1 VIN needs the owner's consent" in body
     assert 'id="consent-pick"' in body
     client.post(reverse("upload_consent_links", args=[upload.pk]), {"entry": waiting.pk})
     first = ConsentLink.objects.get(vin_entry=waiting)

@@ -268,7 +268,7 @@ class TestExport:
         x = explain("OEM_VEHICLE_OFFLINE")
         assert first["fleet"] == "demo-fleet"
         assert first["error_codes"] == "OEM_VEHICLE_OFFLINE"
-        assert first["who_must_act"] == "Customer action"
+        assert first["who_must_act"] == "Customer action: the vehicle's driver"
         assert first["explanation"] == x.explanation
         assert first["next_step"] == x.next_step
         assert first["retry_helps"] == "true"
@@ -467,7 +467,7 @@ class TestExplanations:
         assert entry.explanation == x
         client.force_login(support)
         assert escape(x.next_step) in listed(client)
-        assert entry.who_acts == "Customer action"
+        assert entry.who_acts == "Customer action: the vehicle's driver"
         # The same table of knowledge gives the upload table its next step.
         client.force_login(manager)
         row = _row(client.get(upload.get_absolute_url()).content.decode(), entry)

@@ -49,6 +49,12 @@ ACCESS: dict[str, tuple] = {
     "entry_remove": POST_ONLY,
     "entry_retry": POST_ONLY,
     "entry_detail": FLEET_PAGE,
+    "entry_act": POST_ONLY,
+    # the fleet's vehicles
+    "fleet_vehicles": FLEET_PAGE,
+    "fleet_vehicles_csv": FLEET_PAGE,
+    "fleet_vehicles_xlsx": FLEET_PAGE,
+    "fleet_vehicles_action": POST_ONLY,
     # consent
     "consent_link_list": FLEET_PAGE,
     "consent_link_new": FLEET_WRITE_FORM,

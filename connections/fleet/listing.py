@@ -1,0 +1,337 @@
+"""Every vehicle of a fleet in one list: the current row of each VIN sent in any
+upload, and the vehicles that arrived through the fleet's consent accounts.
+
+What needs the manager comes first (`VinEntry.attention`, stored and indexed),
+every filter and sort is SQL, and a page reads its rows by index and counts at
+most `COUNT_CAP` of them, so the first page costs the same on a fleet of
+1,000 or 1,000,000 VINs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import (
+    Case,
+    CharField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Replace, Upper
+from django.urls import reverse
+from django.utils import timezone
+
+from connections.explanations import Explanation
+from connections.makes import make_label
+from connections.models import Attention, Fleet, Upload, Vehicle, VinEntry, VinStatus
+from connections.support.workspace import who_must_act_q
+
+PAGE_SIZE = 50
+# A page counts its matches up to here and says "more than" beyond.
+COUNT_CAP = 1000
+AGES = {
+    "1h": ("Unchanged for 1 hour", timedelta(hours=1)),
+    "24h": ("Unchanged for 1 day", timedelta(days=1)),
+    "7d": ("Unchanged for 7 days", timedelta(days=7)),
+    "30d": ("Unchanged for 30 days", timedelta(days=30)),
+}
+# Sort key -> the columns, in order (the id breaks ties in the same direction).
+SORTS: dict[str, tuple[str, ...]] = {
+    "needs": ("attention", "-status_changed_at", "-pk"),
+    "vin": ("vin", "pk"),
+    "status": ("status", "pk"),
+    "make": ("make", "pk"),
+    "model": ("model", "pk"),
+    "plate": ("registration_plate", "pk"),
+    "tags": ("tags_text", "pk"),
+    "source": ("upload_id", "pk"),
+    "changed": ("status_changed_at", "pk"),
+}
+# The union's columns: what sorting needs, and what to load the page's rows by.
+COLUMNS = (
+    "kind",
+    "pk",
+    "attention",
+    "status_changed_at",
+    "vin",
+    "status",
+    "make",
+    "model",
+    "registration_plate",
+    "tags_text",
+    "upload_id",
+)
+ENTRY, VEHICLE = 0, 1
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the list is narrowed to (`forms.VehicleFilterForm.filters`)."""
+
+    group: str = ""
+    status: str = ""
+    who: str = ""
+    make: str = ""
+    tag: str = ""
+    upload: int | None = None
+    age: str = ""
+    error: str = ""
+    source: str = ""
+    q: str = ""
+    sort: str = "needs"
+
+
+def fleet_entries(fleet: Fleet) -> QuerySet[VinEntry]:
+    """The fleet's current row of every VIN it sent (drafts and never-sent rows aside)."""
+    return VinEntry.objects.filter(
+        fleet=fleet, superseded=False, attention__lt=Attention.NEVER_SENT
+    )
+
+
+def tag_text(tag: dict[str, str]) -> str:
+    return f"{tag.get('key', '')}={tag.get('value', '')}"
+
+
+def _tag_needle(text: str) -> str:
+    """A `key=value` tag as it reads inside the stored JSON (the same on SQLite
+    and PostgreSQL: `{"key": "k", "value": "v"}`)."""
+    key, _, value = text.partition("=")
+    return f'"key": "{key.strip()}", "value": "{value.strip()}"'
+
+
+def filter_entries(entries: QuerySet[VinEntry], f: Filters) -> QuerySet[VinEntry]:
+    """The entries matching the filters (every filter applies to entries)."""
+    if f.source == "account":
+        return entries.none()
+    entries = entries.alias(tags_text=Cast("tags", TextField()))
+    if f.group in GROUPS:
+        entries = entries.filter(attention=GROUPS[f.group])
+    if f.status:
+        entries = entries.filter(status=f.status)
+    if f.who:
+        entries = entries.filter(who_must_act_q(f.who))
+    if f.make:
+        entries = entries.filter(make=f.make)
+    if f.tag:
+        entries = entries.filter(tags_text__contains=_tag_needle(f.tag))
+    if f.upload:
+        entries = entries.filter(upload_id=f.upload)
+    if f.age in AGES:
+        entries = entries.filter(status_changed_at__lt=timezone.now() - AGES[f.age][1])
+    if f.error:
+        entries = entries.filter(error_code=f.error)
+    if f.q:
+        needle = f.q.strip().upper().replace(" ", "").replace("-", "")
+        # Plates are written with and without spaces or dashes: compare without.
+        plate = Replace(Replace(Upper("registration_plate"), Value(" ")), Value("-"))
+        entries = entries.alias(plate_key=plate).filter(
+            Q(vin__startswith=needle)
+            | Q(vin__contains=needle)
+            | Q(plate_key__contains=needle)
+            | Q(tags_text__icontains=f.q.strip())
+        )
+    return entries
+
+
+GROUPS = {
+    "needs": Attention.NEEDS_YOU,
+    "progress": Attention.IN_PROGRESS,
+    "connected": Attention.CONNECTED,
+    "dismissed": Attention.SET_ASIDE,
+}
+
+
+def account_vehicles(fleet: Fleet) -> QuerySet[Vehicle]:
+    """Vehicles of the fleet's consent accounts that no upload of the fleet sent."""
+    accounts = fleet.connected_accounts.values("volteras_id")
+    sent = VinEntry.objects.filter(fleet=fleet, superseded=False, vin=OuterRef("vin"))
+    return Vehicle.objects.filter(account_id__in=accounts).exclude(vin="").exclude(Exists(sent))
+
+
+def filter_vehicles(vehicles: QuerySet[Vehicle], f: Filters) -> QuerySet[Vehicle]:
+    """The account vehicles matching the filters: those about upload rows
+    (tags, uploads, error codes, who must act) match none of them."""
+    if f.source == "upload" or f.tag or f.upload or f.error or f.who:
+        return vehicles.none()
+    connected = Q(disconnected=False)
+    if f.group == "connected" or f.status == VinStatus.CONNECTED:
+        vehicles = vehicles.filter(connected)
+    elif f.group == "dismissed" or f.status == VinStatus.DISCONNECTED:
+        vehicles = vehicles.exclude(connected)
+    elif f.group or f.status:
+        return vehicles.none()
+    if f.make:
+        vehicles = vehicles.filter(make__iexact=f.make)
+    if f.age in AGES:
+        vehicles = vehicles.filter(last_seen_at__lt=timezone.now() - AGES[f.age][1])
+    if f.q:
+        vehicles = vehicles.filter(vin__contains=f.q.strip().upper())
+    return vehicles
+
+
+def _entry_keys(entries: QuerySet[VinEntry]) -> QuerySet:
+    return entries.annotate(
+        kind=Value(ENTRY, IntegerField()), tags_text=Cast("tags", TextField())
+    ).values_list(*COLUMNS)
+
+
+def _vehicle_keys(vehicles: QuerySet[Vehicle]) -> QuerySet:
+    gone = Q(disconnected=True)
+    return vehicles.annotate(
+        kind=Value(VEHICLE, IntegerField()),
+        attention=Case(
+            When(gone, then=Value(Attention.SET_ASIDE)), default=Value(Attention.CONNECTED)
+        ),
+        status_changed_at=F("last_seen_at"),
+        status=Case(
+            When(gone, then=Value(VinStatus.DISCONNECTED)), default=Value(VinStatus.CONNECTED)
+        ),
+        model=Value("", CharField()),
+        registration_plate=Value("", CharField()),
+        tags_text=Value("", TextField()),
+        upload_id=Value(None, IntegerField()),
+    ).values_list(*COLUMNS)
+
+
+def ordering(sort: str) -> list[str]:
+    key = sort.lstrip("-")
+    columns = SORTS.get(key, SORTS["needs"])
+    if not sort.startswith("-") or key not in SORTS:
+        return list(columns)
+    return [c[1:] if c.startswith("-") else f"-{c}" for c in columns]
+
+
+def matching_keys(fleet: Fleet, f: Filters) -> QuerySet:
+    """The keys of every matching row, sorted: entries, plus account vehicles
+    when the fleet has any (a UNION ALL the database merges in index order)."""
+    keys = _entry_keys(filter_entries(fleet_entries(fleet), f))
+    if f.source != "upload" and fleet.connected_accounts.exists():
+        vehicles = _vehicle_keys(filter_vehicles(account_vehicles(fleet), f))
+        keys = keys.order_by().union(vehicles.order_by(), all=True)
+    return keys.order_by(*ordering(f.sort))
+
+
+@dataclass
+class Row:
+    """One vehicle of the list, from its upload row or its consent account."""
+
+    key: str
+    vin: str
+    status: str
+    status_label: str
+    badge: str
+    attention: int
+    make_label: str
+    model: str
+    plate: str
+    tags: list[str]
+    changed_at: datetime
+    detail_url: str
+    source_label: str
+    source_url: str
+    explanation: Explanation | None = None
+    message: str = ""
+    who: str = ""
+    entry: VinEntry | None = None
+    vehicle: Vehicle | None = None
+
+    @property
+    def age(self) -> timedelta:
+        return timezone.now() - self.changed_at
+
+
+def entry_row(entry: VinEntry, upload_url: str) -> Row:
+    return Row(
+        key=f"e{entry.pk}",
+        vin=entry.vin,
+        status=entry.status,
+        status_label=entry.status_label,
+        badge=entry.badge,
+        attention=entry.attention,
+        make_label=entry.make_label,
+        model=entry.model,
+        plate=entry.registration_plate,
+        tags=[tag_text(t) for t in entry.tags],
+        changed_at=entry.status_changed_at,
+        detail_url=reverse("entry_detail", args=[entry.pk]),
+        source_label=f"Upload #{entry.upload_id}",
+        source_url=upload_url.replace("/0/", f"/{entry.upload_id}/"),
+        explanation=entry.explanation,
+        message=entry.message,
+        who=entry.who_acts,
+        entry=entry,
+    )
+
+
+def vehicle_row(vehicle: Vehicle, accounts: dict[str, str], accounts_url: str) -> Row:
+    status = VinStatus.DISCONNECTED if vehicle.disconnected else VinStatus.CONNECTED
+    return Row(
+        key=f"v{vehicle.pk}",
+        vin=vehicle.vin,
+        status=status,
+        status_label=VinStatus(status).label,
+        badge="off" if vehicle.disconnected else "ok",
+        attention=Attention.SET_ASIDE if vehicle.disconnected else Attention.CONNECTED,
+        make_label=make_label(vehicle.make.upper()) if vehicle.make else "",
+        model=str(vehicle.raw.get("model") or ""),
+        plate="",
+        tags=[],
+        changed_at=vehicle.last_seen_at,
+        detail_url="",
+        source_label=f"Account {accounts.get(vehicle.account_id) or vehicle.account_id}",
+        source_url=accounts_url,
+        vehicle=vehicle,
+    )
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    number: int
+    has_next: bool
+    count: int
+    count_capped: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+
+def page_of(fleet: Fleet, f: Filters, number: int) -> Page:
+    """One page of the list: its keys by index (one row more tells whether a
+    next page exists), then its entries and vehicles, then a count up to the cap."""
+    keys = matching_keys(fleet, f)
+    start = (number - 1) * PAGE_SIZE
+    found = list(keys[start : start + PAGE_SIZE + 1])
+    shown = found[:PAGE_SIZE]
+    entry_ids = [k[1] for k in shown if k[0] == ENTRY]
+    vehicle_ids = [k[1] for k in shown if k[0] == VEHICLE]
+    entries = {e.pk: e for e in VinEntry.objects.filter(pk__in=entry_ids)} if entry_ids else {}
+    upload_url = reverse("upload_detail", args=[0])
+    rows = [entry_row(entries[pk], upload_url) for kind, pk, *_ in shown if kind == ENTRY]
+    if vehicle_ids:
+        vehicles = {v.pk: v for v in Vehicle.objects.filter(pk__in=vehicle_ids)}
+        accounts = dict(fleet.connected_accounts.values_list("volteras_id", "username"))
+        url = reverse("consent_account_list", args=[fleet.slug])
+        by_key = {r.key: r for r in rows}
+        by_key.update({f"v{pk}": vehicle_row(v, accounts, url) for pk, v in vehicles.items()})
+        rows = [by_key[f"{'e' if kind == ENTRY else 'v'}{pk}"] for kind, pk, *_ in shown]
+    count = start + len(found)
+    if count > COUNT_CAP:
+        count = COUNT_CAP + 1
+    elif len(found) > PAGE_SIZE:
+        count = keys.order_by()[: COUNT_CAP + 1].count()
+    return Page(rows, number, len(found) > PAGE_SIZE, count, count > COUNT_CAP)
+
+
+def upload_choices(fleet: Fleet) -> list[tuple[int, str]]:
+    uploads = fleet.uploads.filter(state=Upload.State.SUBMITTED).order_by("-pk")[:200]
+    return [(u.pk, f"#{u.pk} {u.source_name or 'pasted'}") for u in uploads]

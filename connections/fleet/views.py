@@ -1,0 +1,200 @@
+"""A fleet's vehicles: the list, its exports and its bulk actions. Managers of
+the fleet use everything; support staff read it and use the troubleshooting
+actions (retry, consent links); anyone else gets 404."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from connections.csv_files import stream_csv
+from connections.fleet import bulk, exports
+from connections.fleet.forms import ACTIONS, GROUP_LABELS, BulkActionForm, VehicleFilterForm
+from connections.fleet.listing import (
+    COUNT_CAP,
+    Filters,
+    filter_entries,
+    fleet_entries,
+    page_of,
+    upload_choices,
+)
+from connections.models import Fleet, VinEntry
+from connections.support.actions import escalate, send_consent_links
+from connections.web.access import READ_ONLY, post_only, visible_fleet
+
+# Support staff may use these on any fleet; the rest are for the fleet's managers.
+TROUBLESHOOTING = {"retry", "consent"}
+COLUMNS = [
+    ("vin", "VIN"),
+    ("status", "Status"),
+    ("", "What happened · next step"),
+    ("", "Who must act"),
+    ("make", "Make"),
+    ("model", "Model"),
+    ("plate", "Plate"),
+    ("tags", "Tags"),
+    ("source", "Source"),
+    ("changed", "Last change"),
+]
+
+
+def _filters(request: HttpRequest, fleet: Fleet, data: QueryDict) -> VehicleFilterForm:
+    return VehicleFilterForm(data, uploads=upload_choices(fleet))
+
+
+def _query(data: QueryDict, *drop: str) -> str:
+    return urlencode(
+        [(k, v) for k, v in data.items() if v and k not in {"page", "csrfmiddlewaretoken", *drop}]
+    )
+
+
+def fleet_vehicles(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    form = _filters(request, fleet, request.GET)
+    f = form.filters()
+    try:
+        number = max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        number = 1
+    page = page_of(fleet, f, number)
+    can_manage = fleet.pk in Fleet.objects.managed_ids(request.user)
+    sort_query = _query(request.GET, "sort")
+    context = {
+        "fleet": fleet,
+        "form": form,
+        "filters": f,
+        "page": page,
+        "count_cap": COUNT_CAP,
+        "query": _query(request.GET),
+        "sort_query": sort_query + ("&" if sort_query else ""),
+        "sort": f.sort,
+        "columns": COLUMNS,
+        "actions": {k: v for k, v in ACTIONS.items() if can_manage or k in TROUBLESHOOTING},
+        "can_manage": can_manage,
+        "group_label": GROUP_LABELS.get(f.group, ""),
+        "filtered": form.active,
+    }
+    return render(request, "connections/fleet/vehicles.html", context)
+
+
+def fleet_vehicles_csv(request: HttpRequest, slug: str):
+    fleet = visible_fleet(request, slug)
+    f = _filters(request, fleet, request.GET).filters()
+    name = f"{fleet.slug}-vehicles-{timezone.now():%Y%m%d-%H%M}.csv"
+    return stream_csv(name, exports.COLUMNS, exports.csv_rows(fleet, f))
+
+
+def fleet_vehicles_xlsx(request: HttpRequest, slug: str):
+    fleet = visible_fleet(request, slug)
+    f = _filters(request, fleet, request.GET).filters()
+    name = f"{fleet.slug}-vehicles-{timezone.now():%Y%m%d-%H%M}.xlsx"
+    return exports.xlsx_response(fleet, f, name)
+
+
+@post_only
+def fleet_vehicles_action(request: HttpRequest, slug: str) -> HttpResponse:
+    fleet = visible_fleet(request, slug)
+    back_query = request.POST.get("return_query", "")
+    back = redirect(f"{request.path.rsplit('action/', 1)[0]}?{back_query}".rstrip("?"))
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return back
+    action = form.cleaned_data["action"]
+    if action not in TROUBLESHOOTING and fleet.pk not in Fleet.objects.managed_ids(request.user):
+        raise PermissionDenied(READ_ONLY)
+    matching: Filters | None = None
+    if form.cleaned_data["scope"] == "all":
+        matching = _filters(request, fleet, QueryDict(back_query)).filters()
+        entries = filter_entries(fleet_entries(fleet), matching)
+    else:
+        entries = fleet_entries(fleet).filter(pk__in=form.ids("e"))
+    if action == "remove":
+        count = entries.count() + bulk.selected_vehicles(fleet, form.ids("v"), matching).count()
+        if form.cleaned_data.get("confirm") != count:
+            return _confirm_remove(request, fleet, count)
+    outcome = _run(action, form, fleet, entries, matching, request.user)
+    _report(request, action, outcome)
+    return back
+
+
+def _confirm_remove(request: HttpRequest, fleet: Fleet, count: int) -> HttpResponse:
+    """Removing is irreversible for connected vehicles: a page names the count,
+    and only a form carrying that same count removes them."""
+    fields = [
+        (k, v) for k, v in request.POST.lists() if k not in {"csrfmiddlewaretoken", "confirm"}
+    ]
+    hidden = [(k, v) for k, values in fields for v in values]
+    context = {"fleet": fleet, "count": count, "hidden": hidden}
+    return render(request, "connections/fleet/confirm_remove.html", context)
+
+
+def _run(action, form, fleet, entries, matching, user) -> bulk.BulkOutcome:
+    if action == "retry":
+        return bulk.retry_rows(entries, user)
+    if action == "consent":
+        return bulk.consent_rows(entries, user)
+    if action in {"tag", "untag"}:
+        tags = form.cleaned_data["parsed_tags"]
+        add, drop = (tags, []) if action == "tag" else ([], tags)
+        return bulk.tag_rows(entries, add, drop, user)
+    vehicles = bulk.selected_vehicles(fleet, form.ids("v"), matching)
+    return bulk.remove_rows(fleet, entries, vehicles, user)
+
+
+DONE = {
+    "retry": "sent again",
+    "consent": "got a consent link",
+    "tag": "tagged",
+    "untag": "untagged",
+    "remove": "removed from the fleet",
+}
+
+
+def _report(request: HttpRequest, action: str, outcome: bulk.BulkOutcome) -> None:
+    n = outcome.done
+    if n:
+        messages.success(request, f"{n} vehicle{'s' if n != 1 else ''} {DONE[action]}.")
+    elif not outcome.refused:
+        messages.info(request, f"No vehicle was {DONE[action]}: nothing needed it.")
+    for vin, reason in outcome.refused[:10]:
+        messages.error(request, f"{vin}: {reason}" if vin else reason)
+    if len(outcome.refused) > 10:
+        messages.error(request, f"… and {len(outcome.refused) - 10} more not done.")
+    if outcome.left:
+        messages.info(request, "There are more: press the button again to go on.")
+
+
+@post_only
+def entry_act(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """The next steps a VIN's page names, as buttons: a consent link for its
+    owner, or asking support (escalating to Volteras with its requestIds).
+    Managers of its fleet and support staff; anyone else gets 404."""
+    entry = get_object_or_404(
+        VinEntry.objects.select_related("upload", "fleet", "batch").filter(
+            fleet__in=Fleet.objects.visible_to(request.user)
+        ),
+        pk=entry_id,
+    )
+    action = request.POST.get("action")
+    if action == "consent":
+        outcome = send_consent_links([entry], request.user)
+        done = "A consent link for the owner is ready: share it from the list below."
+    elif action == "escalate":
+        note = request.POST.get("note", "").strip()[:2000] or "Asked from the VIN's page."
+        outcome = escalate([entry], request.user, note)
+        done = "Support has been asked to look into this VIN (it is marked escalated)."
+    else:
+        messages.error(request, "Choose what to do with this VIN.")
+        return redirect("entry_detail", entry.pk)
+    if outcome.done:
+        messages.success(request, done)
+    for _, reason in outcome.refused:
+        messages.error(request, reason)
+    return redirect("entry_detail", entry.pk)

@@ -1,0 +1,92 @@
+"""The VIN page helps: it updates itself while the VIN is on its way, every
+next step it names is a button, and its timeline speaks the user's language."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from connections.models import Source, VinStatus
+from tests.fleet.test_fleet_vehicles import add_entries
+from tests.permissions import assert_access
+
+
+def test_the_page_polls_while_in_progress_and_answers_204_when_unchanged(client, fleet, manager):
+    upload = add_entries(fleet, [("WVWZZZ1JZ3W000002", VinStatus.SUBMITTING, "")])
+    entry = upload.entries.get()
+    client.force_login(manager)
+    page = client.get(reverse("entry_detail", args=[entry.pk]))
+    version = page.context["version"]
+    assert 'id="vin-live" hx-get=' in page.content.decode()
+    headers = {"HX-Request": "true"}
+    url = reverse("entry_detail", args=[entry.pk]) + f"?v={version}"
+    assert client.get(url, headers=headers).status_code == 204
+    entry.observe(VinStatus.PENDING, Source.POLL)
+    changed = client.get(url, headers=headers)
+    assert changed.status_code == 200
+    assert "Volteras is waiting for the vehicle to wake up" in changed.content.decode()
+    entry.observe(VinStatus.CONNECTED, Source.WEBHOOK)
+    assert client.get(url, headers=headers).status_code == 286
+
+
+def test_timeline_reads_plainly_with_the_raw_detail_folded(client, fleet, manager):
+    upload = add_entries(fleet, [("WVWZZZ1JZ3W000003", VinStatus.SUBMITTING, "")])
+    entry = upload.entries.get()
+    entry.observe(VinStatus.PROCESSING, Source.POLL, request_id="req-123")
+    entry.observe(VinStatus.CONNECTED, Source.CONSENT)
+    client.force_login(manager)
+    body = client.get(reverse("entry_detail", args=[entry.pk])).content.decode()
+    assert "<strong>Owner completed consent: the vehicle is connected</strong>" in body
+    assert "<summary>Technical detail</summary>" in body
+    assert "requestId req-123" in body
+    assert "<strong>SUBMITTING → PROCESSING</strong>" not in body
+
+
+def test_consent_link_is_a_button_where_it_is_the_next_step(client, fleet, users):
+    upload = add_entries(fleet, [("WVWZZZ1JZ3W000004", VinStatus.CONNECTION_REQUIRED, "")])
+    entry = upload.entries.get()
+    client.force_login(users["manager"])
+    body = client.get(reverse("entry_detail", args=[entry.pk])).content.decode()
+    assert reverse("entry_act", args=[entry.pk]) in body
+    assert "Create a consent link for the owner" in body
+    # Unknown action: back to the page; outsiders never learn the VIN exists.
+    assert_access(
+        client,
+        reverse("entry_act", args=[entry.pk]),
+        users,
+        method="post",
+        data={"action": "nothing"},
+        member=302,
+        support=302,
+        admin=302,
+    )
+
+
+def test_contact_support_escalates_with_the_note(client, fleet, manager):
+    upload = add_entries(fleet, [("WVWZZZ1JZ3W000005", VinStatus.ERROR, "UNKNOWN_THING")])
+    entry = upload.entries.get()
+    client.force_login(manager)
+    body = client.get(reverse("entry_detail", args=[entry.pk])).content.decode()
+    assert "Contact support about this VIN" in body
+    client.post(reverse("entry_act", args=[entry.pk]), {"action": "escalate", "note": "odd"})
+    entry.refresh_from_db()
+    assert entry.escalated
+    assert "Escalated to Volteras: odd" in entry.events.last().detail
+
+
+def test_send_stays_available_while_eligibility_is_checked(client, fleet, manager):
+    from connections.models import Upload
+    from connections.uploads.eligibility import start
+    from connections.uploads.reading import read_upload
+    from connections.uploads.submission import create_upload
+
+    upload = create_upload(fleet, manager, read_upload("WVWZZZ1JZ3W000006,Volkswagen,GB"))
+    assert start(upload)
+    client.force_login(manager)
+    body = client.get(upload.get_absolute_url()).content.decode()
+    assert "Eligibility check: 0 of 1 VIN checked" in body
+    assert '<button type="submit" class="primary">Send 1 valid VIN to Volteras' in body
+    client.post(reverse("upload_submit", args=[upload.pk]))
+    upload.refresh_from_db()
+    assert upload.state == Upload.State.SUBMITTED
+    body = client.get(upload.get_absolute_url()).content.decode()
+    assert "Eligibility check" not in body
