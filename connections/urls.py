@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("connections.consent.urls")),
     path("", include("connections.webhooks.urls")),
     path("", include("connections.support.urls")),
+    path("", include("connections.mail.urls")),
 ]

@@ -9,7 +9,7 @@ import base64
 import binascii
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -133,6 +133,40 @@ def env_webhook_secret(name: str) -> str:
     return raw
 
 
+def env_email_url(name: str) -> dict[str, object]:
+    """`smtp://user:password@host:port` (`smtp+tls://` for STARTTLS, `smtps://` for
+    TLS from the start), or `console://` / `locmem://`: Django's EMAIL_* settings."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    parts = urlsplit(raw)
+    backends = {
+        "smtp": "smtp",
+        "smtp+tls": "smtp",
+        "smtps": "smtp",
+        "console": "console",
+        "locmem": "locmem",
+    }
+    if parts.scheme not in backends or (backends[parts.scheme] == "smtp" and not parts.hostname):
+        raise ImproperlyConfigured(
+            f"{name} must look like smtp://user:password@host:port (or smtp+tls://, smtps://, "
+            "console://), got a value of another form (not repeated here)"
+        )
+    config: dict[str, object] = {
+        "EMAIL_BACKEND": f"django.core.mail.backends.{backends[parts.scheme]}.EmailBackend"
+    }
+    if backends[parts.scheme] == "smtp":
+        config.update(
+            EMAIL_HOST=parts.hostname,
+            EMAIL_PORT=parts.port or (465 if parts.scheme == "smtps" else 25),
+            EMAIL_HOST_USER=unquote(parts.username or ""),
+            EMAIL_HOST_PASSWORD=unquote(parts.password or ""),
+            EMAIL_USE_TLS=parts.scheme == "smtp+tls",
+            EMAIL_USE_SSL=parts.scheme == "smtps",
+        )
+    return config
+
+
 def env_database(name: str, default: str) -> dict:
     raw = os.environ.get(name) or default
     try:
@@ -205,6 +239,29 @@ SANDBOX_TOKEN_TTL = env_int("SANDBOX_TOKEN_TTL", 3600, minimum=1)
 SANDBOX_SPEED = env_float("SANDBOX_SPEED", 1.0, minimum=0.0)
 SANDBOX_VEHICLE_LIMIT = env_int("SANDBOX_VEHICLE_LIMIT", 10_000, minimum=1)
 SANDBOX_BASE_URL = env_url("SANDBOX_BASE_URL", VOLTERAS_API_URL)
+
+# E-mail: sent by the worker through Django's SMTP backend (README "Configuration").
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
+globals().update(env_email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Fleet Portal <portal@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where `make run`'s local SMTP server keeps every message it receives.
+MAIL_DIR = DATA_DIR / "mail"
+MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 8, minimum=1)
+# Hours before a consent link expires at which its recipient is reminded (at most two).
+CONSENT_REMINDER_HOURS = sorted(
+    (int(h) for h in env_list("CONSENT_REMINDER_HOURS", ["48", "24"]) if h.isdigit()),
+    reverse=True,
+)[:2]
+# The hour (UTC) after which the daily digest goes out.
+DIGEST_HOUR = env_int("DIGEST_HOUR", 7, minimum=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -287,6 +344,17 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The owner's pages and e-mails speak these (locale/*.po, compiled by `make`);
+# the staff pages stay in English (no LocaleMiddleware).
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("it", "Italiano"),
+    ("nl", "Nederlands"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

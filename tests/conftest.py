@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, User
 
 from connections import volteras
 from connections.models import SUPPORT_GROUP, Fleet, Membership
+from fleet_portal.translations import compile_all as compile_translations
 from tests.contract import ContractWatch
 
 pytest_plugins = ["tests.fixtures_sandbox"]
@@ -22,6 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The owner's languages, compiled as `make` does (a no-op when up to date).
+    compile_translations()
 
 
 def require_all() -> bool:

@@ -76,9 +76,12 @@ def new_link(client, fleet, *, expires_in: int = 7 * 24 * 3600, **fields) -> Con
 
 
 def open_short_link(client, link: ConsentLink) -> str:
-    """Visit /l/<token> anonymously; returns where it redirects (Volteras' URL)."""
+    """Visit /l/<token> anonymously (the owner's page), then press its button;
+    returns where that redirects (Volteras' URL)."""
     client.logout()
     response = client.get(urlsplit(link.short_url).path)
+    assert response.status_code == 200, response.status_code
+    response = client.get(reverse("consent_continue", args=[link.token]))
     assert response.status_code == 302, response.status_code
     return response["Location"]
 
@@ -539,10 +542,12 @@ class TestPermissions:
 
     def test_public_pages(self, client, users, fleet):
         link = stored_link(fleet)
-        every = {"member": 302, "outsider": 302, "support": 302, "admin": 302}
-        assert_access(client, urlsplit(link.short_url).path, users, anonymous=302, **every)
+        every = {"member": 200, "outsider": 200, "support": 200, "admin": 200}
+        assert_access(client, urlsplit(link.short_url).path, users, anonymous=200, **every)
         link.refresh_from_db()
         assert link.opens == 5
+        url = reverse("consent_continue", args=[link.token])
+        assert_access(client, url, users, anonymous=302, **dict.fromkeys(every, 302))
         every = {"member": 200, "outsider": 200, "support": 200, "admin": 200}
         assert_access(client, urlsplit(link.return_url).path, users, anonymous=200, **every)
 
