@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("connections.webhooks.urls")),
     path("", include("connections.support.urls")),
     path("", include("connections.mail.urls")),
+    path("", include("connections.notifications.urls")),
 ]
