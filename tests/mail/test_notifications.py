@@ -62,7 +62,7 @@ def test_a_settled_upload_is_told_to_its_managers_once(people, fleet):
     jobs.drain()
     [message] = mail.outbox
     assert message.to == ["manager@example.com"]
-    assert message.subject == "Upload %d of Demo Fleet has settled: 1 VIN needs you" % upload.pk
+    assert message.subject == f"Upload {upload.pk} of Demo Fleet has settled: 1 VIN needs you"
     assert upload.get_absolute_url() in message.body
     unsubscribe = message.extra_headers["List-Unsubscribe"].strip("<>")
     assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
