@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 export DATA_DIR ?= $(CURDIR)/var
 export PORT ?= 8000
 export SANDBOX_PORT ?= 8001
+export MAIL_PORT ?= 8025
 export DEBUG ?= true
 export PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 export VOLTERAS_API_URL ?= http://127.0.0.1:$(SANDBOX_PORT)
@@ -18,9 +19,11 @@ export SANDBOX_WEBHOOK_SECRET ?= whsec_c2FuZGJveC13ZWJob29rLXNlY3JldC0xMjM0NQ==
 export VOLTERAS_WEBHOOK_SECRET ?= $(SANDBOX_WEBHOOK_SECRET)
 export SANDBOX_WEBHOOK_URL ?= $(PORTAL_BASE_URL)/webhooks/volteras/
 export SANDBOX_SPEED ?= 1
+export EMAIL_HOST ?= 127.0.0.1
+export EMAIL_PORT ?= $(MAIL_PORT)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test venv dev-venv lint bench fuzz chaos clean
+.PHONY: run test venv dev-venv lint bench fuzz chaos clean messages
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +38,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 venv: $(VENV)/.installed
 dev-venv: $(VENV)/.installed-dev
 
-run: venv
+# The owner's languages: locale/*/LC_MESSAGES/django.po compiled to .mo with Babel (pure Python).
+messages: venv
+	$(PY) -m fleet_portal.translations
+
+run: venv messages
 	@mkdir -p $(DATA_DIR)
 	$(PY) manage.py migrate --no-input -v 0
 	$(PY) -m sandbox migrate --no-input -v 0
@@ -43,7 +50,7 @@ run: venv
 	@echo "Portal:  $(PORTAL_BASE_URL)/   Sandbox: $(VOLTERAS_API_URL)/   (Ctrl-C stops all)"
 	$(VENV)/bin/honcho start -f Procfile
 
-lint: dev-venv
+lint: dev-venv messages
 	@mkdir -p $(DATA_DIR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -2,6 +2,7 @@
 
 # Imported for their registrations (`@admin.register`), the admin's own convention.
 from connections.consent import admin as consent_admin  # noqa: F401
+from connections.mail import admin as mail_admin  # noqa: F401
 from connections.sending import admin as sending_admin  # noqa: F401
 from connections.support import admin as support_admin  # noqa: F401
 from connections.uploads import admin as uploads_admin  # noqa: F401

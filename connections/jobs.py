@@ -25,7 +25,9 @@ from django_tasks_db.models import DBTaskResult
 
 from connections.backoff import TRANSIENT_DB_ERRORS
 from connections.consent import tasks as consent
+from connections.mail import tasks as mail
 from connections.models import ConnectBatch, WorkerHeartbeat
+from connections.notifications import tasks as notifications
 from connections.sending import tasks as sending
 from connections.uploads import tasks as uploads
 from connections.vehicles import tasks as vehicles
@@ -86,9 +88,12 @@ SWEEPERS: list[Callable[[], int]] = [
     sending.recheck_waiting_entries,
     uploads.redrive_eligibility_checks,
     consent.confirm_pending_returns,
+    consent.send_due_reminders,
     webhooks.redrive_webhook_events,
     webhooks.prune_refused_deliveries,
     vehicles.reconcile_when_due,
+    notifications.notify_when_due,
+    mail.redrive_mail,
 ]
 # Cheap checks (one indexed query when idle), run every `WATCH_EVERY` seconds.
 WATCHERS: list[Callable[[], int]] = [

@@ -9,4 +9,6 @@ urlpatterns = [
     path("", include("connections.webhooks.urls")),
     path("", include("connections.support.urls")),
     path("", include("connections.fleet.urls")),
+    path("", include("connections.mail.urls")),
+    path("", include("connections.notifications.urls")),
 ]

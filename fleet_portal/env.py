@@ -5,7 +5,7 @@ portal's settings and the sandbox's (`sandbox/settings.py`)."""
 import base64
 import binascii
 import os
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -144,4 +144,38 @@ def env_database(name: str, default: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
+    return config
+
+
+def env_email_url(name: str) -> dict[str, object]:
+    """`smtp://user:password@host:port` (`smtp+tls://` for STARTTLS, `smtps://` for
+    TLS from the start), or `console://` / `locmem://`: Django's EMAIL_* settings."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    parts = urlsplit(raw)
+    backends = {
+        "smtp": "smtp",
+        "smtp+tls": "smtp",
+        "smtps": "smtp",
+        "console": "console",
+        "locmem": "locmem",
+    }
+    if parts.scheme not in backends or (backends[parts.scheme] == "smtp" and not parts.hostname):
+        raise ImproperlyConfigured(
+            f"{name} must look like smtp://user:password@host:port (or smtp+tls://, smtps://, "
+            "console://), got a value of another form (not repeated here)"
+        )
+    config: dict[str, object] = {
+        "EMAIL_BACKEND": f"django.core.mail.backends.{backends[parts.scheme]}.EmailBackend"
+    }
+    if backends[parts.scheme] == "smtp":
+        config.update(
+            EMAIL_HOST=parts.hostname,
+            EMAIL_PORT=parts.port or (465 if parts.scheme == "smtps" else 25),
+            EMAIL_HOST_USER=unquote(parts.username or ""),
+            EMAIL_HOST_PASSWORD=unquote(parts.password or ""),
+            EMAIL_USE_TLS=parts.scheme == "smtp+tls",
+            EMAIL_USE_SSL=parts.scheme == "smtps",
+        )
     return config

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from fleet_portal.env import (
     env_bool,
     env_database,
+    env_email_url,
     env_float,
     env_int,
     env_int_map,
@@ -83,6 +84,29 @@ SUPPORT_STUCK_HOURS = env_int("SUPPORT_STUCK_HOURS", 48, minimum=1)
 SUPPORT_STUCK_HOURS_BY_MAKE = env_int_map("SUPPORT_STUCK_HOURS_BY_MAKE")
 INCIDENT_MIN_VINS = env_int("INCIDENT_MIN_VINS", 10, minimum=2)
 INCIDENT_WINDOW_HOURS = env_int("INCIDENT_WINDOW_HOURS", 6, minimum=1)
+
+# E-mail: sent by the worker through Django's SMTP backend (README "Configuration").
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
+globals().update(env_email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Fleet Portal <portal@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where `make run`'s local SMTP server keeps every message it receives.
+MAIL_DIR = DATA_DIR / "mail"
+MAIL_MAX_ATTEMPTS = env_int("MAIL_MAX_ATTEMPTS", 8, minimum=1)
+# Hours before a consent link expires at which its recipient is reminded (at most two).
+CONSENT_REMINDER_HOURS = sorted(
+    (int(h) for h in env_list("CONSENT_REMINDER_HOURS", ["48", "24"]) if h.isdigit()),
+    reverse=True,
+)[:2]
+# The hour (UTC) after which the daily digest goes out.
+DIGEST_HOUR = env_int("DIGEST_HOUR", 7, minimum=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -185,6 +209,17 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The owner's pages and e-mails speak these (locale/*.po, compiled by `make`);
+# the staff pages stay in English (no LocaleMiddleware).
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("it", "Italiano"),
+    ("nl", "Nederlands"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"

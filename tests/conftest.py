@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, User
 
 from connections import volteras
 from connections.models import SUPPORT_GROUP, Fleet, Membership, Upload
+from fleet_portal.translations import compile_all as compile_translations
 from tests.contract import ContractWatch
 from tests.factories import make_upload
 
@@ -23,6 +24,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The owner's languages, compiled as `make` does (a no-op when up to date).
+    compile_translations()
 
 
 def require_all() -> bool:

@@ -14,7 +14,7 @@ rows, and an upload submitted the way a manager submits one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
@@ -112,5 +112,28 @@ def stored_link(fleet, **fields) -> ConsentLink:
         authentication_url="https://consent.example/flow/abc",
         options={"scopes": ["vehicle:all"], "deviceTypes": ["VEHICLE"], "urlExpiration": 3600},
         expires_at=fields.pop("expires_at", now + timedelta(hours=1)),
+        **fields,
+    )
+
+
+# When `owner_link` links expire unless told otherwise (tests travel to before it).
+OWNER_LINK_EXPIRES = datetime(2026, 12, 20, 15, 30, tzinfo=UTC)
+
+
+def owner_link(fleet, **fields) -> ConsentLink:
+    """A stored link as an owner meets it: a label, a note, two scopes."""
+    options = {
+        "scopes": ["vehicle:information", "vehicle:telemetry"],
+        "deviceTypes": ["VEHICLE"],
+        "urlExpiration": 3600,
+        **fields.pop("options", {}),
+    }
+    return ConsentLink.objects.create(
+        fleet=fleet,
+        label="Van 7",
+        recipient_note=fields.pop("recipient_note", "Hi Jane, please connect the company car."),
+        authentication_url="https://consent.example/flow/abc",
+        options=options,
+        expires_at=fields.pop("expires_at", OWNER_LINK_EXPIRES),
         **fields,
     )

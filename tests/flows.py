@@ -46,9 +46,12 @@ def new_link(client, fleet, *, expires_in: int = 7 * 24 * 3600, **fields) -> Con
 
 
 def open_short_link(client, link: ConsentLink) -> str:
-    """Visit /l/<token> anonymously; returns where it redirects (Volteras' URL)."""
+    """Visit /l/<token> anonymously (the owner's page), then press its button;
+    returns where that redirects (Volteras' URL)."""
     client.logout()
     response = client.get(urlsplit(link.short_url).path)
+    assert response.status_code == 200, response.status_code
+    response = client.get(reverse("consent_continue", args=[link.token]))
     assert response.status_code == 302, response.status_code
     return response["Location"]
 

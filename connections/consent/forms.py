@@ -12,6 +12,7 @@ from connections.consent.options import (
     LOCALES,
     MAX_EXPIRY,
     MIN_EXPIRY,
+    OWNER_LOCALES,
     SCOPES,
     LinkOptions,
 )
@@ -60,9 +61,17 @@ class ConsentLinkForm(forms.Form):
         help_text="Only offer these makes. Leave empty to offer every make.",
     )
     locale = forms.ChoiceField(
-        choices=[("", "Default (English)"), *LOCALES.items()],
+        choices=[("", "Default (English, or the owner's browser)"), *OWNER_LOCALES.items()],
         required=False,
         label="Language",
+        help_text="Of the owner's page, the e-mail and, where Volteras offers it, the consent "
+        "flow.",
+    )
+    recipient_email = forms.EmailField(
+        required=False,
+        label="Send to (e-mail)",
+        help_text="Optional: the portal e-mails the link to this address, reminds them before "
+        "it expires, and replies come to you.",
     )
     region = forms.ChoiceField(
         choices=[("", "Default (Europe)"), *Region.choices],
@@ -187,7 +196,7 @@ class ConsentLinkForm(forms.Form):
             device_types=tuple(data["device_types"]),
             expires_in=data["expires_in"],
             makes=tuple(data.get("makes") or ()),
-            locale=data.get("locale") or "",
+            locale=data.get("locale") if data.get("locale") in LOCALES else "",
             region=data.get("region") or "",
             country_code=data.get("country_code") or "",
             vin=data.get("vin") or "",
@@ -197,6 +206,10 @@ class ConsentLinkForm(forms.Form):
             charger_latitude=data.get("charger_latitude"),
             charger_longitude=data.get("charger_longitude"),
         )
+
+
+class SendLinkForm(forms.Form):
+    email = forms.EmailField(label="E-mail address", max_length=254)
 
 
 class StatusFilterForm(forms.Form):

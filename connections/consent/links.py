@@ -59,6 +59,7 @@ def create_link(
     label: str = "",
     recipient_note: str = "",
     vin_entry: VinEntry | None = None,
+    language: str = "",
 ) -> ConsentLink:
     """Ask Volteras for a consent link and keep it. Raises `VolterasError` when
     Volteras refuses; nothing is stored then."""
@@ -67,6 +68,7 @@ def create_link(
         token=new_token(),
         label=label,
         recipient_note=recipient_note,
+        language=language,
         created_by=user,
         vin_entry=vin_entry,
         vin=options.vin,
@@ -180,6 +182,7 @@ def reissue(link: ConsentLink, user) -> ConsentLink:
         label=link.label,
         recipient_note=link.recipient_note,
         vin_entry=link.vin_entry,
+        language=link.language,
     )
     if not link.move(
         LinkStatus.REISSUED, f"Reissued as link {new.pk}.", actor=user, replaced_by=new

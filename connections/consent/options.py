@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,20 +29,23 @@ DEFAULT_SCOPES = ("vehicle:all",)
 DEFAULT_DEVICE_TYPES = ("VEHICLE",)
 
 
-# What each scope lets the portal read or do, in the words shown on the form.
+# What each scope lets the portal read or do, in the words shown on the form (in
+# English) and on the owner's page (in the owner's language).
 SCOPES: dict[str, str] = {
-    "vehicle:all": "Everything about the vehicle (all vehicle scopes below)",
-    "vehicle:information": "Vehicle details: make, model, year, battery size",
-    "vehicle:telemetry": "Live data: battery level, range, odometer, charging state",
-    "vehicle:location_history": "Where the vehicle has been",
-    "vehicle:charging_history": "Past charging sessions",
-    "vehicle:driving_behavior": "Driving style: speed, acceleration, braking",
-    "vehicle:commands": "Send commands: start or stop charging, lock, climate",
-    "battery:all": "Everything about a home battery",
-    "battery:telemetry": "Live data of a home battery",
-    "geofences:all": "Read and change geofences",
-    "geofences:read": "Read geofences",
-    "geofences:write": "Change geofences",
+    "vehicle:all": _(
+        "Everything about the vehicle: details, live data, trips, charging and commands"
+    ),
+    "vehicle:information": _("Vehicle details: make, model, year, battery size"),
+    "vehicle:telemetry": _("Live data: battery level, range, odometer, charging state"),
+    "vehicle:location_history": _("Where the vehicle has been"),
+    "vehicle:charging_history": _("Past charging sessions"),
+    "vehicle:driving_behavior": _("Driving style: speed, acceleration, braking"),
+    "vehicle:commands": _("Send commands: start or stop charging, lock, climate"),
+    "battery:all": _("Everything about a home battery"),
+    "battery:telemetry": _("Live data of a home battery"),
+    "geofences:all": _("Read and change geofences"),
+    "geofences:read": _("Read geofences"),
+    "geofences:write": _("Change geofences"),
 }
 
 
@@ -58,6 +63,16 @@ LOCALES: dict[str, str] = {
     "de-DE": "German",
     "fr-FR": "French",
     "nl-NL": "Dutch",
+}
+
+
+# Volteras' consent flow speaks only the contract's `ConsentFlowLocales` (above); the
+# portal's own pages and e-mails for the owner speak `settings.LANGUAGES`, Spanish and
+# Italian included, chosen per link (`ConsentLink.language`).
+OWNER_LOCALES: dict[str, str] = {
+    **LOCALES,
+    "es-ES": "Spanish (Volteras' own pages in English)",
+    "it-IT": "Italian (Volteras' own pages in English)",
 }
 
 

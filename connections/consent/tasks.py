@@ -7,7 +7,7 @@ import logging
 
 from django_tasks import task
 
-from connections.consent import accounts, returns
+from connections.consent import accounts, emails, returns
 from connections.consent.returns import Returned
 from connections.models import Source
 from connections.volteras import VolterasError
@@ -53,3 +53,13 @@ def confirm_pending_returns() -> int:
     for link_id in link_ids:
         confirm_pending_return.enqueue(link_id)
     return len(link_ids)
+
+
+def send_due_reminders() -> int:
+    """Sweeper: remind the recipients of e-mailed links close to expiry (at most
+    `len(CONSENT_REMINDER_HOURS)` times a link; never once it is completed or revoked)."""
+    sent = 0
+    for link, hours in emails.due_reminders():
+        if emails.send_reminder(link, hours) is not None:
+            sent += 1
+    return sent

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from connections.consent import views
+from connections.consent import public, views
 
 urlpatterns = [
     path(
@@ -65,6 +65,22 @@ urlpatterns = [
         views.upload_links_csv,
         name="upload_consent_links_csv",
     ),
-    path("l/<str:token>", views.public_open, name="consent_open"),
-    path("consent/return/<str:token>", views.public_return, name="consent_return"),
+    path(
+        "fleets/<slug:slug>/consent-links/<int:pk>/send/",
+        views.link_send,
+        name="consent_link_send",
+    ),
+    path(
+        "uploads/<int:upload_id>/consent-mail/",
+        views.upload_mail,
+        name="upload_consent_mail",
+    ),
+    path(
+        "uploads/<int:upload_id>/consent-mail/retry/",
+        views.upload_mail_retry,
+        name="upload_consent_mail_retry",
+    ),
+    path("l/<str:token>", public.public_open, name="consent_open"),
+    path("l/<str:token>/continue", public.public_continue, name="consent_continue"),
+    path("consent/return/<str:token>", public.public_return, name="consent_return"),
 ]

@@ -13,34 +13,31 @@ from urllib.parse import quote
 
 import segno
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from connections.consent import vin_links
+from connections.consent import emails, vin_links
 from connections.consent.accounts import disconnect_account, refresh_accounts
-from connections.consent.forms import ConsentLinkForm, StatusFilterForm
+from connections.consent.forms import ConsentLinkForm, SendLinkForm, StatusFilterForm
 from connections.consent.links import (
     can_reissue,
     create_link,
-    open_link,
     refusal_message,
     reissue,
     reissue_expiring,
     revoke,
 )
 from connections.consent.options import SCOPES
-from connections.consent.returns import complete_return
-from connections.consent.tasks import enqueue_vehicle_sync, sync_vehicles_later
+from connections.consent.tasks import enqueue_vehicle_sync
 from connections.consent.vin_links import (
     create_vin_links_batch,
     needing_consent,
 )
 from connections.csv_files import csv_safe, csv_text
-from connections.models import ConnectedAccount, ConsentLink, LinkStatus, Source
+from connections.mail.tasks import enqueue_delivery
+from connections.models import ConnectedAccount, ConsentLink, MailMessage, Source
 from connections.volteras import VolterasError
 from connections.web.access import (
     managed_fleet,
@@ -114,11 +111,17 @@ def link_new(request: HttpRequest, slug: str) -> HttpResponse:
                 user=request.user,
                 label=form.cleaned_data["label"],
                 recipient_note=form.cleaned_data["recipient_note"],
+                language=(form.cleaned_data["locale"] or "").partition("-")[0],
             )
         except VolterasError as exc:
             form.add_error(None, refusal_message(exc))
         else:
-            messages.success(request, "Link created. Share it with the vehicle owner.")
+            to = form.cleaned_data["recipient_email"]
+            if to:
+                emails.send_link(link, to, request.user)
+                messages.success(request, f"Link created and being e-mailed to {to}.")
+            else:
+                messages.success(request, "Link created. Share it with the vehicle owner.")
             return redirect(link)
     status = 400 if form.errors else 200
     return render(
@@ -137,8 +140,30 @@ def link_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "scopes": [(s, SCOPES.get(s, s)) for s in link.options.get("scopes", [])],
         "can_reissue": can_reissue(link),
         "replaces": ConsentLink.objects.filter(replaced_by=link).first(),
+        "send_form": SendLinkForm(initial={"email": link.recipient_email}),
+        "mail": link.messages.order_by("created_at"),
     }
     return render(request, "connections/consent/link_detail.html", context)
+
+
+@post_only
+def link_send(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """E-mail the link to one address (the owner's), from the link's page."""
+    link = _fleet_link(request, slug, pk)
+    if link.vin_entry_id is None:
+        require_manager(request, link.fleet)
+    form = SendLinkForm(request.POST)
+    if not link.is_usable:
+        messages.warning(request, "This link can no longer be used: reissue it first.")
+    elif not form.is_valid():
+        messages.error(request, "Give one valid e-mail address.")
+    else:
+        to = form.cleaned_data["email"]
+        message = emails.send_link(link, to, request.user)
+        if message.state == MailMessage.State.FAILED and message.retry():
+            enqueue_delivery(message)
+        messages.success(request, f"The link is being e-mailed to {to}.")
+    return redirect(link)
 
 
 def link_print(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
@@ -225,10 +250,37 @@ def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
             f"{vin_links.VIN_LINKS_PER_REQUEST} are created at a time, so create consent "
             "links again to go on.",
         )
+    mailed = emails.send_vin_links(run.links, request.user)
+    if mailed:
+        messages.info(request, f"{len(mailed)} link(s) are being e-mailed to their owners.")
     if not run.links and not run.failures and not run.remaining:
         which = "selected VIN" if ids else "VIN of this upload"
         messages.info(request, f"No {which} needs the owner's consent.")
     return redirect(upload)
+
+
+def upload_mail(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """How the e-mailing of the upload's per-VIN links is going (polled while any is queued)."""
+    upload = visible_upload(request, upload_id)
+    links = ConsentLink.objects.filter(vin_entry__upload=upload)
+    context = {"upload": upload, "fleet": upload.fleet, **emails.link_mail(links)}
+    template = "connections/consent/upload_mail.html"
+    if request.htmx:
+        template += "#progress"
+    return render(request, template, context)
+
+
+@post_only
+def upload_mail_retry(request: HttpRequest, upload_id: int) -> HttpResponse:
+    upload = visible_upload(request, upload_id)
+    failed = MailMessage.objects.filter(
+        consent_link__vin_entry__upload=upload, state=MailMessage.State.FAILED
+    )
+    retried = [message for message in failed if message.retry()]
+    for message in retried:
+        enqueue_delivery(message)
+    messages.success(request, f"{len(retried)} e-mail(s) queued again.")
+    return redirect("upload_consent_mail", upload.pk)
 
 
 @require_GET
@@ -313,53 +365,3 @@ def account_disconnect(request: HttpRequest, slug: str, pk: int) -> HttpResponse
         return redirect("consent_account_list", fleet.slug)
     context = {"fleet": fleet, "account": account, "vehicles": list(account.vehicles())}
     return render(request, "connections/consent/account_disconnect.html", context)
-
-
-# Public pages: the vehicle owner, not logged in.
-
-
-def _not_found(request: HttpRequest) -> HttpResponse:
-    return render(request, "public/link_not_found.html", status=404)
-
-
-@login_not_required
-@never_cache
-@require_GET
-def public_open(request: HttpRequest, token: str) -> HttpResponse:
-    """The tracked short link: count the visit and send the owner to Volteras."""
-    link = open_link(token)
-    if link is None:
-        return _not_found(request)
-    if link.is_usable:
-        return HttpResponseRedirect(link.authentication_url)
-    context = {"link": link, "fleet_name": link.fleet.name}
-    return render(request, "public/link_unavailable.html", context, status=410)
-
-
-@login_not_required
-@never_cache
-@require_GET
-def public_return(request: HttpRequest, token: str) -> HttpResponse:
-    """Where Volteras sends the owner back with `result` and `accountId`
-    (`token` is the link's return token, not its short-link token)."""
-    returned = complete_return(
-        token, request.GET.get("result", ""), request.GET.get("accountId", "")
-    )
-    sync_vehicles_later(returned)
-    if returned is None:
-        return _not_found(request)
-    link = returned.link
-    if returned.held_elsewhere:
-        outcome = "held_elsewhere"
-    elif link.account_id:
-        outcome = "connected"
-    elif link.returned_account_id:
-        outcome = "confirming"
-    elif link.result.lower() == "expired" or link.state == LinkStatus.EXPIRED:
-        outcome = "expired"
-    elif link.result:
-        outcome = "declined"
-    else:
-        outcome = "unknown"
-    context = {"link": link, "fleet_name": link.fleet.name, "outcome": outcome}
-    return render(request, "public/consent_return.html", context)

@@ -4,7 +4,7 @@ they live together here). Import them from `connections.models`.
 Order of the modules, each importing only those before it: `system`,
 `uploads`, `statuses` (and the timeline), `moves` (bulk moves of VINs),
 `entries` (a VIN's life), `fleets`, `summaries`, `sending`, `vehicles`,
-`consent`, `store_once`, `webhooks`, `unmatched`.
+`consent`, `mail`, `store_once`, `webhooks`, `unmatched`.
 """
 
 from connections.models.consent import (
@@ -16,6 +16,7 @@ from connections.models.consent import (
 )
 from connections.models.entries import VinEntry
 from connections.models.fleets import SUPPORT_GROUP, Fleet, Membership, Region, user_is_support
+from connections.models.mail import MailMessage, NotificationChoice, NotificationKind
 from connections.models.sending import ConnectBatch
 from connections.models.statuses import (
     STATUS_BADGES,
@@ -47,7 +48,10 @@ __all__ = [
     "EntryGroups",
     "Fleet",
     "LinkStatus",
+    "MailMessage",
     "Membership",
+    "NotificationChoice",
+    "NotificationKind",
     "ReconciliationRun",
     "RefusedDelivery",
     "Region",

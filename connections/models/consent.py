@@ -136,6 +136,12 @@ class ConsentLink(models.Model):
     status = models.CharField(max_length=20, choices=LinkStatus.choices, default=LinkStatus.ACTIVE)
     label = models.CharField(max_length=120, blank=True)
     recipient_note = models.TextField(blank=True)
+    # The language of the portal's own pages and e-mails for the owner ("" = the
+    # consent flow's locale, else the owner's browser); may be one Volteras lacks.
+    language = models.CharField(max_length=10, blank=True)
+    # Where the portal last e-mailed the link, and when first (reminders go there).
+    recipient_email = models.EmailField(max_length=254, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
     # The `POST /v1/accounts:connect` body as sent (camelCase keys, returnUrl included),
     # kept so a reissue asks for exactly the same consent.
     options = models.JSONField(default=dict, blank=True)

@@ -61,6 +61,8 @@ class VinEntry(models.Model):
     country_code = models.CharField(max_length=2, blank=True)
     region = models.CharField(max_length=20, choices=Region.choices, blank=True)
     registration_plate = models.CharField(max_length=32, blank=True)
+    # The owner's or driver's address from the upload file: per-VIN consent links go there.
+    owner_email = models.EmailField(max_length=254, blank=True)
     model = models.CharField(max_length=80, blank=True)
     model_year = models.PositiveSmallIntegerField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)

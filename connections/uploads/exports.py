@@ -83,6 +83,7 @@ def _invalid_cells(rows: Iterable[Any]) -> Iterator[list[str]]:
             getattr(row, "model", ""),
             "" if model_year is None else model_year,
             _tags_text(getattr(row, "tags", None)),
+            getattr(row, "owner_email", ""),
             " ".join(getattr(row, "problems", None) or ()),
             getattr(row, "line_number", ""),
         )

@@ -38,6 +38,7 @@ FIELDS: tuple[str, ...] = (
     "model",
     "model_year",
     "tags",
+    "owner_email",
 )
 
 
@@ -49,6 +50,7 @@ FIELD_LABELS: dict[str, str] = {
     "model": "Model",
     "model_year": "Model year",
     "tags": "Tags",
+    "owner_email": "Owner's e-mail",
 }
 
 
@@ -83,6 +85,20 @@ _HEADER_SPELLINGS: dict[str, tuple[str, ...]] = {
     "model": ("model", "vehicle model"),
     "model_year": ("model year", "year", "my"),
     "tags": ("tags", "tag"),
+    "owner_email": (
+        "email",
+        "e-mail",
+        "email address",
+        "e-mail address",
+        "owner email",
+        "owner e-mail",
+        "driver email",
+        "driver e-mail",
+        "owner",
+        "driver",
+        "contact email",
+        "mail",
+    ),
 }
 
 

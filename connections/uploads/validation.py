@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
 from connections.countries import Region, normalise_country, region_of_country
 from connections.makes import (
     EUROPE_ONLY_MAKES,
@@ -49,6 +52,7 @@ class ValidatedRow:
     skip_reason: str = ""
     notes: list[str] = field(default_factory=list)
     sandbox_test: bool = False
+    owner_email: str = ""
 
     @property
     def status(self) -> str:
@@ -74,6 +78,7 @@ class ValidatedRow:
             "model": self.model[:80],
             "model_year": self.model_year,
             "tags": self.tags,
+            "owner_email": self.owner_email[:254],
             "validity": self.validity,
             "problems": self.problems,
             "status": self.status,
@@ -215,6 +220,7 @@ def _validate_row(
         errors.append(year_error)
     tags, tag_errors = parse_tags(fields.get("tags", ""))
     errors.extend(tag_errors)
+    owner_email = _owner_email(fields.get("owner_email", ""), warnings)
 
     validity = INVALID if errors else WARNING if warnings else VALID
     return ValidatedRow(
@@ -233,7 +239,24 @@ def _validate_row(
         problems=errors + warnings,
         notes=notes,
         sandbox_test=check.sandbox_test,
+        owner_email=owner_email,
     )
+
+
+def _owner_email(text: str, warnings: list[str]) -> str:
+    """The owner's or driver's address, or "" (with a warning when it is not one)."""
+    text = text.strip()
+    if not text:
+        return ""
+    try:
+        validate_email(text)
+    except ValidationError:
+        warnings.append(
+            f"{text[:60]!r} is not an e-mail address: a consent link for this VIN "
+            "cannot be e-mailed (the CSV still has it)."
+        )
+        return ""
+    return text
 
 
 def _check_make(

@@ -59,6 +59,10 @@ def test_create_share_and_complete_a_link(
     browser_problems.allow(404, f"{portal_on_sandbox.url}/favicon.ico")
     tab = another_browser().new_page()
     tab.goto(short_link)
+    # The portal's own page first: who asks, for what, until when; one button on.
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Connect your vehicle to Demo Fleet")
+    assert_page_quality(tab)
+    press_on(tab, tab.get_by_role("link", name="Continue to Volteras"), "Enter")
     expect(tab.get_by_role("heading", level=1)).to_have_text("Connect your vehicle")
     assert tab.url.startswith(portal_on_sandbox.url)
     manufacturer = tab.get_by_label("Manufacturer", exact=True)

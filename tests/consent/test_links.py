@@ -451,10 +451,12 @@ class TestPermissions:
 
     def test_public_pages(self, client, users, fleet):
         link = stored_link(fleet)
-        every = {"member": 302, "outsider": 302, "support": 302, "admin": 302}
-        assert_access(client, urlsplit(link.short_url).path, users, anonymous=302, **every)
+        every = {"member": 200, "outsider": 200, "support": 200, "admin": 200}
+        assert_access(client, urlsplit(link.short_url).path, users, anonymous=200, **every)
         link.refresh_from_db()
         assert link.opens == 5
+        url = reverse("consent_continue", args=[link.token])
+        assert_access(client, url, users, anonymous=302, **dict.fromkeys(every, 302))
         every = {"member": 200, "outsider": 200, "support": 200, "admin": 200}
         assert_access(client, urlsplit(link.return_url).path, users, anonymous=200, **every)
 

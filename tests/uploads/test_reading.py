@@ -176,7 +176,8 @@ def test_separators(separator):
     tags = f'"depot=Leeds{other}cc=42"' if separator == other else "depot=Leeds"
     line = separator.join([VW, "VW", "DE", "B AB 1", f"ID.4{other} Pro", "2021", tags])
     (row,) = rows_of(f"{header}\n{line}\n".encode())
-    assert fields(row, *FIELDS) == (VW, "VW", "DE", "B AB 1", f"ID.4{other} Pro", "2021", tags)
+    expected = (VW, "VW", "DE", "B AB 1", f"ID.4{other} Pro", "2021", tags, "")
+    assert fields(row, *FIELDS) == expected
     assert row.problems == ()
 
 
@@ -324,7 +325,16 @@ def test_xlsx_first_sheet_with_excel_row_numbers():
     )
     rows = rows_of(data, "fleet.xlsx")
     assert [r.line_number for r in rows] == [2, 5]
-    assert fields(rows[0], *FIELDS) == (VW, "VW", "DE", "B AB 1", "ID.4", "2021", "depot=Berlin")
+    assert fields(rows[0], *FIELDS) == (
+        VW,
+        "VW",
+        "DE",
+        "B AB 1",
+        "ID.4",
+        "2021",
+        "depot=Berlin",
+        "",
+    )
     assert fields(rows[1], "vin", "model_year", "country_code") == (TESLA, "2020", "")
     assert all(r.problems == () for r in rows)
 
@@ -518,14 +528,15 @@ def test_invalid_rows_csv_round_trip():
         "Model",
         "Model year",
         "Tags",
+        "Owner's e-mail",
         "Problem",
         "Original line",
     ]
     assert [row[0] for row in table[1:]] == [TESLA, "WVWZZZ1KZ8WO12345"]
-    assert table[1][1:7] == ["Dacia", "US", "'-12", "'+Model", "2020", "'@x=1"]
-    assert "'Dacia' is not a make" in table[1][7]
-    assert table[1][8] == "3"
-    assert "letter O" in table[2][7] and "'Narnia'" in table[2][7]
+    assert table[1][1:8] == ["Dacia", "US", "'-12", "'+Model", "2020", "'@x=1", ""]
+    assert "'Dacia' is not a make" in table[1][8]
+    assert table[1][9] == "3"
+    assert "letter O" in table[2][8] and "'Narnia'" in table[2][8]
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in table for cell in row)
 
     # Fixed or not, the file can be uploaded again as it is.

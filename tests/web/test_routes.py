@@ -15,13 +15,21 @@ from urllib.parse import urlsplit
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from connections.models import ConnectedAccount, VinStatus, WebhookEvent, WorkerHeartbeat
+from connections.models import (
+    ConnectedAccount,
+    MailMessage,
+    VinStatus,
+    WebhookEvent,
+    WorkerHeartbeat,
+)
+from connections.notifications.sending import unsubscribe_token
 from tests.factories import add_entry, make_upload, stored_link
 from tests.permissions import assert_access
 
-# Django's own views: the admin site (its own permission checks) and login/logout.
+# Django's own views: the admin site (its own permission checks), login/logout and
+# the password reset's confirmation (a link with a signed token, Django's own checks).
 IGNORED_PREFIXES = ("admin/",)
-IGNORED_NAMES = {"login", "logout"}
+IGNORED_NAMES = {"login", "logout", "password_reset_confirm"}
 
 LOGIN = None  # anonymous: redirected to the login page
 # (anonymous, manager, outsider, support, admin); LOGIN = redirected to log in.
@@ -31,7 +39,27 @@ POST_ONLY = (LOGIN, 405, 404, 405, 405)
 SUPPORT_PAGE = (LOGIN, 404, 404, 200, 200)  # a manager never sees it
 SUPPORT_POST_ONLY = (LOGIN, 404, 404, 405, 405)
 
+# The captured mail: admins only, and only with DEBUG on (`make run`); tests run
+# with DEBUG off, so here it is 404 for everyone (tests/mail cover the admin).
+ADMIN_IN_DEBUG = (LOGIN, 404, 404, 404, 404)
+PUBLIC = (200, 200, 200, 200, 200)
+
 ACCESS: dict[str, tuple] = {
+    # accounts: password reset (Django's views) and notifications
+    "password_reset": PUBLIC,
+    "password_reset_done": PUBLIC,
+    "password_reset_complete": PUBLIC,
+    "notification_settings": (LOGIN, 200, 200, 200, 200),
+    "notifications_unsubscribe": PUBLIC,  # one click from an e-mail, no login
+    "fleet_invite": (LOGIN, 403, 404, 403, 200),  # admins invite managers
+    # mail
+    "mail_outbox": ADMIN_IN_DEBUG,
+    "mail_outbox_detail": ADMIN_IN_DEBUG,
+    "mail_outbox_html": ADMIN_IN_DEBUG,
+    "mail_outbox_retry": (LOGIN, 405, 405, 405, 405),
+    "consent_link_send": POST_ONLY,
+    "upload_consent_mail": FLEET_PAGE,
+    "upload_consent_mail_retry": POST_ONLY,
     # foundation
     "dashboard": (LOGIN, 200, 200, 200, 200),
     "favicon": (302, 302, 302, 302, 302),  # to the static icon, for anyone
@@ -69,7 +97,8 @@ ACCESS: dict[str, tuple] = {
     "upload_consent_links": POST_ONLY,
     "upload_consent_links_csv": FLEET_PAGE,
     # public: the consent link's short URL and return, Volteras' webhooks
-    "consent_open": (302, 302, 302, 302, 302),
+    "consent_open": (200, 200, 200, 200, 200),  # the owner's page
+    "consent_continue": (302, 302, 302, 302, 302),  # on to Volteras
     "consent_return": (200, 200, 200, 200, 200),
     "volteras_webhook": (405, 405, 405, 405, 405),
     # webhooks' delivery log (support)
@@ -114,6 +143,9 @@ def urls(fleet, manager, fake_volteras) -> dict[str, str]:
     event = WebhookEvent.objects.create(
         svix_id="msg_1", event_type="device.connected", vehicle_id="veh-1", body="{}"
     )
+    message = MailMessage.objects.create(
+        key="route-matrix", kind="consent_link", to="jane@example.com", subject="s", text="t"
+    )
     args = {
         "slug": [fleet.slug],
         "upload_id": [upload.pk],
@@ -131,8 +163,14 @@ def urls(fleet, manager, fake_volteras) -> dict[str, str]:
         "consent_link_revoke": args["link"],
         "consent_link_reissue": args["link"],
         "consent_account_disconnect": args["account"],
+        "consent_link_send": args["link"],
+        "mail_outbox_detail": [message.pk],
+        "mail_outbox_html": [message.pk],
+        "mail_outbox_retry": [message.pk],
+        "notifications_unsubscribe": [unsubscribe_token(manager, "upload_settled")],
     }
     urls = {
+        "consent_continue": reverse("consent_continue", args=[link.token]),
         "consent_open": urlsplit(link.short_url).path,
         "consent_return": urlsplit(link.return_url).path,
     }

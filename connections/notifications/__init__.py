@@ -1,0 +1,1 @@
+"""Notifications for managers and support, by e-mail, as each user chooses."""
