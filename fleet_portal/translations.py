@@ -5,6 +5,7 @@ compiles stale ones itself, and the `.mo` files are not committed."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -22,8 +23,12 @@ def compile_all(locale_dir: Path = LOCALE_DIR) -> list[Path]:
             continue
         with po_path.open("rb") as po_file:
             catalog = read_po(po_file, locale=po_path.parent.parent.name)
-        with mo_path.open("wb") as mo_file:
+        # Written aside, then moved into place: a process reading the catalogue
+        # meanwhile (two test runs side by side) never sees half a file.
+        partial = mo_path.with_name(f".{mo_path.name}.{os.getpid()}")
+        with partial.open("wb") as mo_file:
             write_mo(mo_file, catalog)
+        os.replace(partial, mo_path)
         written.append(mo_path)
     return written
 

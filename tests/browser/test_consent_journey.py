@@ -33,7 +33,7 @@ def test_create_share_and_complete_a_link(
     # The manager's part by keyboard too: Tab to each control, Enter or type.
     press_on(page, page.get_by_role("link", name="Demo Fleet"), "Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Demo Fleet")
-    press_on(page, page.get_by_role("link", name="Consent links"), "Enter")
+    press_on(page, page.get_by_role("link", name="Consent links", exact=True), "Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Consent links")
     assert_page_quality(page)
     press_on(page, page.get_by_role("link", name="New consent link"), "Enter")
@@ -85,7 +85,7 @@ def test_create_share_and_complete_a_link(
 
     link = ConsentLink.objects.get()
     assert link.state == LinkStatus.COMPLETED and link.opens == 1
-    page.get_by_role("link", name="Consent links").click()
+    page.get_by_role("link", name="Consent links", exact=True).click()
     row = page.locator("table.data tbody tr", has_text="Jane's company car")
     expect(row.locator(".badge")).to_have_text("Completed")
     page.get_by_role("link", name="Connected accounts").click()

@@ -46,7 +46,7 @@ def test_send_a_link_by_email_and_the_owner_completes_it_in_german(
     users["manager"].save()
     login(page, "manager")
     page.get_by_role("link", name="Demo Fleet").click()
-    page.get_by_role("link", name="Consent links").click()
+    page.get_by_role("link", name="Consent links", exact=True).click()
     page.get_by_role("link", name="New consent link").click()
     page.get_by_label("Label").fill("Janas Firmenwagen")
     page.get_by_label("Send to (e-mail)").fill("jana@example.com")
