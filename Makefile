@@ -58,11 +58,15 @@ lint: dev-venv messages
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m sandbox makemigrations --check --dry-run
 
+# The two passes run side by side (one core each), their logs printed whole when both end.
 test: lint
-	@echo "=== pytest on SQLite ==="
-	env -u DATABASE_URL $(VENV)/bin/pytest
-	@echo "=== pytest on PostgreSQL ==="
-	$(PY) tests/pg_cluster.py -- $(VENV)/bin/pytest
+	@echo "=== pytest on SQLite and on PostgreSQL, side by side ==="
+	@env -u DATABASE_URL $(VENV)/bin/pytest > $(DATA_DIR)/test-sqlite.log 2>&1 & lite=$$!; \
+	$(PY) tests/pg_cluster.py -- $(VENV)/bin/pytest > $(DATA_DIR)/test-postgres.log 2>&1; pg=$$?; \
+	wait $$lite; sqlite=$$?; \
+	echo "=== pytest on SQLite ==="; cat $(DATA_DIR)/test-sqlite.log; \
+	echo "=== pytest on PostgreSQL ==="; cat $(DATA_DIR)/test-postgres.log; \
+	test $$sqlite -eq 0 && test $$pg -eq 0
 
 # Property-based conformance of the sandbox at length: >= 5,000 generated
 # requests (the suite runs a few per operation); the figures go to var/fuzz.json.
