@@ -574,6 +574,8 @@ class TestFleetPage:
         body = page.content.decode()
         assert f'hx-get="{reverse("fleet_stats", args=[fleet.slug])}?v={version}"' in body
         assert 'hx-trigger="every 30s" data-hidden-every="60"' in body
+        region = body.split('<div id="fleet-stats"')[1][:200]
+        assert 'hx-ext="live"' in region and "aria-live" not in region
         assert page.context["counts"]["connected"] == 1
         unchanged = self.stats(client, fleet, version)
         assert (unchanged.status_code, unchanged.content) == (204, b"")
@@ -583,8 +585,10 @@ class TestFleetPage:
         changed = self.stats(client, fleet, version)
         assert changed.status_code == 200
         body = changed.content.decode()
-        assert body.lstrip().startswith('<dl class="stats" id="fleet-stats"')
+        assert body.lstrip().startswith('<div id="fleet-stats" hx-ext="live"')
         assert "<dt>Connected vehicles</dt><dd>0</dd>" in body
+        # Each tile is keyed by what it shows: the browser keeps the unchanged ones.
+        assert 'id="tile-connected" data-key="' in body
         assert "<dt>VINs needing action</dt><dd>1</dd>" in body
         new_version = fleet.live_version()
         assert new_version != version and f"?v={new_version}" in body
