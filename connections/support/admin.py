@@ -38,6 +38,17 @@ def _report(modeladmin, request, outcome, verb: str) -> None:
         modeladmin.message_user(request, f"{entry.vin}: {reason}", messages.WARNING)
 
 
+class NamedValuesFilter(admin.AllValuesFieldListFilter):
+    """Django's filter by every value, with a name for the empty value: Django's
+    own shows it as a link with no text, which a screen reader cannot name."""
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            if not str(choice["display"]).strip():
+                choice = {**choice, "display": "(none)"}
+            yield choice
+
+
 @admin.register(VinEntry)
 class VinEntryAdmin(admin.ModelAdmin):
     list_display = [
@@ -49,7 +60,14 @@ class VinEntryAdmin(admin.ModelAdmin):
         "action_category",
         "status_changed_at",
     ]
-    list_filter = ["status", "validity", "action_category", "make", "fleet", "dismissed"]
+    list_filter = [
+        "status",
+        "validity",
+        ("action_category", NamedValuesFilter),
+        ("make", NamedValuesFilter),
+        "fleet",
+        "dismissed",
+    ]
     search_fields = ["vin", "registration_plate", "vehicle_id"]
     list_select_related = ["fleet", "upload"]
     raw_id_fields = ["upload", "batch"]

@@ -33,7 +33,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.browser.axe_gate import AXE_RUN_JS, AXE_SOURCE
+from tests.browser.axe_gate import AXE_NOW_JS, AXE_RUN_JS, AXE_SOURCE, watch_leaving
 from tests.browser.gates import QUALITY_BINDING, QUALITY_CHECK_NOW_JS, QUALITY_INIT_JS
 from tests.conftest import require_all
 from tests.fixtures_sandbox import point_portal_at
@@ -175,16 +175,19 @@ class BrowserProblems:
         context.add_init_script(QUALITY_INIT_JS)
         context.add_init_script(AXE_SOURCE)
         context.add_init_script(AXE_RUN_JS)
+        watch_leaving(context)
         context.on("page", self.watch)
 
     def check_pages_now(self) -> None:
-        """Run the quality gates once more on every open page: a problem that
-        appeared just before the test body ended is reported with the test."""
+        """Run the quality gates, axe included, once more on every open page
+        and wait for them: a problem that appeared just before the test body
+        ended is reported with the test."""
         for page in self.pages:
             if page.is_closed():
                 continue
             try:
                 problems = page.evaluate(QUALITY_CHECK_NOW_JS)
+                problems += page.evaluate(AXE_NOW_JS)
             except Error:
                 continue  # mid-navigation: the next document is checked as it loads
             self.on_page_quality(page.url, problems)

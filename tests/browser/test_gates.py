@@ -185,6 +185,20 @@ def test_field_swapped_in_after_load(page):
     page.goto("/accounts/login/")
     page.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', '<textarea>')")
 
+# A link with no name (axe: link-name, serious), which the other gates do not see.
+NAMELESS_LINK = (
+    '<main><h1>Links</h1><a href="/accounts/login/"><svg width="24" height="24"></svg></a></main>'
+)
+
+def test_axe_violation_on_a_page_left_at_once(page):
+    serve(page, "/nameless-left/", NAMELESS_LINK)
+    page.goto("/nameless-left/")
+    page.goto("/accounts/login/")  # before axe's background run: checked on leaving
+
+def test_axe_violation_at_the_end(page):
+    serve(page, "/nameless-end/", NAMELESS_LINK)
+    page.goto("/nameless-end/")  # the body ends at once: checked by the final check
+
 @pytest.fixture
 def late_error(page):
     yield
@@ -211,7 +225,7 @@ def test_browser_problems_fail_the_journey_that_had_them(
         "-p", "no:cacheprovider", "--ds=fleet_portal.settings", "-rA", timeout=300
     )
     # The late problem errors the teardown of a test whose body passed.
-    result.assert_outcomes(passed=2, failed=6, errors=1)
+    result.assert_outcomes(passed=2, failed=8, errors=1)
     result.stdout.fnmatch_lines_random(
         [
             "PASSED test_child.py::test_clean_pages_and_an_expected_404_pass",
@@ -227,6 +241,10 @@ def test_browser_problems_fail_the_journey_that_had_them(
             "*page quality: table #1 (no class) has no column header cells*/bare-table/)",
             "FAILED test_child.py::test_field_swapped_in_after_load - *",
             "*page quality: field without a label: <textarea></textarea>*/accounts/login/)",
+            "FAILED test_child.py::test_axe_violation_on_a_page_left_at_once - *",
+            "*page quality: axe serious link-name: *(*/nameless-left/)",
+            "FAILED test_child.py::test_axe_violation_at_the_end - *",
+            "*page quality: axe serious link-name: *(*/nameless-end/)",
             "ERROR test_child.py::test_problem_after_the_body - *",
             "*browser problems after the test body:*",
             "*console error: late boom*",

@@ -12,6 +12,7 @@ from tests.browser.gates import (
     logout,
     screenshot,
 )
+from tests.factories import add_entry, make_upload
 
 pytestmark = pytest.mark.browser
 
@@ -104,11 +105,17 @@ def test_outsider_gets_404_for_demo_fleet(page: Page, users, browser_problems):
     expect(page.get_by_role("heading", level=1)).to_have_text("Other Fleet")
 
 
-def test_admin_reaches_the_django_admin_from_the_navigation(page: Page, users):
+def test_admin_reaches_the_django_admin_from_the_navigation(page: Page, users, fleet):
+    """The admin pages pass the same gates as the portal's (axe included)."""
+    entry = add_entry(make_upload(fleet), "CONNECTION_REQUIRED")
     login(page, "admin")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
     expect(page).to_have_url(re.compile(r"/admin/$"))
     expect(page.get_by_role("link", name="Fleets").first).to_be_visible()
+    page.goto("/admin/connections/vinentry/")
+    page.get_by_role("link", name=entry.vin).click()
+    expect(page.get_by_role("heading", level=2).first).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/admin/connections/vinentry/{entry.pk}/change/$"))
 
 
 def test_logout_ends_the_session(page: Page, users):

@@ -577,6 +577,8 @@ class TestFleetPage:
         body = page.content.decode()
         assert f'hx-get="{reverse("fleet_stats", args=[fleet.slug])}?v={version}"' in body
         assert 'hx-trigger="every 30s" data-hidden-every="60"' in body
+        region = body.split('<div id="fleet-stats"')[1][:200]
+        assert 'hx-ext="live"' in region and "aria-live" not in region
         assert page.context["counts"]["connected"] == 1
         unchanged = self.stats(client, fleet, version)
         assert (unchanged.status_code, unchanged.content) == (204, b"")
@@ -586,7 +588,9 @@ class TestFleetPage:
         changed = self.stats(client, fleet, version)
         assert changed.status_code == 200
         body = changed.content.decode()
-        assert body.lstrip().startswith('<dl class="stats" id="fleet-stats"')
+        assert body.lstrip().startswith('<div id="fleet-stats" hx-ext="live"')
+        # Each tile is keyed by what it shows: the browser keeps the unchanged ones.
+        assert 'id="tile-connected" data-key="' in body
         # Each tile links to its rows in the fleet's vehicle list.
         assert 'aria-label="0 connected vehicles: list them">0</a>' in body
         assert '?group=needs" aria-label="1 VIN needing action: list them">1</a>' in body
