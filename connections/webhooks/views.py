@@ -41,6 +41,7 @@ from connections.models import (
 from connections.models.webhooks import REFUSED_SOURCES_PER_WINDOW
 from connections.webhooks.process import ACTED_ON, delivery_fields, is_acted_on
 from connections.webhooks.tasks import process_again, process_due_webhook_events, processed_inline
+from fleet_portal.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +78,11 @@ def _refuse(
     detail: str = "",
     body_size: int | None = None,
 ) -> JsonResponse:
-    # Counted per peer address: X-Forwarded-For is the sender's to choose.
+    # Counted per address as the trusted proxies saw it (`client_ip`): the
+    # rest of X-Forwarded-For is the sender's to choose, kept only as a claim.
     meta = request.META
     RefusedDelivery.count_one(
-        meta.get("REMOTE_ADDR", "")[:64],
+        client_ip(request)[:64],
         reason,
         forwarded_for=meta.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()[:64],
         detail=detail[:255],
