@@ -11,7 +11,7 @@ from django.urls import reverse
 from svix.webhooks import Webhook
 
 from connections import volteras
-from connections.explanations import VEHICLE_IN_ANOTHER_FLEET, explain
+from connections.explanations import VEHICLE_IN_ANOTHER_FLEET, WhoActs, explain
 from connections.jobs import drain
 from connections.models import (
     ConnectedAccount,
@@ -23,6 +23,7 @@ from connections.models import (
     WebhookEvent,
 )
 from connections.sending.results import apply_result
+from connections.support.workspace import who_must_act_q
 from connections.vehicles.apply import apply_vehicle
 from sandbox.rules import fake_vin
 from tests.fixtures_sandbox import point_portal_at
@@ -107,6 +108,8 @@ class TestAnotherFleetsVin:
         assert vehicle_id not in event.detail and "Ask support" in event.detail
         assert explain(theirs.error_code).who_acts == "CONTACT_SUPPORT"
         assert "another fleet of your organisation" in explain(theirs.error_code).explanation
+        support_must_act = VinEntry.objects.filter(who_must_act_q(WhoActs.CONTACT_SUPPORT))
+        assert support_must_act.filter(pk=theirs.pk).exists()
 
     def test_the_same_fleet_sending_its_vin_again_still_connects(self, api, held, fleet):
         vin, vehicle_id = held
