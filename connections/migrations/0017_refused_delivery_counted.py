@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connections', '0014_upload_no_eligibility_id_admin_names'),
+        ('connections', '0016_mail_outbox_and_languages'),
     ]
 
     operations = [
