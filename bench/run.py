@@ -20,6 +20,7 @@ Environment knobs, for quick runs:
     BENCH_WEBHOOK_WORKERS   run_worker processes for the burst (2)
     BENCH_WEBHOOK_TIMEOUT   seconds processing may take (420)
     BENCH_FLEET_VINS        entries of the fleet in target 5 (106000, ~100,000 listed)
+    BENCH_FLOOR_READS       plain GET /v1/vehicles/{id} timed against the sandbox alone (2000)
     BENCH_KEEP              1 to keep the work folder (CSV, logs) afterwards
 """
 
@@ -220,6 +221,20 @@ def webhook_target() -> Target:
             ratio(check["states"].get("processed", 0), result["events"]),
             "exactly 1.00x",
             bool(check["exactly_once"]) and all_ok,
+        )
+    )
+    floor = result["floor"]
+    # A report, not a target: how close processing comes to the sandbox's own
+    # rate for the reads it needs (one GET per event).
+    target.rows.append(
+        Row(
+            "processing vs sandbox floor",
+            f"{processing['rate']:.1f} events/s",
+            f"{floor['parallel']:.1f} GET/s ({floor['threads']} threads; "
+            f"{floor['sequential']:.1f} one at a time)",
+            ratio(processing["rate"], floor["parallel"]),
+            "report",
+            True,
         )
     )
     target.notes.append(

@@ -26,6 +26,7 @@ import json
 import os
 import random
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -180,6 +181,36 @@ def process_all(env: dict[str, str], expected: int, timeout: float) -> dict[str,
     return {"seconds": seconds, "finished": done, "rate": done / seconds if seconds else 0.0}
 
 
+def sandbox_floor(sandbox: Sandbox, vehicles: list[str], reads: int, threads: int) -> dict:
+    """The sandbox's own rate for the reads processing needs: `reads` plain
+    `GET /v1/vehicles/{id}` (bearer token, keep-alive, no portal code), one at
+    a time and then from `threads` threads at once (as many as workers)."""
+    import httpx
+
+    from connections import volteras
+
+    token = volteras.get_client().tokens.get()
+    headers = {"Authorization": f"Bearer {token}"}
+    ids = list(itertools.islice(itertools.cycle(vehicles), reads))
+
+    def read_all(part: list[str]) -> None:
+        with httpx.Client(base_url=sandbox.url, headers=headers, timeout=30) as http:
+            for vehicle_id in part:
+                http.get(f"/v1/vehicles/{vehicle_id}").raise_for_status()
+
+    rates = {}
+    for name, count in (("sequential", 1), ("parallel", threads)):
+        parts = [ids[n::count] for n in range(count)]
+        pool = [threading.Thread(target=read_all, args=(part,)) for part in parts]
+        started = time.perf_counter()
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        rates[name] = reads / (time.perf_counter() - started)
+    return {"reads": reads, "threads": threads, **rates}
+
+
 def verify(burst_count: int, duplicates: int, disconnected: set[str]) -> dict[str, Any]:
     from django.db.models import Count, Sum
     from django_tasks_db.models import DBTaskResult
@@ -281,6 +312,12 @@ def main() -> None:
         server.stop()
         server = None
 
+        result["floor"] = sandbox_floor(
+            sandbox,
+            vehicles,
+            env_int("BENCH_FLOOR_READS", 2000),
+            env_int("BENCH_WEBHOOK_WORKERS", 2),
+        )
         expected = WebhookEvent.objects.count()
         result["processing"] = process_all(env, expected, timeout)
         result["check"] = verify(count, duplicates, disconnected)

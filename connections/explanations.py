@@ -53,19 +53,9 @@ class Explanation:
         return WHO_ACTS_LABELS[self.who_acts]
 
 
-def _entry(
-    code: str,
-    title: str,
-    explanation: str,
-    next_step: str,
-    who_acts: WhoActs,
-    retry_helps: bool,
-    *,
-    consent_link: bool = False,
-) -> tuple[str, Explanation]:
-    return code, Explanation(
-        code, title, explanation, next_step, who_acts, retry_helps, consent_link
-    )
+def _entry(code: str, *fields, consent_link: bool = False) -> tuple[str, Explanation]:
+    """(code, Explanation(code, title, explanation, next_step, who_acts, retry_helps))."""
+    return code, Explanation(code, *fields, consent_link)
 
 
 _CUSTOMER = WhoActs.CUSTOMER_ACTION
@@ -370,10 +360,27 @@ STATUS_EXPLANATIONS: dict[str, Explanation] = dict(
 )
 
 
+# The portal's own refusals: codes it records itself, never sent by Volteras.
+VEHICLE_IN_ANOTHER_FLEET = "PORTAL_VEHICLE_IN_ANOTHER_FLEET"
+PORTAL_EXPLANATIONS: dict[str, Explanation] = dict(
+    [
+        _entry(
+            VEHICLE_IN_ANOTHER_FLEET,
+            "Connected to another fleet",
+            "This vehicle is connected to another fleet of your organisation, so the portal "
+            "did not add it to this fleet and shows none of its data here.",
+            "Ask support: they can see which fleet holds it and sort out where it belongs.",
+            _SUPPORT,
+            False,
+        ),
+    ]
+)
+
+
 def explain(code: str | None) -> Explanation:
-    """Our explanation of a Volteras error code; a generic one for codes we don't know."""
+    """Our explanation of an error code; a generic one for codes we don't know."""
     code = (code or "").strip().upper()
-    known = EXPLANATIONS.get(code)
+    known = EXPLANATIONS.get(code) or PORTAL_EXPLANATIONS.get(code)
     if known is not None:
         return known
     return Explanation(

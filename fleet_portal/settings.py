@@ -126,6 +126,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Straight to the webhook receiver, past everything it does not need.
+    "fleet_portal.webhook_path.WebhookShortPathMiddleware",
     "csp.middleware.CSPMiddleware",
     "fleet_portal.permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
+    IntegrityError,
     connections,
     models,
+    transaction,
 )
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q
@@ -283,10 +285,18 @@ class WebhookEvent(models.Model):
         self.refresh_from_db()
 
 
+# Refusals are counted, not logged one by one: anyone can POST junk to the
+# webhook URL. One row per (peer address, reason, hour) with a counter, and at
+# most this many peers an hour get their own rows; the rest share one.
+REFUSED_WINDOW_SECONDS = 3600
+REFUSED_SOURCES_PER_WINDOW = 50
+OTHER_SOURCES = "(other sources)"
+
+
 class RefusedDelivery(models.Model):
-    """A POST to the webhook URL that was not accepted. Its body is never
-    trusted or kept: only what support needs to spot a misconfiguration or an
-    attack."""
+    """POSTs to the webhook URL that were not accepted, counted per peer
+    address, reason and hour. Their bodies are never trusted or kept: only what
+    support needs to spot a misconfiguration or an attack, from the latest one."""
 
     class Reason(models.TextChoices):
         NOT_CONFIGURED = "not_configured", "Webhook secret not configured"
@@ -296,8 +306,16 @@ class RefusedDelivery(models.Model):
         TOO_LARGE = "too_large", "Body too large"
         NOT_JSON = "not_json", "Body is not a JSON object"
 
+    # The latest refusal counted here (what retention goes by).
     at = models.DateTimeField(default=timezone.now, db_index=True)
+    first_at = models.DateTimeField(null=True, blank=True)
+    # The start of the hour counted (null on rows from before counting).
+    window = models.DateTimeField(null=True, blank=True)
+    count = models.PositiveIntegerField(default=1)
+    # The peer address (not X-Forwarded-For, which the sender can vary at will).
     source_address = models.CharField(max_length=64, blank=True)
+    # The first X-Forwarded-For hop the latest one claimed: unverified.
+    forwarded_for = models.CharField(max_length=64, blank=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)
     detail = models.CharField(max_length=255, blank=True)
     # As claimed by the sender: unverified, shown only to help match a Svix log.
@@ -308,6 +326,51 @@ class RefusedDelivery(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         verbose_name_plural = "refused deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_address", "reason", "window"], name="refused_once_per_window"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.get_reason_display()} from {self.source_address or '?'}"
+        return f"{self.get_reason_display()} from {self.source_address or '?'} ({self.count}x)"
+
+    @classmethod
+    def count_one(cls, source_address: str, reason: str, **latest: Any) -> None:
+        """Count one refusal in its (source, reason, hour) row, keeping the
+        latest one's details (`detail`, `claimed_svix_id`, `body_size`,
+        `user_agent`, `forwarded_for`): one UPDATE when the row exists."""
+        now = timezone.now()
+        window = datetime.fromtimestamp(
+            now.timestamp() // REFUSED_WINDOW_SECONDS * REFUSED_WINDOW_SECONDS, tz=UTC
+        )
+        if cls._add(source_address, reason, window, now, latest):
+            return
+        crowded = (
+            cls.objects.filter(window=window).exclude(source_address=OTHER_SOURCES).count()
+            >= REFUSED_SOURCES_PER_WINDOW
+        )
+        if crowded:
+            source_address = OTHER_SOURCES
+            if cls._add(source_address, reason, window, now, latest):
+                return
+        try:
+            with transaction.atomic():
+                cls.objects.create(
+                    source_address=source_address,
+                    reason=reason,
+                    window=window,
+                    first_at=now,
+                    at=now,
+                    **latest,
+                )
+        except IntegrityError:  # another process created it meanwhile
+            cls._add(source_address, reason, window, now, latest)
+
+    @classmethod
+    def _add(cls, source_address: str, reason: str, window, now, latest: dict) -> bool:
+        return bool(
+            cls.objects.filter(source_address=source_address, reason=reason, window=window).update(
+                count=F("count") + 1, at=now, **latest
+            )
+        )

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from connections.explanations import VEHICLE_IN_ANOTHER_FLEET, explain
 from connections.models import ConnectBatch, VinEntry, VinStatus
+from connections.models.holders import fleet_holding_vehicle
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,10 @@ def apply_result(
         detail = f"Volteras already had this VIN ({already[0]}): now {status.label.lower()}"
         codes = [code for code in codes if code not in ALREADY_ADDED]
         message = ""
+    if already or result.was_already_connected:
+        holder = fleet_holding_vehicle(entry.fleet_id, vin=entry.vin, vehicle_id=result.vehicle_id)
+        if holder is not None:
+            return refuse_held_elsewhere(entry, holder, source, already, observed_at)
     action = next((str(e.action_category) for e in result.errors if e.action_category), "")
     known = (entry.vehicle_input_id, entry.was_already_connected)
     entry.vehicle_input_id = result.vehicle_input_id or entry.vehicle_input_id
@@ -117,3 +123,32 @@ def apply_result(
             was_already_connected=entry.was_already_connected,
         )
     return moved
+
+
+def refuse_held_elsewhere(
+    entry: VinEntry, holder, source: str, codes: list[str], observed_at: datetime | None
+) -> bool:
+    """Volteras answers for the whole organisation: a VIN another fleet holds
+    comes back "already added" with that fleet's vehicle. It is refused here,
+    with no vehicle id, so nothing of that vehicle reaches this fleet's pages;
+    the holder is named in the event's data, which only support sees."""
+    logger.warning(
+        "entry %s of fleet %s: VIN %s is held by fleet %s; refused",
+        entry.pk,
+        entry.fleet_id,
+        entry.vin,
+        holder.slug,
+    )
+    said = f" ({codes[0]})" if codes else ""
+    return entry.observe(
+        VinStatus.ERROR,
+        source,
+        error_codes=[VEHICLE_IN_ANOTHER_FLEET],
+        message=explain(VEHICLE_IN_ANOTHER_FLEET).explanation,
+        can_retry=False,
+        detail=f"Volteras already had this VIN{said}: it is connected to another fleet of "
+        "your organisation, so it was not added to this one. Ask support.",
+        data={"held_by_fleet": holder.slug, "held_by_fleet_name": holder.name},
+        bump=False,
+        observed_at=observed_at,
+    )

@@ -21,6 +21,7 @@ from django.utils import timezone
 from connections.explanations import (
     CONTRACT_CATEGORIES,
     EXPLANATIONS,
+    PORTAL_EXPLANATIONS,
     STATUS_EXPLANATIONS,
     Explanation,
     WhoActs,
@@ -59,13 +60,14 @@ def who_must_act_q(category: str) -> Q:
     if category == WhoActs.CUSTOMER_ACTION:
         q |= ours & Q(status=VinStatus.INVALID)
     ours &= ~Q(status=VinStatus.INVALID)
-    codes = [code for code, x in EXPLANATIONS.items() if x.who_acts == category]
+    known = {**EXPLANATIONS, **PORTAL_EXPLANATIONS}
+    codes = [code for code, x in known.items() if x.who_acts == category]
     statuses = [status for status, x in STATUS_EXPLANATIONS.items() if x.who_acts == category]
     q |= ours & Q(error_code__in=codes)
     q |= ours & Q(error_code="", status__in=statuses)
     if explain("").who_acts == category:
         # Codes we have not written up get the generic explanation.
-        q |= ours & ~Q(error_code="") & ~Q(error_code__in=list(EXPLANATIONS))
+        q |= ours & ~Q(error_code="") & ~Q(error_code__in=list(known))
     return q
 
 

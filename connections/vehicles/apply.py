@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from connections import volteras
 from connections.models import ConnectedAccount, Vehicle, VinEntry, VinStatus
+from connections.models.holders import fleet_holding_vehicle
 from connections.models.moves import consent_link_q
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,9 @@ def apply_vehicle(
         record = _store_vehicle(record, vehicle_id, api, read_at)
         if not applied.vin and record is not None:
             applied.vin = record.vin
-        entries = list(_entries_for(vehicle_id, applied.vin, applied.status))
+        entries = _not_held_elsewhere(
+            list(_entries_for(vehicle_id, applied.vin, applied.status)), vehicle_id, applied.vin
+        )
         applied.matched = len(entries)
         if applied.status is not None:
             said = f"Volteras says {applied.api_status}"
@@ -203,6 +206,22 @@ def _entries_for(vehicle_id: str, vin: str, status: str | None):
         .select_related("upload")
         .order_by("pk")
     )
+
+
+def _not_held_elsewhere(entries: list[VinEntry], vehicle_id: str, vin: str) -> list[VinEntry]:
+    """Drop the entries matched by VIN alone whose fleet does not hold the
+    vehicle: VINs are not secret, so another fleet's upload of the VIN must not
+    take this vehicle's state (nor its id). Two fleets both waiting on the VIN
+    both hold back; polling (where Volteras says who was first) settles it."""
+    held: dict[int, bool] = {}
+    kept = []
+    for entry in entries:
+        if entry.vehicle_id != vehicle_id and entry.fleet_id not in held:
+            holder = fleet_holding_vehicle(entry.fleet_id, vin=vin, vehicle_id=vehicle_id)
+            held[entry.fleet_id] = holder is not None
+        if entry.vehicle_id == vehicle_id or not held[entry.fleet_id]:
+            kept.append(entry)
+    return kept
 
 
 def _known_anywhere(vehicle_id: str, vin: str, account_id: str) -> bool:

@@ -7,8 +7,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from connections.models import WorkerHeartbeat
-from connections.volteras.health import volteras_reachable
+from connections.models import WorkerHeartbeat, user_is_support
+from connections.volteras.health import volteras_health
 
 # A worker beats every few seconds; three missed sweeps mean it is gone.
 WORKER_STALE_AFTER = timedelta(seconds=max(60, settings.WORKER_SWEEP_SECONDS * 6))
@@ -18,7 +18,11 @@ WORKER_STALE_AFTER = timedelta(seconds=max(60, settings.WORKER_SWEEP_SECONDS * 6
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Load balancers and on-call read this: 200 when healthy, 503 otherwise."""
+    """Load balancers and on-call read this: 200 when healthy, 503 otherwise.
+
+    "unhealthy" when the portal itself is not (database, worker); "degraded"
+    when it runs but cannot use Volteras (down, or refusing the credentials).
+    Anyone gets the status and short codes; staff and support the reasons."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -28,16 +32,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
     age = WorkerHeartbeat.latest_age() if database_ok else None
     worker_ok = age is not None and age <= WORKER_STALE_AFTER
-    volteras_ok, volteras_detail = volteras_reachable()
+    volteras = volteras_health()
 
-    healthy = database_ok and worker_ok and volteras_ok
+    status = "ok" if volteras.ok else "degraded"
+    if not (database_ok and worker_ok):
+        status = "unhealthy"
     body = {
-        "status": "ok" if healthy else "unhealthy",
+        "status": status,
         "database": {"ok": database_ok, "error": database_error},
         "worker": {
             "ok": worker_ok,
             "heartbeat_age_seconds": None if age is None else round(age.total_seconds(), 1),
         },
-        "volteras": {"ok": volteras_ok, "detail": volteras_detail},
+        "volteras": {"ok": volteras.ok, "code": volteras.code},
     }
-    return JsonResponse(body, status=200 if healthy else 503)
+    if database_ok and _may_read_reasons(request):
+        body["volteras"]["detail"] = volteras.reason
+    return JsonResponse(body, status=200 if status == "ok" else 503)
+
+
+def _may_read_reasons(request: HttpRequest) -> bool:
+    user = request.user
+    return user.is_authenticated and (user.is_staff or user_is_support(user))

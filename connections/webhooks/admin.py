@@ -44,7 +44,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 @admin.register(RefusedDelivery)
 class RefusedDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["at", "source_address", "reason", "claimed_svix_id", "body_size"]
+    list_display = ["at", "count", "source_address", "reason", "claimed_svix_id", "body_size"]
     list_filter = ["reason"]
     search_fields = ["source_address", "claimed_svix_id"]
     date_hierarchy = "at"

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -38,8 +38,10 @@ from connections.models import (
     WebhookEvent,
     user_is_support,
 )
+from connections.models.webhooks import REFUSED_SOURCES_PER_WINDOW
 from connections.webhooks.process import ACTED_ON, delivery_fields, is_acted_on
 from connections.webhooks.tasks import process_again, process_due_webhook_events, processed_inline
+from fleet_portal.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +78,17 @@ def _refuse(
     detail: str = "",
     body_size: int | None = None,
 ) -> JsonResponse:
-    RefusedDelivery.objects.create(
-        source_address=_source_address(request),
-        reason=reason,
+    # Counted per address as the trusted proxies saw it (`client_ip`): the
+    # rest of X-Forwarded-For is the sender's to choose, kept only as a claim.
+    meta = request.META
+    RefusedDelivery.count_one(
+        client_ip(request)[:64],
+        reason,
+        forwarded_for=meta.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()[:64],
         detail=detail[:255],
-        claimed_svix_id=request.headers.get("svix-id", "")[:255],
+        claimed_svix_id=meta.get("HTTP_SVIX_ID", "")[:255],
         body_size=body_size,
-        user_agent=request.headers.get("User-Agent", "")[:255],
+        user_agent=meta.get("HTTP_USER_AGENT", "")[:255],
     )
     logger.warning("webhook refused (%s): %s", reason, detail)
     return JsonResponse({"error": reason}, status=status)
@@ -266,7 +272,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "query": query,
-            "refused_count": RefusedDelivery.objects.count(),
+            "refused_count": RefusedDelivery.objects.aggregate(n=Sum("count"))["n"],
             "unmatched_count": UnmatchedVehicle.objects.still_unmatched().count(),
             "runs": ReconciliationRun.objects.all()[:5],
         },
@@ -306,7 +312,15 @@ def event_process_again(request: HttpRequest, event_id: int) -> HttpResponse:
 def refused_list(request: HttpRequest) -> HttpResponse:
     _support_only(request)
     page = Paginator(RefusedDelivery.objects.all(), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "connections/webhooks/refused_list.html", {"page": page})
+    return render(
+        request,
+        "connections/webhooks/refused_list.html",
+        {
+            "page": page,
+            "refused_count": RefusedDelivery.objects.aggregate(n=Sum("count"))["n"],
+            "sources_per_window": REFUSED_SOURCES_PER_WINDOW,
+        },
+    )
 
 
 def unmatched_list(request: HttpRequest) -> HttpResponse:

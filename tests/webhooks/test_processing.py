@@ -93,7 +93,11 @@ class TestProcessing:
         assert (event.vin, event.api_status, event.entries_changed) == (vin, "CONNECTED", 1)
         assert event.attempts == 1
 
-    def test_applies_to_every_fleet_but_not_to_finished_attempts(self, client, api, sandbox):
+    def test_fleets_waiting_on_one_vin_hold_back_and_finished_attempts_stay(
+        self, client, api, sandbox
+    ):
+        # Two fleets waiting on one VIN: neither takes the vehicle from a webhook
+        # (VINs are not secret); polling, where Volteras says who was first, settles it.
         fleet_a = Fleet.objects.create(name="A", slug="a")
         fleet_b = Fleet.objects.create(name="B", slug="b")
         up_a = make_upload(fleet_a)
@@ -120,8 +124,8 @@ class TestProcessing:
             )
         }
         assert statuses == {
-            waiting_a.pk: VinStatus.CONNECTED,
-            waiting_b.pk: VinStatus.CONNECTED,
+            waiting_a.pk: VinStatus.PROCESSING,
+            waiting_b.pk: VinStatus.CONNECTION_REQUIRED,
             old_error.pk: VinStatus.ERROR,
             replaced.pk: VinStatus.PENDING,
             other_vehicle.pk: VinStatus.DISCONNECTED,
