@@ -26,7 +26,17 @@ INVALID = Validity.INVALID
 # Volteras' sandbox answers these prefixes with scripted outcomes. They are
 # built with zeros where a real VIN would have letters, so they rarely carry a
 # valid check digit; they must still go through so demos and tests can use them.
-SANDBOX_TEST_PREFIXES: tuple[str, ...] = ("PERR0R11", "1NC0MP11", "PR0C11", "ALERT511")
+SANDBOX_TEST_PREFIXES: tuple[str, ...] = (
+    "PERR0R11",
+    "1NC0MP11",
+    "PR0C11",
+    "ALERT511",
+    # A connect group that ends FAILED, and the two eligibility answers of a
+    # check that could not decide (see sandbox/README.md).
+    "FA1LGRP1",
+    "1NELPND1",
+    "EFA1LED1",
+)
 
 
 VIN_LENGTH = 17
