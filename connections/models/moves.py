@@ -60,20 +60,14 @@ class VinEntryQuerySet(models.QuerySet):
                     can_retry=None,
                 )
             self.model.objects.filter(pk__in=[pk for pk, _, _ in moves]).update(**changes)
-            VinEvent.objects.bulk_create(
+            _record(
                 [
-                    VinEvent(
-                        entry_id=pk,
-                        at=now,
-                        source=source,
-                        status_from=status_from,
-                        status_to=VinStatus.SUBMITTING,
-                        detail=detail,
-                        actor=actor,
-                    )
+                    (pk, status_from, VinStatus.SUBMITTING, detail, {})
                     for pk, status_from, _ in moves
                 ],
-                batch_size=BULK_CHUNK,
+                at=now,
+                source=source,
+                actor=actor,
             )
             _bump({upload_id for _, _, upload_id in moves})
         return len(moves)
@@ -153,21 +147,20 @@ class VinEntryQuerySet(models.QuerySet):
             with transaction.atomic():
                 entries = [self.model(pk=pk, tags=new) for pk, new, *_ in moves]
                 self.model.objects.bulk_update(entries, ["tags"], batch_size=500)
-                VinEvent.objects.bulk_create(
+                _record(
                     [
-                        VinEvent(
-                            entry_id=pk,
-                            at=now,
-                            source=Source.MANUAL,
-                            status_from=status,
-                            status_to=status,
-                            detail=_tags_change(old, new),
-                            actor=actor,
-                            data={"action": "tags", "tags": new},
+                        (
+                            pk,
+                            status,
+                            status,
+                            _tags_change(old, new),
+                            {"action": "tags", "tags": new},
                         )
                         for pk, new, status, _, old in moves
                     ],
-                    batch_size=BULK_CHUNK,
+                    at=now,
+                    source=Source.MANUAL,
+                    actor=actor,
                 )
                 _bump({upload_id for _, _, _, upload_id, _ in moves})
             changed += len(moves)
@@ -186,25 +179,22 @@ class VinEntryQuerySet(models.QuerySet):
             self.model.objects.filter(pk__in=gone & set(ids)).update(
                 status=VinStatus.DISCONNECTED, status_changed_at=now
             )
-            VinEvent.objects.bulk_create(
+            _record(
                 [
-                    VinEvent(
-                        entry_id=pk,
-                        at=now,
-                        source=Source.MANUAL,
-                        status_from=status,
-                        status_to=VinStatus.DISCONNECTED if pk in gone else status,
-                        detail=(
-                            "Disconnected at Volteras and removed from the fleet"
-                            if pk in gone
-                            else "Removed from the fleet"
-                        ),
-                        actor=actor,
-                        data={"action": "remove"},
+                    (
+                        pk,
+                        status,
+                        VinStatus.DISCONNECTED if pk in gone else status,
+                        "Disconnected at Volteras and removed from the fleet"
+                        if pk in gone
+                        else "Removed from the fleet",
+                        {"action": "remove"},
                     )
                     for pk, status, _ in moves
                 ],
-                batch_size=BULK_CHUNK,
+                at=now,
+                source=Source.MANUAL,
+                actor=actor,
             )
             _bump({upload_id for _, _, upload_id in moves})
         return len(moves)
@@ -226,6 +216,28 @@ def _tags_change(old: list[dict[str, str]], new: list[dict[str, str]]) -> str:
     removed = [t for t in old if t not in new]
     parts = [f"added {text(added)}" if added else "", f"removed {text(removed)}" if removed else ""]
     return "Tags " + " and ".join(p for p in parts if p)
+
+
+def _record(
+    events: list[tuple[int, str, str, str, dict[str, Any]]], *, at, source: str, actor
+) -> None:
+    """One timeline event per (entry id, status from, status to, detail, data)."""
+    VinEvent.objects.bulk_create(
+        [
+            VinEvent(
+                entry_id=pk,
+                at=at,
+                source=source,
+                status_from=status_from,
+                status_to=status_to,
+                detail=detail,
+                actor=actor,
+                data=data,
+            )
+            for pk, status_from, status_to, detail, data in events
+        ],
+        batch_size=BULK_CHUNK,
+    )
 
 
 def _bump(upload_ids: Iterable[int]) -> None:
