@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.urls import reverse
 
@@ -48,6 +48,23 @@ class Upload(models.Model):
         """Move the version on: called only by the transitions of the upload's
         entries (`VinEntry.observe` and `VinEntryQuerySet`) and of the upload itself."""
         Upload.objects.filter(pk=self.pk).update(version=F("version") + 1)
+
+    def delete_draft(self) -> int | None:
+        """Delete this upload and its rows if it is still a draft (never sent,
+        not being checked): the number of rows deleted, else None. Locks the
+        upload first, so a submit or an eligibility check racing it either
+        wins (and nothing is deleted) or finds the upload gone."""
+        with transaction.atomic():
+            locked = (
+                Upload.objects.select_for_update()
+                .filter(pk=self.pk, state=Upload.State.DRAFT)
+                .first()
+            )
+            if locked is None:
+                return None
+            rows = locked.entries.count()
+            locked.delete()
+        return rows
 
     @staticmethod
     def version_seen_by(user, upload_id: int) -> int | None:

@@ -1,9 +1,9 @@
 from django import forms
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 
 from connections.makes import make_label
-from connections.models import VinStatus
+from connections.models import Attention, VinStatus
 
 
 class UploadForm(forms.Form):
@@ -58,13 +58,26 @@ SORTS = {
     "updated": "status_changed_at",
 }
 
+# VINs needing action (not dismissed) first, then those in progress, then the
+# rest; by line within each.
+NEEDS_YOU_FIRST = "needs"
+NEEDS_YOU_RANK = Case(
+    When(attention=Attention.NEEDS_YOU, then=Value(0)),
+    When(attention=Attention.IN_PROGRESS, then=Value(1)),
+    default=Value(2),
+)
+
 
 class EntryFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, label="Status")
     error = forms.ChoiceField(required=False, label="Error code")
     make = forms.ChoiceField(required=False, label="Make")
     q = forms.CharField(required=False, label="Search VIN or plate", max_length=64)
-    sort = forms.ChoiceField(required=False, choices=[(k, k) for s in SORTS for k in (s, f"-{s}")])
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[(k, k) for s in SORTS for k in (s, f"-{s}")]
+        + [(NEEDS_YOU_FIRST, "Needs you first")],
+    )
 
     def __init__(self, data, *, statuses, errors, makes):
         super().__init__(data)
@@ -90,5 +103,7 @@ class EntryFilterForm(forms.Form):
                 Q(vin__contains=needle) | Q(registration_plate__icontains=data["q"].strip())
             )
         sort = data["sort"] or "line"
+        if sort == NEEDS_YOU_FIRST:
+            return entries.order_by(NEEDS_YOU_RANK, "line_number", "pk")
         field = SORTS[sort.lstrip("-")]
         return entries.order_by(("-" if sort.startswith("-") else "") + field, "pk")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from connections.uploads import views
+from connections.uploads import drafts, views
 
 urlpatterns = [
     path("fleets/<slug:slug>/uploads/new/", views.upload_new, name="upload_new"),
@@ -14,6 +14,7 @@ urlpatterns = [
         views.upload_check_eligibility,
         name="upload_check_eligibility",
     ),
+    path("uploads/<int:upload_id>/delete/", drafts.upload_delete, name="upload_delete"),
     path("uploads/<int:upload_id>/export.csv", views.upload_export, name="upload_export"),
     path(
         "uploads/<int:upload_id>/invalid.csv", views.upload_invalid_csv, name="upload_invalid_csv"

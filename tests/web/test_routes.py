@@ -72,6 +72,7 @@ ACCESS: dict[str, tuple] = {
     "upload_rows": (LOGIN, 286, 404, 286, 286),  # htmx: every VIN final, stop polling
     "upload_submit": POST_ONLY,
     "upload_check_eligibility": POST_ONLY,
+    "upload_delete": FLEET_WRITE_FORM,  # GET: the confirmation page
     "upload_export": FLEET_PAGE,
     "upload_invalid_csv": FLEET_PAGE,
     "entry_remove": POST_ONLY,
