@@ -8,7 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from connections.models import WorkerHeartbeat, user_is_support
-from connections.volteras.health import volteras_health
+from connections.volteras.health import VolterasHealth, volteras_health
 
 # A worker beats every few seconds; three missed sweeps mean it is gone.
 WORKER_STALE_AFTER = timedelta(seconds=max(60, settings.WORKER_SWEEP_SECONDS * 6))
@@ -32,7 +32,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
     age = WorkerHeartbeat.latest_age() if database_ok else None
     worker_ok = age is not None and age <= WORKER_STALE_AFTER
-    volteras = volteras_health()
+    # The probe reads the token the workers share, from the database: without it,
+    # there is nothing to ask Volteras with.
+    volteras = (
+        volteras_health()
+        if database_ok
+        else VolterasHealth(False, "not_checked", "The database is unreachable.")
+    )
 
     status = "ok" if volteras.ok else "degraded"
     if not (database_ok and worker_ok):
