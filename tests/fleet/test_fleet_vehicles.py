@@ -178,7 +178,7 @@ def test_tags_added_and_removed_with_the_timeline(client, fleet, manager, listed
         tags="depot=Leeds",
         return_query="tag=depot=Leeds",
     )
-    assert "2 vehicles untagged." in response.content.decode()
+    assert "2 vehicles were untagged." in response.content.decode()
     assert not VinEntry.objects.filter(tags__icontains="Leeds", attention__lt=9).exists()
 
 
