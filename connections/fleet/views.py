@@ -17,8 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from connections.csv_files import stream_csv
-from connections.fleet import bulk, exports
+from connections.fleet import bulk, copy_export, exports
 from connections.fleet.forms import ACTIONS, GROUP_LABELS, BulkActionForm, VehicleFilterForm
 from connections.fleet.listing import (
     COUNT_CAP,
@@ -152,7 +151,7 @@ def fleet_vehicles_csv(request: HttpRequest, slug: str):
     fleet = visible_fleet(request, slug)
     f = _filters(request, fleet, request.GET).filters()
     name = f"{fleet.slug}-vehicles-{timezone.now():%Y%m%d-%H%M}.csv"
-    return stream_csv(name, exports.COLUMNS, exports.csv_rows(fleet, f))
+    return copy_export.csv_download(fleet, f, name)
 
 
 def fleet_vehicles_xlsx(request: HttpRequest, slug: str):
