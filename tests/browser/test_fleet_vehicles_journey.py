@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from connections.models import ConsentLink, Source, VinEntry, VinStatus
 from connections.volteras import get_client
+from tests.browser.conftest import BrowserProblems
 from tests.browser.fleet_data import CONNECTED, CONSENT, NEEDS_YOU, settle, settled_fleet
 from tests.browser.gates import (
     assert_keyboard_reachable,
@@ -28,6 +30,8 @@ from tests.browser.gates import (
 pytestmark = pytest.mark.browser
 
 ROWS = "#vehicles-table tbody tr"
+# Long enough for the owner's consent to reach the portal and the list's next poll.
+LIVE_MS = 30_000
 
 
 def shown_vins(page: Page) -> list[str]:
@@ -158,9 +162,33 @@ def test_from_the_fleet_page_to_the_vehicles_that_need_me(
     expect(page.get_by_role("heading", level=1)).to_have_text("Vehicles of Demo Fleet")
 
 
+def complete_consent(tab: Page, short_link: str, problems: BrowserProblems) -> None:
+    """The owner, in their own browser: the portal's page, then the sandbox's
+    consent flow (standing in for the manufacturer's site), approved."""
+    problems.allow(404, "/favicon.ico")  # the sandbox's pages have none
+    tab.goto(short_link)
+    tab.get_by_role("link", name="Continue to Volteras").click()
+    # A VIN's link offers the VIN's own make (after a "Choose…" when there are more).
+    manufacturer = tab.get_by_label("Manufacturer", exact=True)
+    manufacturer.select_option(index=manufacturer.locator("option").count() - 1)
+    tab.get_by_label("Username at the manufacturer").fill("jane")
+    tab.get_by_role("button", name="Continue").click()
+    tab.get_by_role("button", name="Approve").click()
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Thank you, your vehicle is connected")
+
+
 def test_bulk_actions_on_ticked_rows_and_on_everything_matching(
-    page: Page, manager, fleet, portal_on_sandbox, worker
+    page: Page,
+    another_browser: Callable[[], BrowserContext],
+    browser_problems: BrowserProblems,
+    manager,
+    fleet,
+    portal_on_sandbox,
+    worker,
+    monkeypatch,
 ):
+    # The list asks for changes every 2 s instead of 10, to keep the journey short.
+    monkeypatch.setattr("connections.fleet.views.POLL_SECONDS", 2)
     upload = settled_fleet(fleet, manager)
     login(page, "manager")
     page.get_by_role("link", name="Demo Fleet").click()
@@ -192,16 +220,26 @@ def test_bulk_actions_on_ticked_rows_and_on_everything_matching(
     # Consent links for everything matching a filter: the two waiting for consent.
     filter_by(page, Status="Connection required")
     expect_vins(page, CONSENT)
-    scope = page.get_by_label("Act on")
-    expect(scope.locator("option[value=all]")).to_have_text("every row matching the filters (2)")
+    expect(page.locator("#vehicles-summary")).to_contain_text("2 vehicles match these filters")
     apply_bulk(page, "Create consent links", everything=True)
     expect(page.get_by_role("status")).to_contain_text("2 vehicles got a consent link")
     for vin in CONSENT:
         links = ConsentLink.objects.filter(vin_entry__vin=vin, fleet=fleet)
         assert links.count() == 1, f"{vin} has {links.count()} consent links"
 
-    # Add a tag to ticked rows of every vehicle, then find them by it.
+    # One owner completes their link on their phone; the manager's list shows
+    # the vehicle connected by itself, without a reload.
     page.get_by_role("link", name="show every vehicle").first.click()
+    expect(row(page, CONSENT[0])).to_contain_text("Connection required")
+    page.evaluate("() => { window.stillTheSamePage = true; }")
+    link = ConsentLink.objects.get(vin_entry__vin=CONSENT[0], fleet=fleet)
+    complete_consent(another_browser().new_page(), link.short_url, browser_problems)
+    expect(row(page, CONSENT[0])).to_contain_text("Connected", timeout=LIVE_MS)
+    expect(row(page, CONSENT[0])).not_to_contain_text("needs you")
+    expect(row(page, CONSENT[1])).to_contain_text("Connection required")
+    assert page.evaluate("() => window.stillTheSamePage === true"), "the list was reloaded"
+
+    # Add a tag to ticked rows of every vehicle, then find them by it.
     tagged = ["REM0TE11000000007", "XP7YGCEK8PB104417"]
     for vin in tagged:
         page.get_by_label(f"Select {vin}").check()
@@ -253,8 +291,11 @@ def test_bulk_actions_on_ticked_rows_and_on_everything_matching(
     assert get_client().get_vehicle(vehicle_id).connection_status == "DISCONNECTED"
 
     # The fleet page's counts follow: the retried VINs failed again (the
-    # sandbox gives them the same outcome), the incompatible one is gone.
+    # sandbox gives them the same outcome); the owner's consent connected one
+    # and the incompatible one is gone.
     settle(upload, pending=1)
     crumbs = page.get_by_role("navigation", name="Breadcrumb")
     crumbs.get_by_role("link", name="Demo Fleet").click()
-    expect(page.locator("#tile-needs_action dd")).to_have_text(str(needing - 1))
+    expect(page.locator("#tile-needs_action dd")).to_have_text(str(needing - 2))
+    # One connected vehicle removed, one connected by its owner's consent.
+    expect(page.locator("#tile-connected dd")).to_have_text(str(len(CONNECTED)))
