@@ -30,11 +30,12 @@
     }
 
     // <input type=checkbox data-select-all="name">: tick or untick every box of
-    // that name in the same form.
+    // that name in the same form (form.elements also holds the boxes tied to it
+    // by a form attribute, as in a table outside the form).
     if (target.matches("input[type=checkbox][data-select-all]") && target.form) {
       const name = target.dataset.selectAll;
-      for (const box of target.form.querySelectorAll("input[type=checkbox]")) {
-        if (box.name === name) box.checked = target.checked;
+      for (const box of target.form.elements) {
+        if (box.type === "checkbox" && box.name === name) box.checked = target.checked;
       }
     }
   });

@@ -196,6 +196,22 @@ def test_bulk_actions_on_ticked_rows_and_on_everything_matching(
     page.get_by_role("link", name=f"{needing} VINs needing action: list them").click()
     expect_vins(page, NEEDS_YOU)
 
+    # From the keyboard: a skip link leads past the filters to the list, where
+    # one box ticks every row of the page and unticks them again.
+    skip = page.get_by_role("link", name="Skip to the vehicles")
+    assert assert_keyboard_reachable(page, skip) <= 6  # right after the top bar
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Select every vehicle on this page")).to_be_focused()
+    page.keyboard.press("Space")
+    boxes = page.locator("#vehicles-table tbody").get_by_role("checkbox")
+    expect(boxes).to_have_count(len(NEEDS_YOU))
+    for box in boxes.all():
+        expect(box).to_be_checked()
+    page.keyboard.press("Space")
+    for box in boxes.all():
+        expect(box).not_to_be_checked()
+
     # Retry two ticked rows, ticked from the keyboard.
     retried = ["PERR0R11000000001", "0FFL1NE1000000003"]
     for vin in retried:
