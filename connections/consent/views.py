@@ -164,7 +164,7 @@ def link_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     }
     context["keys"] = {
         "title": row_key(str(link), link.state),
-        "share": row_key(link.state, context["can_reissue"], link.replaced_by_id),
+        "share": row_key(link.is_usable, context["can_reissue"], link.replaced_by_id),
         "details": row_key(link.opens, link.last_opened_at, link.account_id),
     }
     if region:
