@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -16,7 +17,6 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import dateformat, timezone
-from django_htmx.http import HTMX_STOP_POLLING
 
 from connections.csv_files import stream_csv
 from connections.models import (
@@ -39,7 +39,12 @@ from connections.uploads.submission import UploadNotStored, create_upload, submi
 from connections.uploads.table import entry_key
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
-from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
+from connections.uploads.vin_page import (
+    live_context,
+    live_version,
+    volteras_view,
+    webhook_deliveries,
+)
 from connections.web.access import (
     WATCH_SECONDS,
     managed_fleet,
@@ -62,6 +67,8 @@ PAGE_SIZE = 100
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
 LIVE_TABLE = "connections/uploads/upload_detail.html#live"
+VIN_LIVE = "connections/uploads/entry_detail.html#live"
+LINKS_SHOWN = 20
 
 
 def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
@@ -294,25 +301,41 @@ def upload_invalid_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
     return response
 
 
+VIN_REGION = "vin-live"
+VIN_POLL_SECONDS = {"fast": 3, "slow": WATCH_SECONDS}
+
+
 def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
-    """A VIN's page. While the VIN is on its way the page asks every few seconds
-    (`?v=`): 204 while nothing changed, else its live part (286 once settled)."""
+    """A VIN's page. Its live part (`#vin-live`) polls this same view: 204 while
+    nothing changed (one query), else the parts that changed; 286 once the VIN
+    is final, the part it sends then carrying a slow watcher (a connected VIN
+    can still be disconnected), or none when nothing can happen to it any more."""
+    seen = live_version(request.user, entry_id)
+    if seen is None:
+        raise Http404("No such VIN.")
+    version, mode = seen
+    region = wants_region(request, VIN_REGION)
+    if region and is_current(request, version):
+        return no_change()
     entry = get_object_or_404(
-        VinEntry.objects.select_related("upload__created_by", "fleet", "batch").filter(
-            fleet__in=Fleet.objects.visible_to(request.user)
-        ),
-        pk=entry_id,
+        VinEntry.objects.select_related("upload__created_by", "fleet", "batch"), pk=entry_id
+    )
+    links = list(
+        entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[:LINKS_SHOWN]
     )
     events = list(entry.events.select_related("actor").order_by("at", "pk"))
-    version = f"{entry.status}.{events[-1].pk if events else 0}.{int(entry.escalated)}"
-    live = {**live_context(request, entry, events), "version": version}
-    if request.htmx and "v" in request.GET:
-        if request.GET["v"] == version:
-            return HttpResponse(status=204)
-        response = render(request, "connections/uploads/entry_detail.html#live", live)
-        if not live["polling"]:
-            response.status_code = HTMX_STOP_POLLING
-        return response
+    live = Live(
+        VIN_REGION,
+        reverse("entry_detail", args=[entry.pk]),
+        version,
+        VIN_POLL_SECONDS.get(mode),
+        stop=mode != "fast",
+    )
+    context = {**live_context(request, entry, events), "consent_links": links, "live": live}
+    context["has_links"] = bool(links)
+    context["keys"] = _vin_keys(context)
+    if region:
+        return region_response(request, VIN_LIVE, context, live)
     others = (
         VinEntry.objects.filter(fleet=entry.fleet, vin=entry.vin)
         .exclude(pk=entry.pk)
@@ -320,17 +343,44 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
         .order_by("-pk")[:20]
     )
     vehicle, vehicle_problem = volteras_view(entry)
-    context = {
-        **live,
+    context |= {
         "others": others,
         "vehicle": vehicle,
         "vehicle_problem": vehicle_problem,
-        "consent_links": entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[
-            :20
-        ],
         "deliveries": webhook_deliveries(entry, everywhere=user_is_support(request.user)),
     }
     if user_is_support(request.user):
         context["support_actions"] = ACTIONS
         context["request_ids"] = request_ids([entry]).get(entry.pk, [])
     return render(request, "connections/uploads/entry_detail.html", context)
+
+
+def _vin_keys(context: dict) -> dict[str, str]:
+    """Keys of the VIN page's live parts, each what it shows. The next steps
+    have their own, so a note being typed survives a change of status that
+    leaves the same steps on offer."""
+    entry = context["entry"]
+    return {
+        "now": row_key(
+            entry.status,
+            entry.status_changed_at,
+            entry.escalated,
+            entry.dismissed,
+            entry.message,
+            entry.error_codes,
+            entry.problems,
+            context["who_must_act"],
+            context["live"].every,
+        ),
+        "steps": row_key(
+            context["retry_refusal"],
+            entry.consent_link_helps,
+            context["has_links"],
+            context["offer_escalate"],
+            context["offer_remove"],
+            entry.status == VinStatus.CONNECTED,
+        ),
+        "links": row_key(
+            [(link.pk, link.state, link.expires_at) for link in context["consent_links"]]
+        ),
+    }

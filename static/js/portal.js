@@ -48,6 +48,16 @@
     }
   });
 
+  // After an action the page says what happened in its message banner
+  // (base.html): focus goes there, not to the top of the page, so a keyboard or
+  // screen-reader user lands on the outcome (and Tab goes on from it). A field
+  // the page focuses itself (autofocus) wins.
+  document.addEventListener("DOMContentLoaded", function () {
+    const banner = document.getElementById("messages");
+    if (!banner || (document.activeElement && document.activeElement !== document.body)) return;
+    banner.focus();
+  });
+
   // Polling slows down while the tab is hidden: an element with
   // hx-trigger="every Ns" and data-hidden-every="M" polls every N seconds while
   // the page is seen, and at most every M seconds ("never": not at all) while it
