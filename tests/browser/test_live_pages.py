@@ -14,11 +14,12 @@ from playwright.sync_api import Page, expect
 
 from connections.consent import views as consent_views
 from connections.consent.links import revoke
-from connections.models import LinkStatus, Source, VinStatus
+from connections.models import LinkStatus, Source, VinStatus, WebhookEvent
 from connections.support import views as support_views
 from connections.uploads.reading import read_upload
 from connections.uploads.submission import create_upload, submit
-from tests.browser.gates import assert_keyboard_reachable, login
+from connections.webhooks import views as webhook_views
+from tests.browser.gates import assert_keyboard_reachable, login, logout
 from tests.factories import add_entry, make_upload, stored_link
 
 pytestmark = pytest.mark.browser
@@ -182,3 +183,35 @@ def test_tab_counts_to_row_25_of_the_upload_table(page: Page, manager, fleet, ca
             f"{to_skip} Tabs, Enter, {tabs} Tabs"
         )
     assert to_skip + tabs < straight
+
+
+def test_consent_link_action_puts_focus_on_its_outcome(page: Page, manager, fleet):
+    link = stored_link(fleet, label="Van 14")
+    login(page, "manager")
+    page.goto(link.get_absolute_url())
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.locator("#messages")).to_contain_text("Link revoked")
+    expect(page.locator("#messages")).to_be_focused()
+
+
+def test_link_list_and_delivery_log_update_by_themselves(
+    page: Page, manager, support, fleet, monkeypatch
+):
+    monkeypatch.setattr(consent_views, "LIST_POLL_SECONDS", 1)
+    monkeypatch.setattr(webhook_views, "LOG_POLL_SECONDS", 1)
+    calm, opened = stored_link(fleet, label="Van 1"), stored_link(fleet, label="Van 2")
+    login(page, "manager")
+    page.goto(f"/fleets/{fleet.slug}/consent-links/")
+    untouched = page.locator(f"#link-{calm.pk}").element_handle()
+    opened.count_open()
+    expect(page.locator(f"#link-{opened.pk}")).to_contain_text("Opened", timeout=10_000)
+    assert page.evaluate("(el) => document.contains(el)", untouched)
+    expect(page.locator("#live-status")).to_have_text("1 consent link changed: 1 Opened")
+    logout(page)
+    login(page, "support")
+    page.goto("/support/webhooks/")
+    event = WebhookEvent.objects.create(
+        svix_id="msg_live_1", event_type="device.connected", vehicle_id="veh-7", body="{}"
+    )
+    expect(page.locator(f"#delivery-{event.pk}")).to_contain_text("veh-7", timeout=10_000)
