@@ -10,7 +10,7 @@ from django.db import connection
 
 from connections.fleet.listing import Filters, matching_keys
 
-trigram = importlib.import_module("connections.migrations.0018_fleet_search_trigram")
+trigram = importlib.import_module("connections.migrations.0018_fleet_list_indexes")
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_trgm is PostgreSQL's")

@@ -1,13 +1,13 @@
-"""Trigram indexes (pg_trgm) for the fleet list's search and tag filter, which
-match with LIKE '%…%': on PostgreSQL only. SQLite has no such index and keeps
-scanning; the model's state is unchanged, so nothing here is in its Meta.
-
-Each index is on exactly the expression `connections/fleet/listing.py`'s
-filters compare (the planner matches expressions, not intentions)."""
+"""The fleet list's indexes: a status filter read in the default order (needs
+you first), and trigram indexes (pg_trgm) for the search and tag filter, which
+match with LIKE '%…%'. The trigram ones are PostgreSQL's only, outside the
+model's state (SQLite has no such index and keeps scanning); each is on exactly
+the expression `connections/fleet/listing.py`'s filters compare (the planner
+matches expressions, not intentions)."""
 
 import logging
 
-from django.db import DatabaseError, migrations, transaction
+from django.db import DatabaseError, migrations, models, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -50,4 +50,13 @@ class Migration(migrations.Migration):
         ("connections", "0017_refused_delivery_counted"),
     ]
 
-    operations = [migrations.RunPython(create, drop, elidable=False)]
+    operations = [
+        migrations.AddIndex(
+            model_name="vinentry",
+            index=models.Index(
+                fields=["fleet", "status", "attention", "-status_changed_at", "-id"],
+                name="vinentry_fleet_status_needs",
+            ),
+        ),
+        migrations.RunPython(create, drop, elidable=False),
+    ]
