@@ -129,7 +129,6 @@ class VinEntry(models.Model):
                 fields=["fleet", "status_changed_at", "id"], name="vinentry_fleet_changed"
             ),
             models.Index(fields=["fleet", "status", "id"], name="vinentry_fleet_status"),
-            # A status filter in the list's default order (needs you first).
             models.Index(
                 fields=["fleet", "status", "attention", "-status_changed_at", "-id"],
                 name="vinentry_fleet_status_needs",
