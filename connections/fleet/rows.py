@@ -61,22 +61,19 @@ class Links:
 @dataclass
 class Row:
     """One vehicle of the page: its element's key ("e12": upload row 12, "v7":
-    account vehicle 7), its digest, its `<tr>`, and whether the browser has it."""
+    account vehicle 7), its digest (its `data-key`) and its `<tr>`."""
 
     key: str
     vin: str
     source_label: str
     digest: str
     html: str
-    kept: bool = False
 
     @property
-    def live_html(self) -> str:
-        """The row as a live answer sends it: a placeholder when the browser has it."""
-        if self.kept:
-            keep = '<tr id="row-{}" data-key="{}" data-live-keep></tr>'
-            return format_html(keep, self.key, self.digest)
-        return self.html
+    def placeholder(self) -> str:
+        """The row as a live answer sends it when the browser already has it."""
+        keep = '<tr id="row-{}" data-key="{}" data-live-keep></tr>'
+        return format_html(keep, self.key, self.digest)
 
 
 def _entry(values: tuple) -> VinEntry:
