@@ -3,7 +3,7 @@ the template engine, and kept by what they show.
 
 A row is read as one tuple of plain values (`listing.COLUMNS`, no model
 object). Everything it shows follows from that tuple, the row's age as words
-and the page's two link prefixes, so that is the row's cache key: a row that
+and the page's link prefixes, so that is the row's cache key: a row that
 did not change is never rendered twice in a process, and its digest
 (`rows.digest`) is the `data-key` a live refresh compares.
 """
@@ -58,7 +58,7 @@ class Links:
     accounts: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Row:
     """One vehicle of the page: its element's key ("e12": upload row 12, "v7":
     account vehicle 7), its digest (its `data-key`) and its `<tr>`."""
@@ -129,7 +129,7 @@ def describe(values: tuple, account: str, links: Links) -> dict:
 
 @lru_cache(maxsize=CACHED_ROWS)
 def render(values: tuple, age: str, account: str, links: Links) -> Row:
-    """The row, rendered; cached by everything it shows (never mutate the answer)."""
+    """The row, rendered; cached by everything it shows."""
     row = describe(values, account, links)
     key = digest(values, age, account, links)
     return Row(row["key"], row["vin"], row["source_label"], key, _tr(row, key, age))
