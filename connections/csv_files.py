@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Excel reads a UTF-8 file as UTF-8 only when it starts with a byte order mark.
 BOM = "\ufeff"
 
@@ -20,7 +20,7 @@ def csv_safe(value: Any) -> str:
     if value is None:
         return ""
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class _Echo:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import (
     Case,
     CharField,
@@ -246,11 +249,12 @@ class Page:
         return self.number > 1
 
 
-def page_links(fleet: Fleet) -> Links:
+@lru_cache(maxsize=1024)
+def page_links(slug: str) -> Links:
     return Links(
         entry=reverse("entry_detail", args=[0]),
         upload=reverse("upload_detail", args=[0]),
-        accounts=reverse("consent_account_list", args=[fleet.slug]),
+        accounts=reverse("consent_account_list", args=[slug]),
     )
 
 
@@ -260,31 +264,54 @@ def page_of(
     """One page of the list: its rows' values by index in one query (one row
     more tells whether a next page exists), each rendered unless already
     rendered at the same values, then a count up to the cap (kept per version)."""
-    keys = matching_keys(fleet, f, with_accounts)
     start = (number - 1) * PAGE_SIZE
-    found = list(keys[start : start + PAGE_SIZE + 1])
+    found = _page_values(fleet, f, with_accounts, start)
     shown = found[:PAGE_SIZE]
     accounts = {}
     if any(values[0] == VEHICLE for values in shown):
         accounts = dict(fleet.connected_accounts.values_list("volteras_id", "username"))
-    links, now = page_links(fleet), timezone.now()
+    links, now = page_links(fleet.slug), timezone.now()
     rows = [render(v, age_text(v[3], now), accounts.get(v[14]) or v[14], links) for v in shown]
     count = start + len(found)
     if count > COUNT_CAP:
         count = COUNT_CAP + 1
     elif len(found) > PAGE_SIZE:
-        count = _count(keys, f"fleet-count:{digest(fleet.pk, version, f)}" if version else "")
+        cache_key = f"fleet-count:{digest(fleet.pk, version, f)}" if version else ""
+        count = cache.get(cache_key) if cache_key else None
+        if count is None:
+            keys = matching_keys(fleet, f, with_accounts)
+            count = keys.order_by()[: COUNT_CAP + 1].count()
+            if cache_key:
+                cache.set(cache_key, count, COUNT_SECONDS)
     return Page(rows, number, len(found) > PAGE_SIZE, count, count > COUNT_CAP)
 
 
-def _count(keys: QuerySet, cache_key: str) -> int:
-    """The matches up to the cap, counted once per fleet version and filters."""
-    count = cache.get(cache_key) if cache_key else None
-    if count is None:
-        count = keys.order_by()[: COUNT_CAP + 1].count()
-        if cache_key:
-            cache.set(cache_key, count, COUNT_SECONDS)
-    return count
+def _page_values(fleet: Fleet, f: Filters, with_accounts: bool | None, start: int) -> list:
+    if connection.vendor != "postgresql" or f.age or with_accounts is None:
+        return list(matching_keys(fleet, f, with_accounts)[start : start + PAGE_SIZE + 1])
+    query = page_sql(fleet.pk, f, with_accounts, start)
+    if query is None:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(*query)
+        return cursor.fetchall()
+
+
+@lru_cache(maxsize=1024)
+def page_sql(
+    fleet_id: int, f: Filters, with_accounts: bool, start: int
+) -> tuple[str, tuple] | None:
+    """A page's query as the ORM writes it, composed once per fleet, filters and
+    page (composing costs the ORM about ten times what running it costs the
+    database). Only where that SQL is all there is: on PostgreSQL, whose driver
+    hands back the values the ORM would (SQLite's times need the ORM's
+    converters), and without an age filter (its time moves). None: the
+    filters match nothing anywhere."""
+    keys = matching_keys(Fleet(pk=fleet_id), f, with_accounts)
+    try:
+        return keys[start : start + PAGE_SIZE + 1].query.sql_with_params()
+    except EmptyResultSet:
+        return None
 
 
 def upload_choices(fleet: Fleet) -> list[tuple[int, str]]:

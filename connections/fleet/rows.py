@@ -3,7 +3,7 @@ the template engine, and kept by what they show.
 
 A row is read as one tuple of plain values (`listing.COLUMNS`, no model
 object). Everything it shows follows from that tuple, the row's age as words
-and the page's two link prefixes, so that is the row's cache key: a row that
+and the page's link prefixes, so that is the row's cache key: a row that
 did not change is never rendered twice in a process, and its digest
 (`rows.digest`) is the `data-key` a live refresh compares.
 """
@@ -58,25 +58,22 @@ class Links:
     accounts: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Row:
     """One vehicle of the page: its element's key ("e12": upload row 12, "v7":
-    account vehicle 7), its digest, its `<tr>`, and whether the browser has it."""
+    account vehicle 7), its digest (its `data-key`) and its `<tr>`."""
 
     key: str
     vin: str
     source_label: str
     digest: str
     html: str
-    kept: bool = False
 
     @property
-    def live_html(self) -> str:
-        """The row as a live answer sends it: a placeholder when the browser has it."""
-        if self.kept:
-            keep = '<tr id="row-{}" data-key="{}" data-live-keep></tr>'
-            return format_html(keep, self.key, self.digest)
-        return self.html
+    def placeholder(self) -> str:
+        """The row as a live answer sends it when the browser already has it."""
+        keep = '<tr id="row-{}" data-key="{}" data-live-keep></tr>'
+        return format_html(keep, self.key, self.digest)
 
 
 def _entry(values: tuple) -> VinEntry:
@@ -132,7 +129,7 @@ def describe(values: tuple, account: str, links: Links) -> dict:
 
 @lru_cache(maxsize=CACHED_ROWS)
 def render(values: tuple, age: str, account: str, links: Links) -> Row:
-    """The row, rendered; cached by everything it shows (never mutate the answer)."""
+    """The row, rendered; cached by everything it shows."""
     row = describe(values, account, links)
     key = digest(values, age, account, links)
     return Row(row["key"], row["vin"], row["source_label"], key, _tr(row, key, age))

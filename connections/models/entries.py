@@ -129,6 +129,10 @@ class VinEntry(models.Model):
                 fields=["fleet", "status_changed_at", "id"], name="vinentry_fleet_changed"
             ),
             models.Index(fields=["fleet", "status", "id"], name="vinentry_fleet_status"),
+            models.Index(
+                fields=["fleet", "status", "attention", "-status_changed_at", "-id"],
+                name="vinentry_fleet_status_needs",
+            ),
         ]
 
     def __str__(self) -> str:

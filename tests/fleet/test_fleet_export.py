@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from connections.csv_files import stream_csv
 from connections.fleet import copy_export, exports
@@ -76,6 +77,8 @@ def add_rows(fleet, user) -> Upload:
         )
         # Whole seconds on odd lines, microseconds on even ones (isoformat differs).
         changed = whole - timedelta(days=line, microseconds=0 if line % 2 else 123456)
+        if vin.endswith("05"):  # a clock ahead of ours: negative days, rounded down
+            changed = timezone.now() + timedelta(hours=5)
         VinEntry.objects.filter(pk=entry.pk).update(status_changed_at=changed)
     account = ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-1", username="d@x")
     for n, gone in enumerate([False, True]):
@@ -126,6 +129,7 @@ def test_copy_export_neutralises_formulas_and_keeps_unicode(fleet, manager):
     assert injected[8] == "dépôt=Köln;@team=vans" and injected[12] == "VEHICLE_NOT_FOUND;OTHER"
     assert rows["WVWZZZ1JZ3W000004"][2] == "'@owner\nmust consent, now"
     assert rows["WVWZZZ1JZ3W000003"][2] == "Unexpected error"
+    assert rows["WVWZZZ1JZ3W000005"][11] == "-1" and rows["WVWZZZ1JZ3W000005"][4] == "Under review"
     assert rows["SALAA2AE8LA000001"][-1] == "'=veh-1"
 
 

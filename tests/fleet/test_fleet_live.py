@@ -8,12 +8,22 @@ import re
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group, User
+from django.db import connection
 from django.http import Http404
 from django.test import RequestFactory
 from django.urls import reverse
 
+from connections.fleet.listing import PAGE_SIZE, Filters, matching_keys, page_sql
 from connections.fleet.version import fleet_and_version
-from connections.models import Fleet, Source, Upload, VinEntry, VinStatus
+from connections.models import (
+    ConnectedAccount,
+    Fleet,
+    Source,
+    Upload,
+    Vehicle,
+    VinEntry,
+    VinStatus,
+)
 from connections.roles import SUPPORT_GROUP
 from tests.fleet.test_fleet_vehicles import STATUSES, add_entries
 
@@ -142,3 +152,17 @@ def test_the_version_moves_with_every_change_to_the_list(rf, fleet, manager, lis
     entry.observe(VinStatus.ERROR, Source.POLL, error_codes=["VEHICLE_NOT_FOUND"])
     after = fleet_and_version(request, fleet.slug).version
     assert str(after) != str(before) and after.upload_versions > before.upload_versions
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL is kept on PostgreSQL only")
+@pytest.mark.parametrize(
+    "f", [Filters(), Filters(sort="-vin"), Filters(status=VinStatus.ERROR), Filters(q="WVW")]
+)
+def test_a_kept_page_query_reads_what_the_orm_reads(fleet, manager, listed, f):
+    ConnectedAccount.objects.create(fleet=fleet, volteras_id="acc-1", username="d@x")
+    Vehicle.objects.create(volteras_id="v-1", vin="SALAA2AE8LA000009", account_id="acc-1")
+    with connection.cursor() as cursor:
+        cursor.execute(*page_sql(fleet.pk, f, True, 0))
+        kept = cursor.fetchall()
+    assert kept == list(matching_keys(fleet, f, True)[: PAGE_SIZE + 1])
+    assert kept and any(row[0] == 1 for row in kept) == (f.status == "" and f.q == "")
