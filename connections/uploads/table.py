@@ -3,6 +3,10 @@ segments, and whether the table should still poll (and how fast)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.utils.dates import MONTHS_3
+
 from connections.models import STATUS_BADGES, VinStatus
 
 
@@ -82,3 +86,10 @@ def entry_key(entry, frame: tuple) -> tuple:
         entry.is_stale and entry.age.days,
         link and (link.pk, link.state, link.is_usable, link.expires_at),
     )
+
+
+def changed_label(moment: datetime) -> str:
+    """`moment` as the `date` filter's "j M H:i:s" shows it ("4 Dec 09:05:07"),
+    for a tenth of the cost: `dateformat.format` parses its format string anew
+    each call, and a live table renders up to 100 rows at a time."""
+    return f"{moment.day} {MONTHS_3[moment.month].title()} {moment:%H:%M:%S}"

@@ -15,7 +15,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django_htmx.http import HTMX_STOP_POLLING
 
 from connections.csv_files import stream_csv
@@ -36,7 +36,7 @@ from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import entry_key
+from connections.uploads.table import changed_label, entry_key
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
@@ -56,6 +56,7 @@ from connections.web.live import (
     region_response,
     row_key,
     wants_region,
+    with_kept_runs,
 )
 
 PAGE_SIZE = 100
@@ -150,7 +151,28 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         ),
     }
     _prepare_rows(page, upload, live, context)
+    _mark_frame(upload, live, context)
     return context
+
+
+def _mark_frame(upload: Upload, live: Live, context: dict) -> None:
+    """Key the region's parts around the rows by what they show, as rows are:
+    a part the browser already shows at that key is sent as a placeholder. The
+    summary moves with the counts, not with every version (most versions change
+    a row's message or time, not a count)."""
+    parts = {
+        "summary": (
+            context["summary"], context["submitted"], context["checking"], context["polling"],
+            context["watching"], context["poll_seconds"], context["watch_seconds"],
+            context["eligibility_progress"], upload.eligibility, context["query"],
+        ),
+        "head": (context["query"], context["show_eligibility"], context["sort"]),
+        "pages": (context["query"], context["page"].number, context["page"].paginator.count),
+    }  # fmt: skip
+    for name, shown in parts.items():
+        key = row_key(*shown)
+        context[f"{name}_key"] = key
+        context[f"{name}_kept"] = live.kept(f"live-{name}", key)
 
 
 def _poll_plan(upload: Upload, summary: dict) -> tuple[bool, bool, int]:
@@ -168,22 +190,26 @@ def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
     """What each row shows that a tag or filter would work out afresh per row
     (a hundred `{% url %}` reverses and two hundred date filters were a third of
     a poll's render): the row's links, from one reverse per name with the row's
-    id put in, and its last-change time, formatted. Then each row's key: a row
-    the browser already shows at that key is sent as a placeholder only."""
+    id put in, and its last-change time, formatted: only for the rows sent whole.
+    First each row's key: a row the browser already shows at that key is sent
+    as a placeholder only."""
+    frame = tuple(context[k] for k in ("submitted", "managed", "show_eligibility", "query"))
+    mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
     links = {
         "detail_url": reverse("entry_detail", args=[0]),
         "retry_url": reverse("entry_retry", args=[upload.pk, 0]),
         "remove_url": reverse("entry_remove", args=[upload.pk, 0]),
     }
-    frame = tuple(context[k] for k in ("submitted", "managed", "show_eligibility", "query"))
     for entry in rows:
+        if entry.live_kept:
+            continue  # a placeholder: its id and key are all it shows
         for name, url in links.items():
             # Ids are never 0: "/0/" is only ever the placeholder's segment.
             setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
         changed = timezone.localtime(entry.status_changed_at)
         entry.changed_iso = changed.isoformat()
-        entry.changed_label = dateformat.format(changed, "j M H:i:s")
-    mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
+        entry.changed_label = changed_label(changed)
+    context["rows"] = with_kept_runs(rows, "entry-")
 
 
 def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
