@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, prefetch_related_objects
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -88,10 +88,12 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 # Into a plain list (no queryset per row) and with each link's fleet, which the
-# link cell's URL needs.
+# link cell's URL needs; read only for the rows that have a link (`HAS_LINKS`):
+# most pages have none, and then no query is made for them.
 ROW_LINKS = Prefetch(
     "consent_links", ConsentLink.objects.select_related("fleet"), to_attr="row_links"
 )
+HAS_LINKS = Exists(ConsentLink.objects.filter(vin_entry=OuterRef("pk")))
 
 
 def _table_context(request: HttpRequest, upload: Upload) -> dict:
@@ -105,7 +107,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )
-    filtered = form.apply(upload.entries.all()).prefetch_related(ROW_LINKS)
+    filtered = form.apply(upload.entries.all()).annotate(has_links=HAS_LINKS)
     paginator = Paginator(filtered, PAGE_SIZE)
     if form.is_valid() and not form.cleaned_data["q"]:
         data = form.cleaned_data
@@ -193,6 +195,11 @@ def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
     id put in, and its last-change time, formatted: only for the rows sent whole.
     First each row's key: a row the browser already shows at that key is sent
     as a placeholder only."""
+    linked = [entry for entry in rows if entry.has_links]
+    prefetch_related_objects(linked, ROW_LINKS)
+    for entry in rows:
+        if not entry.has_links:
+            entry.row_links = []
     frame = tuple(context[k] for k in ("submitted", "managed", "show_eligibility", "query"))
     mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
     links = {

@@ -14,7 +14,7 @@ from connections.models import VinStatus
 from connections.uploads.reading import read_upload
 from connections.uploads.submission import create_upload, submit
 from connections.uploads.table import changed_label
-from tests.factories import make_vin
+from tests.factories import make_vin, stored_link
 
 # What live.js sends back: the id and key of every keyed element it shows.
 KEYED = re.compile(r'\bid="([^"]+)" data-key="([^"]+)"')
@@ -69,6 +69,29 @@ def test_a_poll_sends_whole_only_what_changed(client, manager, fleet):
 
     # A browser that lost its keys (a reload) gets everything again.
     assert rows | {"live-summary", "live-head"} <= whole(poll(client, upload, {}))
+
+
+def test_a_row_is_sent_anew_when_its_consent_link_changes(client, manager, fleet):
+    """Links are read only for the rows that have one; a link made or moved
+    changes its row's key all the same."""
+    upload = create_upload(fleet, manager, read_upload("\n".join(make_vin(i) for i in (1, 2))))
+    submit(upload, manager)
+    first, second = upload.entries.order_by("line_number")
+    second.observe(VinStatus.CONNECTION_REQUIRED, "poll")
+    client.force_login(manager)
+    keys: dict[str, str] = {}
+    assert "Consent link</button>" in poll(client, upload, keys)
+    link = stored_link(fleet, vin_entry=second, vin=second.vin)
+    first.observe(VinStatus.PROCESSING, "poll")  # moves the version on
+    body = poll(client, upload, keys)
+    assert f"entry-{second.pk}" in whole(body)
+    url = link.get_absolute_url()
+    assert url in body.split(f'id="entry-{second.pk}"')[1]
+    link.delete()
+    first.observe(VinStatus.PENDING, "poll")
+    body = poll(client, upload, keys)
+    assert f"entry-{second.pk}" in whole(body)
+    assert url not in body
 
 
 def test_a_filter_changes_the_head_and_every_row_key(client, manager, fleet):
