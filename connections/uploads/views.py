@@ -36,7 +36,7 @@ from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import changed_label, entry_key
+from connections.uploads.table import changed_label, entry_key, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
@@ -56,7 +56,6 @@ from connections.web.live import (
     region_response,
     row_key,
     wants_region,
-    with_kept_runs,
 )
 
 PAGE_SIZE = 100
@@ -152,7 +151,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
             eligibility_progress(upload) if upload.state == Upload.State.CHECKING else None
         ),
     }
-    _prepare_rows(page, upload, live, context)
+    _prepare_rows(request, page, upload, live, context)
     _mark_frame(upload, live, context)
     return context
 
@@ -188,13 +187,13 @@ def _poll_plan(upload: Upload, summary: dict) -> tuple[bool, bool, int]:
     return polling, watching, SLOW_POLL_SECONDS if summary["slow"] else FAST_POLL_SECONDS
 
 
-def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
-    """What each row shows that a tag or filter would work out afresh per row
-    (a hundred `{% url %}` reverses and two hundred date filters were a third of
-    a poll's render): the row's links, from one reverse per name with the row's
-    id put in, and its last-change time, formatted: only for the rows sent whole.
-    First each row's key: a row the browser already shows at that key is sent
-    as a placeholder only."""
+def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, context: dict) -> None:
+    """The page's rows, rendered (`rows_html`). First each row's key (its
+    consent links read only when it has one): a row the browser already shows
+    at that key is sent as a placeholder only. Then, for the rows sent whole,
+    what a tag or filter would work out afresh per row: the row's links, from
+    one reverse per name with the row's id put in, and its last-change time."""
+    rows = list(page)
     linked = [entry for entry in rows if entry.has_links]
     prefetch_related_objects(linked, ROW_LINKS)
     for entry in rows:
@@ -216,7 +215,9 @@ def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
         changed = timezone.localtime(entry.status_changed_at)
         entry.changed_iso = changed.isoformat()
         entry.changed_label = changed_label(changed)
-    context["rows"] = with_kept_runs(rows, "entry-")
+    context["rows"] = rows
+    consent_links_url = reverse("upload_consent_links", args=[upload.pk])
+    context["rows_html"] = render_rows(request, rows, context, consent_links_url)
 
 
 def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:

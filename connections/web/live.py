@@ -16,7 +16,6 @@ A row's key is a digest of what the row shows, so "same key" means "same row".
 from __future__ import annotations
 
 import hashlib
-import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,6 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.safestring import SafeString, mark_safe
 from django_htmx.http import HTMX_STOP_POLLING
 
 KEYS_HEADER = "Live-Keys"
@@ -95,41 +93,6 @@ def mark_rows(rows: Iterable[Any], live: Live, prefix: str, key_of) -> None:
     for row in rows:
         row.live_key = key_of(row)
         row.live_kept = live.kept(f"{prefix}{row.pk}", row.live_key)
-
-
-PLACEHOLDER = '<{0} id="{1}{2}" data-key="{3}" data-live-keep></{0}>'
-
-
-@dataclass(frozen=True)
-class KeptRun:
-    """Consecutive rows the browser already shows, as their placeholders in one
-    piece of HTML: a template loops over the rows it renders, not over these."""
-
-    html: SafeString
-    live_kept: bool = True
-
-
-def with_kept_runs(rows: Iterable[Any], prefix: str, tag: str = "tr") -> list[Any]:
-    """`rows` (marked by `mark_rows`) with each run of kept rows replaced by
-    one `KeptRun` of their placeholders (`<tag id="<prefix><pk>" data-key=...
-    data-live-keep>`); the rows to render stay as they are, in order.
-
-    Built by hand, not with `format_html`, whose escaping of each piece cost a
-    hundred placeholders a millisecond: `prefix` and `tag` come from the code, a
-    pk is a number and a key goes through `html.escape`."""
-    items: list[Any] = []
-    run: list[str] = []
-    for row in rows:
-        if row.live_kept:
-            run.append(PLACEHOLDER.format(tag, prefix, int(row.pk), html.escape(row.live_key)))
-            continue
-        if run:
-            items.append(KeptRun(mark_safe("".join(run))))  # noqa: S308 (escaped above)
-            run = []
-        items.append(row)
-    if run:
-        items.append(KeptRun(mark_safe("".join(run))))  # noqa: S308 (escaped above)
-    return items
 
 
 def no_change() -> HttpResponse:
