@@ -119,3 +119,12 @@ def test_changed_label_is_the_date_filter_format():
         datetime(2026, 9, 14, 9, 5, 7, 123456, tzinfo=UTC),
     ):
         assert changed_label(moment) == dateformat.format(moment, "j M H:i:s")
+
+
+def test_a_filter_that_matches_nothing_says_so(client, manager, fleet):
+    upload = create_upload(fleet, manager, read_upload(make_vin(1)))
+    submit(upload, manager)
+    client.force_login(manager)
+    body = client.get(upload.get_absolute_url(), {"q": "NOSUCHVIN"}).content.decode()
+    assert 'id="live-empty"' in body and "No VIN matches these filters." in body
+    assert '<tr id="entry-' not in body
