@@ -10,8 +10,9 @@ logged-in manager's session, round after round, interleaved:
 
 - trivial: `GET /_bench/trivial/` (bench/urls.py), login required like the table;
 - changed 5: 5 of the page's 100 rows changed since the browser's last look,
-  which sends the keys of the 100 rows it shows (`Live-Keys`): 5 rows rendered,
-  95 placeholders;
+  which sends the keys of the keyed elements it shows (`Live-Keys`: its 100 rows,
+  the summary, head, pager and poller, as live.js does): 5 rows rendered, 95
+  placeholders;
 - changed 100: every row of the page changed: 100 rows rendered, none of them
   ever rendered before (their content is new);
 - unchanged: the browser is at the current version: 204.
