@@ -3,7 +3,7 @@ segments, and whether the table should still poll (and how fast)."""
 
 from __future__ import annotations
 
-from connections.models import STATUS_BADGES, VinStatus
+from connections.models import STATUS_BADGES, Attention, VinStatus
 
 
 def summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -> dict:
@@ -76,9 +76,23 @@ def entry_key(entry, frame: tuple) -> tuple:
         entry.action_category,
         entry.can_retry,
         entry.superseded,
+        entry.duplicate_of_id,
         entry.eligibility,
         entry.eligibility_message,
         entry.status_changed_at,
         entry.is_stale and entry.age.days,
         link and (link.pk, link.state, link.is_usable, link.expires_at),
     )
+
+
+def needs_you_note(total: int, rows, params: dict[str, str]) -> dict | None:
+    """How many rows need the manager and how many of them this page does not
+    show ("8 rows need you, 5 of them on other pages"): `total` from the
+    upload's stored counts (`EntryGroups.needs_you`), the rows of this page
+    counted as they are rendered; None when this page shows them all. With a
+    filter on (`params`, the table's), the others are "not shown here"."""
+    filtered = any(params.get(k) for k in ("status", "error", "make", "q"))
+    here = sum(1 for entry in rows if entry.attention == Attention.NEEDS_YOU)
+    if total <= here:
+        return None
+    return {"total": total, "elsewhere": total - here, "filtered": filtered}

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from connections.uploads import drafts, views
+from connections.uploads import drafts, fix_views, views
 
 urlpatterns = [
     path("fleets/<slug:slug>/uploads/new/", views.upload_new, name="upload_new"),
@@ -28,6 +28,11 @@ urlpatterns = [
         "uploads/<int:upload_id>/entries/<int:entry_id>/retry/",
         views.entry_retry,
         name="entry_retry",
+    ),
+    path(
+        "uploads/<int:upload_id>/entries/<int:entry_id>/edit/",
+        fix_views.entry_edit,
+        name="entry_edit",
     ),
     path("vins/<int:entry_id>/", views.entry_detail, name="entry_detail"),
 ]

@@ -32,11 +32,12 @@ from connections.support.actions import ACTIONS, request_ids, retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
+from connections.uploads.fixes import repeats_in_upload
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import entry_key
+from connections.uploads.table import entry_key, needs_you_note
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
@@ -150,6 +151,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         ),
     }
     _prepare_rows(page, upload, live, context)
+    context["needs_you_note"] = needs_you_note(groups.needs_you, page, params)
     return context
 
 
@@ -174,12 +176,18 @@ def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
         "detail_url": reverse("entry_detail", args=[0]),
         "retry_url": reverse("entry_retry", args=[upload.pk, 0]),
         "remove_url": reverse("entry_remove", args=[upload.pk, 0]),
+        "edit_url": reverse("entry_edit", args=[upload.pk, 0]),
     }
-    frame = tuple(context[k] for k in ("submitted", "managed", "show_eligibility", "query"))
+    frame = tuple(
+        context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
+    )
     for entry in rows:
         for name, url in links.items():
             # Ids are never 0: "/0/" is only ever the placeholder's segment.
             setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
+        if entry.duplicate_of_id:
+            entry.duplicate_url = links["detail_url"].replace("/0/", f"/{entry.duplicate_of_id}/")
+            entry.repeats_in_upload = repeats_in_upload(entry.problems)
         changed = timezone.localtime(entry.status_changed_at)
         entry.changed_iso = changed.isoformat()
         entry.changed_label = dateformat.format(changed, "j M H:i:s")
