@@ -226,6 +226,23 @@ class VinEntryQuerySet(models.QuerySet):
         for name, value in changes.items():
             setattr(entry, name, value)
 
+    def note(self, detail: str, *, actor=None, **data: Any) -> int:
+        """One timeline event on each of these VINs that changes nothing (an
+        action on them as a group, such as the draft a new upload replaced)."""
+        now = timezone.now()
+        ids = list(self.order_by("pk").values_list("pk", "status", "upload_id"))
+        for start in range(0, len(ids), BULK_CHUNK):
+            chunk = ids[start : start + BULK_CHUNK]
+            with transaction.atomic():
+                _record(
+                    [(pk, status, status, detail, data) for pk, status, _ in chunk],
+                    at=now,
+                    source=Source.MANUAL,
+                    actor=actor,
+                )
+                _bump({upload_id for _, _, upload_id in chunk})
+        return len(ids)
+
     def remove(self) -> int:
         """Delete draft rows (never sent), bumping their uploads' versions."""
         with transaction.atomic():

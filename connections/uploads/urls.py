@@ -15,6 +15,11 @@ urlpatterns = [
         name="upload_check_eligibility",
     ),
     path("uploads/<int:upload_id>/delete/", drafts.upload_delete, name="upload_delete"),
+    path(
+        "uploads/<int:upload_id>/replace/<int:draft_id>/",
+        drafts.upload_replace_draft,
+        name="upload_replace_draft",
+    ),
     path("uploads/<int:upload_id>/export.csv", views.upload_export, name="upload_export"),
     path(
         "uploads/<int:upload_id>/invalid.csv", views.upload_invalid_csv, name="upload_invalid_csv"

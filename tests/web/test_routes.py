@@ -73,6 +73,7 @@ ACCESS: dict[str, tuple] = {
     "upload_submit": POST_ONLY,
     "upload_check_eligibility": POST_ONLY,
     "upload_delete": FLEET_WRITE_FORM,  # GET: the confirmation page
+    "upload_replace_draft": POST_ONLY,
     "upload_export": FLEET_PAGE,
     "upload_invalid_csv": FLEET_PAGE,
     "entry_remove": POST_ONLY,
@@ -161,6 +162,7 @@ def urls(fleet, manager, fake_volteras) -> dict[str, str]:
         "entry_remove": args["entry"],
         "entry_retry": args["entry"],
         "entry_edit": args["entry"],
+        "upload_replace_draft": [upload.pk, upload.pk],
         "consent_link_detail": args["link"],
         "consent_link_print": args["link"],
         "consent_link_revoke": args["link"],
