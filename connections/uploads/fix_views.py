@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import dateformat, timezone
+from django_htmx.http import HttpResponseClientRedirect
 
 from connections.models import Upload, VinEntry, VinStatus
 from connections.models.summaries import entry_groups
@@ -38,9 +39,9 @@ def entry_edit(request: HttpRequest, upload_id: int, entry_id: int) -> HttpRespo
     entry = get_object_or_404(upload.entries, pk=entry_id)
     query = request.POST.get("return_query", request.GET.get("return_query", ""))
     if upload.state != Upload.State.DRAFT:
-        if request.method == "POST":
+        if request.method == "POST" or request.htmx:
             messages.error(request, NOT_A_DRAFT)
-            return _back(upload, entry, query)
+            return _back(request, upload, entry, query)
         return render(request, PAGE, _form_context(upload, entry, None, query, editable=False))
     if request.method != "POST":
         if request.htmx and "cancel" in request.GET:
@@ -51,7 +52,7 @@ def entry_edit(request: HttpRequest, upload_id: int, entry_id: int) -> HttpRespo
     fix = fix_entry(entry, form.cleaned_data, request.user) if form.is_valid() else None
     if form.is_valid() and fix is None:
         messages.error(request, NOT_A_DRAFT)
-        return _back(upload, entry, query)
+        return _back(request, upload, entry, query)
     if fix is None or not fix.saved:
         if fix is not None:
             form.add_problems(fix.row.field_problems)
@@ -59,7 +60,7 @@ def entry_edit(request: HttpRequest, upload_id: int, entry_id: int) -> HttpRespo
     if request.htmx:
         return _row_response(request, upload, entry, query, oob=True)
     messages.success(request, _saved_message(entry, fix))
-    return _back(upload, entry, query)
+    return _back(request, upload, entry, query)
 
 
 def _saved_message(entry: VinEntry, fix: Fix) -> str:
@@ -76,9 +77,11 @@ def _saved_message(entry: VinEntry, fix: Fix) -> str:
     return f"Line {entry.line_number} was saved and {state}{warning}.{again}"
 
 
-def _back(upload: Upload, entry: VinEntry, query: str) -> HttpResponse:
-    url = upload.get_absolute_url() + (f"?{query}" if query else "")
-    return redirect(f"{url}#entry-{entry.pk}")
+def _back(request: HttpRequest, upload: Upload, entry: VinEntry, query: str) -> HttpResponse:
+    """Back to the row in its table; an htmx request (which would swap the page
+    into the row) is told to load it instead."""
+    url = upload.get_absolute_url() + (f"?{query}" if query else "") + f"#entry-{entry.pk}"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def _form_context(upload, entry, form, query: str, *, editable: bool = True) -> dict:

@@ -144,6 +144,9 @@ def _check(upload: Upload, entry: VinEntry, values: dict[str, str]) -> tuple[Val
     del changes["line_number"]
     repeated = sent or existing
     changes["duplicate_of_id"] = repeated[0] if row.skip_reason and repeated else None
+    if row.vin != entry.vin:
+        # An eligibility answer was about the old VIN.
+        changes.update(eligibility="", eligibility_message="")
     return row, changes
 
 

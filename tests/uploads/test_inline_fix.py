@@ -217,3 +217,34 @@ def test_edit_buttons_for_managers_of_a_draft_only(client, users, draft):
     assert f'id="edit-{entry.pk}"' in client.get(draft.get_absolute_url()).content.decode()
     client.force_login(users["support"])
     assert f'id="edit-{entry.pk}"' not in client.get(draft.get_absolute_url()).content.decode()
+
+
+def test_no_js_errors_show_on_the_form_page(client, manager, draft):
+    entry = line(draft, 3)
+    client.force_login(manager)
+    response = client.post(edit_url(entry), values(entry, vin=make_vin(3), country_code="Narnia"))
+    body = response.content.decode()
+    assert response.status_code == 200 and "<h1>Fix line 3 of upload" in body
+    errors = body.split(f'id="fix-{entry.pk}-country_code-errors"')[1].split("</ul>")[0]
+    assert "&#x27;Narnia&#x27; is not a country code" in errors
+
+
+def test_an_htmx_fix_of_a_sent_row_reloads_the_page(client, manager, draft):
+    entry = line(draft, 3)
+    Upload.objects.filter(pk=draft.pk).update(state=Upload.State.SUBMITTED)
+    client.force_login(manager)
+    for method in (client.get, client.post):
+        response = method(edit_url(entry), values(entry), HTTP_HX_REQUEST="true")
+        assert response["HX-Redirect"] == f"{draft.get_absolute_url()}#entry-{entry.pk}"
+
+
+def test_a_new_vin_forgets_the_old_vins_eligibility(client, manager, draft):
+    entry = line(draft, 2)
+    draft.entries.filter(pk=entry.pk).update(eligibility="ELIGIBLE", eligibility_message="ok")
+    client.force_login(manager)
+    client.post(edit_url(entry), values(entry, registration_plate="AB12 XYZ"))
+    entry.refresh_from_db()
+    assert entry.eligibility == "ELIGIBLE"  # same VIN: still its answer
+    client.post(edit_url(entry), values(entry, vin=make_vin(4)))
+    entry.refresh_from_db()
+    assert (entry.eligibility, entry.eligibility_message) == ("", "")
