@@ -248,3 +248,16 @@ def test_a_new_vin_forgets_the_old_vins_eligibility(client, manager, draft):
     client.post(edit_url(entry), values(entry, vin=make_vin(4)))
     entry.refresh_from_db()
     assert (entry.eligibility, entry.eligibility_message) == ("", "")
+
+
+def test_the_table_s_filters_survive_a_fix(client, manager, draft):
+    entry = line(draft, 3)
+    client.force_login(manager)
+    page = client.get(draft.get_absolute_url(), {"status": "INVALID"}).content.decode()
+    assert f"{edit_url(entry)}?return_query=status%3DINVALID" in page
+    form = client.get(edit_url(entry), {"return_query": "status=INVALID"}).content.decode()
+    assert 'name="return_query" value="status=INVALID"' in form
+    response = client.post(
+        edit_url(entry), values(entry, vin=make_vin(3), return_query="status=INVALID")
+    )
+    assert response["Location"] == f"{draft.get_absolute_url()}?status=INVALID#entry-{entry.pk}"
