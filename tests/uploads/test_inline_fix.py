@@ -261,3 +261,17 @@ def test_the_table_s_filters_survive_a_fix(client, manager, draft):
         edit_url(entry), values(entry, vin=make_vin(3), return_query="status=INVALID")
     )
     assert response["Location"] == f"{draft.get_absolute_url()}?status=INVALID#entry-{entry.pk}"
+
+
+def test_another_fleet_s_vin_is_never_linked(client, manager, draft, other_fleet):
+    theirs = make_vin(777)
+    add_entry(make_upload(other_fleet), VinStatus.CONNECTED, vin=theirs)
+    upload = uploaded(draft.fleet, manager, f"{theirs}\n{theirs}")
+    first, repeat = line(upload, 1), line(upload, 2)
+    assert first.status == VinStatus.READY and first.duplicate_of_id is None
+    assert repeat.duplicate_of_id == first.pk  # its own upload's row, not the other fleet's
+    entry = line(draft, 3)
+    client.force_login(manager)
+    client.post(edit_url(entry), values(entry, vin=theirs))
+    entry.refresh_from_db()
+    assert entry.status == VinStatus.READY and entry.duplicate_of_id is None
