@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from connections.models import Upload, VinEntry, VinStatus
 from connections.models.summaries import entry_groups
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
-from connections.uploads.fixes import Fix, fix_entry, initial_values, repeats_in_upload
+from connections.uploads.fixes import Fix, fix_entry, initial_values, repeated_line
 from connections.uploads.forms import EntryFixForm
 from connections.uploads.table import summary as table_summary
 from connections.web.access import managed_upload
@@ -127,7 +127,7 @@ def _row_context(upload: Upload, entry: VinEntry, query: str) -> dict:
     entry.remove_url = reverse("entry_remove", args=[upload.pk, entry.pk])
     if entry.duplicate_of_id:
         entry.duplicate_url = reverse("entry_detail", args=[entry.duplicate_of_id])
-        entry.repeats_in_upload = repeats_in_upload(entry.problems)
+        entry.repeated_line = repeated_line(entry.problems)
     changed = timezone.localtime(entry.status_changed_at)
     entry.changed_iso = changed.isoformat()
     entry.changed_label = dateformat.format(changed, "j M H:i:s")

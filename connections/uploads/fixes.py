@@ -11,6 +11,7 @@ again, so the VIN is still sent once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,6 +35,10 @@ EDITABLE: dict[str, str] = {
 }
 
 
+# The line number in a skipped duplicate's problem.
+_REPEATED_LINE = re.compile(re.escape(DUPLICATE_OF_LINE) + r" (\d+)")
+
+
 @dataclass
 class Fix:
     """A fix's outcome: the row as validated, and whether it was stored (a row
@@ -49,10 +54,15 @@ def live_statuses() -> set[str]:
     return {VinStatus.CONNECTED, *VinStatus.in_progress()}
 
 
-def repeats_in_upload(problems: list[str]) -> bool:
-    """Whether a skipped row's problems say it repeats a row of its own upload
-    (else it repeats a VIN already in the fleet)."""
-    return any(p.startswith(DUPLICATE_OF_LINE) for p in problems)
+def repeated_line(problems: list[str]) -> int | None:
+    """The line of its own upload that a skipped row repeats, read from its
+    problem (`validation.DUPLICATE_OF_LINE`); None when it repeats a VIN already
+    in the fleet instead."""
+    for problem in problems:
+        match = _REPEATED_LINE.match(problem)
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def tags_text(tags: list[dict[str, str]]) -> str:

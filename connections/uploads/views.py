@@ -32,7 +32,7 @@ from connections.support.actions import ACTIONS, request_ids, retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
-from connections.uploads.fixes import repeats_in_upload
+from connections.uploads.fixes import repeated_line
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
@@ -187,7 +187,7 @@ def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
             setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
         if entry.duplicate_of_id:
             entry.duplicate_url = links["detail_url"].replace("/0/", f"/{entry.duplicate_of_id}/")
-            entry.repeats_in_upload = repeats_in_upload(entry.problems)
+            entry.repeated_line = repeated_line(entry.problems)
         changed = timezone.localtime(entry.status_changed_at)
         entry.changed_iso = changed.isoformat()
         entry.changed_label = dateformat.format(changed, "j M H:i:s")

@@ -125,7 +125,7 @@ def test_a_fix_repeating_a_row_of_the_upload_is_skipped_with_a_link(client, mana
     page = client.get(draft.get_absolute_url()).content.decode()
     row = page.split(f'id="entry-{entry.pk}"')[1].split("</tr>")[0]
     url = reverse("entry_detail", args=[first.pk])
-    assert f'<a href="{url}">Open the row it duplicates</a>' in row
+    assert f'<a href="{url}">Open line 2</a>' in row
 
 
 def test_a_fix_to_a_vin_already_in_the_fleet_links_to_its_page(client, manager, draft, fleet):
