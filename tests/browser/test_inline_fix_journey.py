@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from connections.models import Upload
 from tests.browser.gates import assert_page_quality, login, press_on, screenshot
 from tests.browser.test_phones import PHONE
 from tests.browser.test_upload_journey import SETTLE_MS, row, upload_demo_csv
@@ -82,3 +83,32 @@ def test_manager_fixes_a_row_inline_sends_it_and_sees_it_connect(
     expect(page.locator(".message.success")).to_contain_text("3 VINs are on their way")
     expect(row(page, FIXED)).to_contain_text("Connected", timeout=SETTLE_MS)
     expect(page.get_by_role("link", name="Edit line 3")).to_have_count(0)
+
+
+def test_manager_replaces_the_earlier_draft_with_a_corrected_file(
+    page: Page, users, portal_on_sandbox, tmp_path
+):
+    file = tmp_path / "fleet.csv"
+    file.write_text(ROWS, encoding="utf-8")
+    login(page, "manager")
+    upload_demo_csv(page, file)
+    first_url = page.url
+    first = re.search(r"/uploads/(\d+)/$", first_url).group(1)
+
+    # The corrected file, under the same name, without the third row.
+    file.write_text(ROWS.replace(TYPO, FIXED).rsplit("ALERT", 1)[0], encoding="utf-8")
+    page.goto("/")
+    upload_demo_csv(page, file)
+    offer = page.locator("#replace-offer")
+    expect(offer).to_contain_text(f"Draft upload #{first}")
+    expect(offer).to_contain_text("has the same file name as this one")
+    expect(offer).to_contain_text("2 of its rows have VINs that are not in this file")
+    assert_page_quality(page)
+    press_on(
+        page, offer.get_by_role("button", name=f"Replace draft #{first} with this upload"), "Enter"
+    )
+    expect(page.locator(".message.success")).to_contain_text(
+        f"Draft upload #{first} and its 3 rows were deleted"
+    )
+    expect(page.locator("#replace-offer")).to_have_count(0)
+    assert not Upload.objects.filter(pk=first).exists()
