@@ -45,7 +45,7 @@ def test_same_file_name_is_offered_with_what_would_go(client, manager, fleet, fi
     assert f"Replace draft #{first.pk} with this upload" in text
 
 
-def test_shared_vins_are_offered_without_the_same_name(fleet, manager):
+def test_shared_vins_are_offered_without_the_same_name(client, fleet, manager):
     earlier = uploaded(
         fleet, manager, f"{make_vin(1)}\n{make_vin(2)}", filename="a.csv", source_name="a.csv"
     )
@@ -54,6 +54,10 @@ def test_shared_vins_are_offered_without_the_same_name(fleet, manager):
     )
     offer = replaceable_draft(later)
     assert offer.draft == earlier and not offer.same_name and offer.shared == 1
+    client.force_login(manager)
+    text = offer_of(client, later)
+    assert "shares 1 of its 2 VINs with this one" in text
+    assert "1 of its rows has a VIN that is not in this file" in text
     # Half of the draft's VINs is enough; fewer is not.
     other = uploaded(fleet, manager, f"{make_vin(7)}\n{make_vin(8)}", source_name="c.csv")
     assert (
