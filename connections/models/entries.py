@@ -90,6 +90,10 @@ class VinEntry(models.Model):
     # When a VIN still in progress after its group completed is checked again.
     next_check_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
+    # What a skipped row repeats: a row of its upload, or the fleet's row of its VIN.
+    duplicate_of = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # Replaced by a later upload of the same VIN in this fleet.
     superseded = models.BooleanField(default=False)
     dismissed = models.BooleanField(default=False)

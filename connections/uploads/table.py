@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.template.loader import get_template, render_to_string
 from django.utils.dates import MONTHS_3
 
-from connections.models import STATUS_BADGES, VinStatus
+from connections.models import STATUS_BADGES, Attention, VinStatus
 
 
 def summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -> dict:
@@ -83,6 +83,7 @@ def entry_key(entry, frame: tuple) -> tuple:
         entry.action_category,
         entry.can_retry,
         entry.superseded,
+        entry.duplicate_of_id,
         entry.eligibility,
         entry.eligibility_message,
         entry.status_changed_at,
@@ -102,7 +103,14 @@ def changed_label(moment: datetime) -> str:
 # did at about 0.12 ms each, most of a changed poll's time.
 ROWS_TEMPLATE = "connections/uploads/entry_rows.html"
 # What the rows show beyond each entry (the view's context).
-ROWS_CONTEXT = ("submitted", "managed", "show_eligibility", "eligibility_labels", "query")
+ROWS_CONTEXT = (
+    "submitted",
+    "managed",
+    "checking",
+    "show_eligibility",
+    "eligibility_labels",
+    "query",
+)
 
 
 def render_rows(request: HttpRequest, rows: list, context: dict, consent_links_url: str) -> str:
@@ -119,3 +127,16 @@ def render_rows(request: HttpRequest, rows: list, context: dict, consent_links_u
     return template.render(
         {**values, "rows": rows, "consent_links_url": consent_links_url}, request
     )
+
+
+def needs_you_note(total: int, rows, params: dict[str, str]) -> dict | None:
+    """How many rows need the manager and how many of them this page does not
+    show ("8 rows need you, 5 of them on other pages"): `total` from the
+    upload's stored counts (`EntryGroups.needs_you`), the rows of this page
+    counted as they are rendered; None when this page shows them all. With a
+    filter on (`params`, the table's), the others are "not shown here"."""
+    filtered = any(params.get(k) for k in ("status", "error", "make", "q"))
+    here = sum(1 for entry in rows if entry.attention == Attention.NEEDS_YOU)
+    if total <= here:
+        return None
+    return {"total": total, "elsewhere": total - here, "filtered": filtered}

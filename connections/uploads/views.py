@@ -32,11 +32,12 @@ from connections.support.actions import ACTIONS, request_ids, retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
+from connections.uploads.fixes import repeated_line
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import changed_label, entry_key, render_rows
+from connections.uploads.table import changed_label, entry_key, needs_you_note, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
@@ -152,6 +153,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         ),
     }
     _prepare_rows(request, page, upload, live, context)
+    context["needs_you_note"] = needs_you_note(groups.needs_you, context["rows"], params)
     _mark_frame(upload, live, context)
     return context
 
@@ -199,12 +201,15 @@ def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, contex
     for entry in rows:
         if not entry.has_links:
             entry.row_links = []
-    frame = tuple(context[k] for k in ("submitted", "managed", "show_eligibility", "query"))
+    frame = tuple(
+        context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
+    )
     mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
     links = {
         "detail_url": reverse("entry_detail", args=[0]),
         "retry_url": reverse("entry_retry", args=[upload.pk, 0]),
         "remove_url": reverse("entry_remove", args=[upload.pk, 0]),
+        "edit_url": reverse("entry_edit", args=[upload.pk, 0]),
     }
     for entry in rows:
         if entry.live_kept:
@@ -212,6 +217,9 @@ def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, contex
         for name, url in links.items():
             # Ids are never 0: "/0/" is only ever the placeholder's segment.
             setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
+        if entry.duplicate_of_id:
+            entry.duplicate_url = links["detail_url"].replace("/0/", f"/{entry.duplicate_of_id}/")
+            entry.repeated_line = repeated_line(entry.problems)
         changed = timezone.localtime(entry.status_changed_at)
         entry.changed_iso = changed.isoformat()
         entry.changed_label = changed_label(changed)
