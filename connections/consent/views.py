@@ -9,13 +9,13 @@ token and never show portal internals.
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import quote
 
-import segno
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from connections.consent import emails, vin_links
@@ -30,6 +30,7 @@ from connections.consent.links import (
     revoke,
 )
 from connections.consent.options import SCOPES
+from connections.consent.sharing import link_version, list_version, mailto, qr_svg, row_parts
 from connections.consent.tasks import enqueue_vehicle_sync
 from connections.consent.vin_links import (
     create_vin_links_batch,
@@ -46,8 +47,24 @@ from connections.web.access import (
     visible_fleet,
     visible_upload,
 )
+from connections.web.live import (
+    Live,
+    browser_keys,
+    is_current,
+    mark_rows,
+    no_change,
+    region_response,
+    row_key,
+    wants_region,
+)
 
 LIST_POLL_SECONDS = 15
+# The owner opens and completes the link while its page is watched.
+LINK_POLL_SECONDS = 5
+LIST_REGION = "link-rows"
+LINK_ROWS = "connections/consent/link_list.html#link_rows"
+LINK_REGION = "link-live"
+LINK_LIVE = "connections/consent/link_detail.html#live"
 # "Close to expiry" for the one-click reissue of a fleet's links.
 REISSUE_WINDOW = timedelta(days=2)
 CSV_COLUMNS = ["vin", "registration_plate", "link", "expires_at"]
@@ -58,46 +75,35 @@ def _fleet_link(request: HttpRequest, slug: str, pk: int) -> ConsentLink:
     return get_object_or_404(ConsentLink.objects.select_related("fleet"), fleet=fleet, pk=pk)
 
 
-def qr_svg(url: str, *, scale: int = 4) -> str:
-    """The URL as an inline SVG QR code (medium error correction survives a smudged print)."""
-    return segno.make(url, error="m").svg_inline(scale=scale, title="QR code of the link")
-
-
-def mailto(link: ConsentLink) -> str:
-    subject = "Connect your vehicle"
-    lines = [
-        "Hello,",
-        "",
-        link.recipient_note
-        or "Please connect your vehicle to our fleet by opening this link and signing in "
-        "with your vehicle manufacturer's account:",
-        "",
-        link.short_url,
-        "",
-        f"The link works until {link.expires_at:%d %B %Y, %H:%M} UTC.",
-    ]
-    return f"mailto:?subject={quote(subject)}&body={quote(chr(10).join(lines))}"
-
-
 def link_list(request: HttpRequest, slug: str) -> HttpResponse:
+    """The fleet's links; their table is a live region polling this same view
+    (204 while no link changed, else only the changed rows). It never stops: a
+    colleague may make a link at any time."""
     fleet = visible_fleet(request, slug)
+    version = list_version(fleet, timezone.now())
+    region = wants_region(request, LIST_REGION)
+    if region and is_current(request, version):
+        return no_change()
     form = StatusFilterForm(request.GET or None)
     state = form.cleaned_data["status"] if form.is_valid() else ""
     links = fleet.consent_links.select_related("account", "created_by", "vin_entry")
     if state:
         links = links.in_state(state)
-    context = {
-        "fleet": fleet,
-        "form": form,
-        "state": state,
-        "links": links[:200],
-        "expiring": fleet.consent_links.expiring_within(REISSUE_WINDOW).count(),
-        "poll_seconds": LIST_POLL_SECONDS,
-    }
-    template = "connections/consent/link_list.html"
-    if request.htmx:
-        template += "#link_rows"
-    return render(request, template, context)
+    links = list(links[:200])
+    live = Live(
+        LIST_REGION,
+        reverse("consent_link_list", args=[fleet.slug]),
+        version,
+        LIST_POLL_SECONDS,
+        params={"status": state},
+        have=browser_keys(request),
+    )
+    mark_rows(links, live, "link-", lambda link: row_key(*row_parts(link)))
+    context = {"fleet": fleet, "form": form, "state": state, "links": links, "live": live}
+    if region:
+        return region_response(request, LINK_ROWS, context, live)
+    context["expiring"] = fleet.consent_links.expiring_within(REISSUE_WINDOW).count()
+    return render(request, "connections/consent/link_list.html", context)
 
 
 def link_new(request: HttpRequest, slug: str) -> HttpResponse:
@@ -130,7 +136,20 @@ def link_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def link_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """A link's page; its live part polls this same view until the link is
+    final (completed, declined, expired, revoked, reissued): 204 while it did not
+    change, else the parts that did, 286 and no poller once it is final."""
     link = _fleet_link(request, slug, pk)
+    version = link_version(link)
+    region = wants_region(request, LINK_REGION)
+    if region and is_current(request, version):
+        return no_change()
+    live = Live(
+        LINK_REGION,
+        link.get_absolute_url(),
+        version,
+        LINK_POLL_SECONDS if link.is_usable else None,
+    )
     context = {
         "fleet": link.fleet,
         "link": link,
@@ -141,8 +160,16 @@ def link_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "can_reissue": can_reissue(link),
         "replaces": ConsentLink.objects.filter(replaced_by=link).first(),
         "send_form": SendLinkForm(initial={"email": link.recipient_email}),
-        "mail": link.messages.order_by("created_at"),
+        "live": live,
     }
+    context["keys"] = {
+        "title": row_key(str(link), link.state),
+        "share": row_key(link.is_usable, context["can_reissue"], link.replaced_by_id),
+        "details": row_key(link.opens, link.last_opened_at, link.account_id),
+    }
+    if region:
+        return region_response(request, LINK_LIVE, context, live)
+    context["mail"] = link.messages.order_by("created_at")
     return render(request, "connections/consent/link_detail.html", context)
 
 

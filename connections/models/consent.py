@@ -184,6 +184,9 @@ class ConsentLink(models.Model):
         related_name="consent_links",
     )
     vin = models.CharField(max_length=64, blank=True, db_index=True)
+    # When anything the link's pages show last changed (`move`, `note`,
+    # `count_open`): what the consent link list's and page's polls compare.
+    changed_at = models.DateTimeField(default=timezone.now)
 
     objects = ConsentLinkQuerySet.as_manager()
 
@@ -192,6 +195,7 @@ class ConsentLink(models.Model):
         indexes = [
             models.Index(fields=["fleet", "status", "expires_at"]),
             models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["fleet", "changed_at"], name="consentlink_fleet_changed"),
         ]
 
     def __str__(self) -> str:
@@ -256,7 +260,7 @@ class ConsentLink(models.Model):
         now = timezone.now()
         with transaction.atomic():
             moved = ConsentLink.objects.filter(pk=self.pk, status=previous).update(
-                status=status, **fields
+                status=status, changed_at=now, **fields
             )
             if not moved:
                 self.refresh_from_db()
@@ -275,7 +279,9 @@ class ConsentLink(models.Model):
         return True
 
     def note(self, detail: str, *, actor=None, **data: Any) -> ConsentLinkEvent:
-        """An event that does not change the status."""
+        """An event that does not change the status (what it notes may have
+        changed fields of the link: the pages that show it look again)."""
+        ConsentLink.objects.filter(pk=self.pk).update(changed_at=timezone.now())
         return ConsentLinkEvent.objects.create(
             link=self,
             status_from=self.status,
@@ -291,6 +297,7 @@ class ConsentLink(models.Model):
         ConsentLink.objects.filter(pk=self.pk).update(
             opens=F("opens") + 1,
             last_opened_at=now,
+            changed_at=now,
             first_opened_at=Coalesce(F("first_opened_at"), Value(now)),
         )
         self.refresh_from_db(fields=["opens", "first_opened_at", "last_opened_at"])

@@ -4,12 +4,12 @@ only; everyone else gets 404, never a hint that the page exists."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Count, Sum
 from django.http import (
     Http404,
     HttpRequest,
@@ -21,19 +21,35 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.timesince import timesince
 
 from connections.csv_files import csv_safe, stream_csv
 from connections.explanations import EXPLANATIONS, STATUS_EXPLANATIONS
 from connections.makes import make_label
-from connections.models import Fleet, user_is_support
+from connections.models import Fleet, Upload, user_is_support
 from connections.stuck import stuck_thresholds
 from connections.support.actions import ACTIONS, load_entries
+from connections.support.charts import bar_chart
 from connections.support.forms import SupportActionForm, SupportFilterForm
 from connections.support.workspace import counts_by, incidents, stuck_entries, workspace_entries
+from connections.web.live import (
+    Live,
+    browser_keys,
+    is_current,
+    no_change,
+    region_response,
+    row_key,
+    wants_region,
+)
 
 PAGE_SIZE = 100
 STUCK_SHOWN = 20
-CHART_BARS = 10
+REGION = "support-live"
+LIVE_REGION = "connections/support/home.html#live"
+# Failures can arrive at any time: the workspace never stops polling.
+POLL_SECONDS = 20
+# Ages, stuck VINs and incidents move with the clock: so does the version.
+CLOCK_SECONDS = 120
 MAX_REFUSALS_SHOWN = 15
 EXPORT_COLUMNS = [
     "vin",
@@ -80,114 +96,119 @@ def _params(request: HttpRequest, *drop: str) -> dict[str, str]:
     return {k: v for k, v in request.GET.items() if v and k not in {"page", *drop}}
 
 
-@dataclass(frozen=True)
-class Bar:
-    label: str
-    count: int
-    y: int
-    width: int
-    href: str
-    count_x: int = 0
-
-
-@dataclass(frozen=True)
-class BarChart:
-    """A horizontal bar chart drawn as SVG by the template (no JavaScript)."""
-
-    title: str
-    bars: list[Bar]
-    height: int
-    label_width: int = 230
-    bar_space: int = 200
-    row: int = 26
-
-    @property
-    def width(self) -> int:
-        return self.label_width + self.bar_space + 60
-
-
-def bar_chart(
-    title: str, counts: list[tuple[str, int]], param: str, request: HttpRequest, label=str
-) -> BarChart:
-    """The most frequent values as bars, each linking to the list filtered by it;
-    the rest summed in one unlinked bar."""
-    shown = counts[:CHART_BARS]
-    rest = sum(n for _, n in counts[CHART_BARS:])
-    top = max([n for _, n in shown] + [rest, 1])
-    params = _params(request, param)
-    items = [
-        (
-            label(value) if value else "(none)",
-            n,
-            "?" + urlencode({**params, param: value}) if value else "",
-        )
-        for value, n in shown
-    ]
-    if rest:
-        items.append((f"{len(counts) - CHART_BARS} others", rest, ""))
-    # Labels get the room the longest needs (the template cuts them at 32
-    # characters): about 9 px a character at 13 px, for capitals like error codes.
-    longest = max((min(len(text), 32) for text, _, _ in items), default=0)
-    chart = BarChart(title=title, bars=[], height=0, label_width=16 + 9 * longest)
-    bars = []
-    for i, (text, n, href) in enumerate(items):
-        width = max(2, round(chart.bar_space * n / top))
-        bars.append(Bar(text, n, i * chart.row, width, href, chart.label_width + width + 6))
-    return BarChart(
-        title=title,
-        bars=bars,
-        height=max(len(bars), 1) * chart.row,
-        label_width=chart.label_width,
-    )
+def workspace_version(now) -> str:
+    """What the workspace's poll compares: one query over the uploads (every
+    change to a VIN bumps its upload's version, `Fleet.live_version`), plus the
+    clock in steps of CLOCK_SECONDS, as ages, stuck VINs and incidents move with it."""
+    uploads = Upload.objects.aggregate(n=Count("pk"), v=Sum("version"))
+    return f"{uploads['n']}.{uploads['v'] or 0}.{int(now.timestamp()) // CLOCK_SECONDS}"
 
 
 def support_home(request: HttpRequest) -> HttpResponse:
+    """The workspace; its live region (`#support-live`) polls this same view:
+    204 while nothing changed, else the region with only the changed rows. It
+    never stops: a failure can arrive at any time."""
     require_support(request)
+    now = timezone.now()
+    version = workspace_version(now)
+    region = wants_region(request, REGION)
+    if region and is_current(request, version):
+        return no_change()
+    context = _workspace_context(request, now, version)
+    if region:
+        return region_response(request, LIVE_REGION, context, context["live"])
+    return render(request, "connections/support/home.html", context)
+
+
+def _workspace_context(request: HttpRequest, now, version: str) -> dict:
     base = workspace_entries()
     form = _filter_form(request, base)
     filtered = form.apply(base)
     page = Paginator(filtered.select_related("fleet"), PAGE_SIZE).get_page(request.GET.get("page"))
-    thresholds = stuck_thresholds()
-    now = timezone.now()
-    rows = [
-        {
-            "entry": entry,
-            "explanation": entry.explanation,
-            "who": entry.who_acts,
-            "stuck": entry.is_stuck(now, thresholds),
-        }
-        for entry in page
-    ]
+    params = _params(request, "v")
+    live = Live(
+        REGION,
+        reverse("support_home"),
+        version,
+        POLL_SECONDS,
+        params={**params, "page": page.number if page.number > 1 else ""},
+        have=browser_keys(request),
+    )
     open_entries = base.filter(dismissed=False)
     stuck = stuck_entries(open_entries).select_related("fleet")
-    params = _params(request)
     context = {
         "form": form,
         "page": page,
-        "rows": rows,
+        "rows": _rows(page, live, now),
         "query": urlencode(params),
-        "sort_query": urlencode(_params(request, "sort")),
+        "sort_query": urlencode(_params(request, "sort", "v")),
         "sort": form.sort_key,
         "filtered": len(params) > 0,
         "code_chart": bar_chart(
             "VINs by error code",
             counts_by(filtered.exclude(error_code=""), "error_code"),
             "error",
-            request,
+            params,
         ),
         "make_chart": bar_chart(
-            "VINs by make", counts_by(filtered, "make"), "make", request, make_label
+            "VINs by make", counts_by(filtered, "make"), "make", params, make_label
         ),
         "stuck": stuck[:STUCK_SHOWN],
         "stuck_count": stuck.count(),
-        "thresholds": thresholds,
+        "thresholds": stuck_thresholds(),
         "incidents": incidents(now),
         "incident_min": settings.INCIDENT_MIN_VINS,
         "incident_hours": settings.INCIDENT_WINDOW_HOURS,
         "actions": ACTIONS,
         "webhooks_url": _optional_url("webhook_events"),
+        "live": live,
     }
-    return render(request, "connections/support/home.html", context)
+    context["keys"] = _part_keys(context, version)
+    return context
+
+
+def _rows(page, live: Live, now) -> list[dict]:
+    """The table's rows, each keyed by what it shows. The key has two parts, the
+    VIN's state and its age ("3 hours"): a row whose age alone moved is sent
+    again but not announced as a changed VIN."""
+    thresholds = stuck_thresholds()
+    rows = []
+    for entry in page:
+        x = entry.explanation
+        row = {
+            "entry": entry,
+            "explanation": x,
+            "who": entry.who_acts,
+            "stuck": entry.is_stuck(now, thresholds),
+            "age": timesince(entry.status_changed_at, now, depth=1),
+        }
+        state = row_key(
+            entry.pk, entry.vin, entry.raw_vin, entry.fleet.name, entry.fleet.slug, entry.make,
+            entry.registration_plate, entry.status, row["stuck"], entry.escalated,
+            entry.dismissed, entry.error_codes, entry.problems, entry.message, row["who"],
+            x and (x.code, x.title, x.next_step, x.retry_helps),
+        )  # fmt: skip
+        row["key"] = f"{state}.{row_key(row['age'])[:6]}"
+        element = f"entry-{entry.pk}"
+        row["kept"] = live.kept(element, row["key"])
+        row["announce"] = live.have.get(element, "").partition(".")[0] != state
+        rows.append(row)
+    return rows
+
+
+def _part_keys(context: dict, version: str) -> dict[str, str]:
+    """Keys of the region's parts other than rows: each what it shows."""
+    page, query = context["page"], context["query"]
+    clock = version.rpartition(".")[2]  # "waiting for" labels move with the clock
+    stuck = [(e.pk, e.status, e.vin, e.fleet_id) for e in context["stuck"]]
+    return {
+        "stats": row_key(page.paginator.count, context["stuck_count"], len(context["incidents"])),
+        "incidents": row_key(context["incidents"]),
+        "charts": row_key(context["code_chart"], context["make_chart"]),
+        "stuck": row_key(stuck, context["stuck_count"], clock),
+        "head": row_key(query, context["sort_query"], page.number, page.paginator.num_pages),
+        "pages": row_key(query, page.number, page.paginator.count),
+    }
 
 
 def _optional_url(name: str) -> str:

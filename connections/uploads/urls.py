@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from connections.uploads import drafts, fix_views, views
+from connections.uploads import drafts, fix_views, views, vin_views
 
 urlpatterns = [
     path("fleets/<slug:slug>/uploads/new/", views.upload_new, name="upload_new"),
@@ -39,5 +39,5 @@ urlpatterns = [
         fix_views.entry_edit,
         name="entry_edit",
     ),
-    path("vins/<int:entry_id>/", views.entry_detail, name="entry_detail"),
+    path("vins/<int:entry_id>/", vin_views.entry_detail, name="entry_detail"),
 ]

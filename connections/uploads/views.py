@@ -16,7 +16,6 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django_htmx.http import HTMX_STOP_POLLING
 
 from connections.csv_files import stream_csv
 from connections.models import (
@@ -25,10 +24,9 @@ from connections.models import (
     Upload,
     VinEntry,
     VinStatus,
-    user_is_support,
 )
 from connections.models.summaries import entry_groups
-from connections.support.actions import ACTIONS, request_ids, retry
+from connections.support.actions import retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
@@ -40,7 +38,6 @@ from connections.uploads.submission import UploadNotStored, create_upload, submi
 from connections.uploads.table import changed_label, entry_key, needs_you_note, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
-from connections.uploads.vin_page import live_context, volteras_view, webhook_deliveries
 from connections.web.access import (
     WATCH_SECONDS,
     managed_fleet,
@@ -334,45 +331,3 @@ def upload_invalid_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="upload-{upload.pk}-to-fix.csv"'
     return response
-
-
-def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
-    """A VIN's page. While the VIN is on its way the page asks every few seconds
-    (`?v=`): 204 while nothing changed, else its live part (286 once settled)."""
-    entry = get_object_or_404(
-        VinEntry.objects.select_related("upload__created_by", "fleet", "batch").filter(
-            fleet__in=Fleet.objects.visible_to(request.user)
-        ),
-        pk=entry_id,
-    )
-    events = list(entry.events.select_related("actor").order_by("at", "pk"))
-    version = f"{entry.status}.{events[-1].pk if events else 0}.{int(entry.escalated)}"
-    live = {**live_context(request, entry, events), "version": version}
-    if request.htmx and "v" in request.GET:
-        if request.GET["v"] == version:
-            return HttpResponse(status=204)
-        response = render(request, "connections/uploads/entry_detail.html#live", live)
-        if not live["polling"]:
-            response.status_code = HTMX_STOP_POLLING
-        return response
-    others = (
-        VinEntry.objects.filter(fleet=entry.fleet, vin=entry.vin)
-        .exclude(pk=entry.pk)
-        .select_related("upload")
-        .order_by("-pk")[:20]
-    )
-    vehicle, vehicle_problem = volteras_view(entry)
-    context = {
-        **live,
-        "others": others,
-        "vehicle": vehicle,
-        "vehicle_problem": vehicle_problem,
-        "consent_links": entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[
-            :20
-        ],
-        "deliveries": webhook_deliveries(entry, everywhere=user_is_support(request.user)),
-    }
-    if user_is_support(request.user):
-        context["support_actions"] = ACTIONS
-        context["request_ids"] = request_ids([entry]).get(entry.pk, [])
-    return render(request, "connections/uploads/entry_detail.html", context)

@@ -3,13 +3,59 @@ its vehicle, and Volteras' current view of it."""
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpRequest
 
-from connections.models import VinEntry, VinStatus, WebhookEvent, user_is_support
+from connections.models import (
+    ConsentLinkEvent,
+    Fleet,
+    VinEntry,
+    VinEvent,
+    VinStatus,
+    WebhookEvent,
+    user_is_support,
+)
 from connections.volteras import NotFound, Vehicle, VolterasError, get_client
 
 DELIVERIES_SHOWN = 20
+# Never sent, so nothing will ever happen to them (a later upload makes a new row).
+NEVER_SENT = {VinStatus.INVALID, VinStatus.SKIPPED}
+
+
+def live_version(user, entry_id: int) -> tuple[str, str] | None:
+    """What the VIN page's poll compares, in one query: the entry's last change
+    (every transition saves `updated_at` and records an event), its last timeline
+    event and the last event of its consent links; with how the page watches
+    (`watch_mode`). None when `user` may not see the entry."""
+    events = VinEvent.objects.filter(entry=OuterRef("pk")).order_by("-pk").values("pk")[:1]
+    link_events = (
+        ConsentLinkEvent.objects.filter(link__vin_entry=OuterRef("pk"))
+        .order_by("-pk")
+        .values("pk")[:1]
+    )
+    row = (
+        VinEntry.objects.filter(pk=entry_id, fleet__in=Fleet.objects.visible_to(user))
+        .annotate(last_event=Subquery(events), last_link_event=Subquery(link_events))
+        .values_list("updated_at", "last_event", "last_link_event", "status", "superseded")
+        .first()
+    )
+    if row is None:
+        return None
+    changed, last_event, last_link_event, status, superseded = row
+    # Superseding a row touches neither its `updated_at` nor its timeline.
+    version = f"{changed.timestamp():.6f}.{last_event or 0}.{last_link_event or 0}.{superseded:d}"
+    return version, watch_mode(status, superseded)
+
+
+def watch_mode(status: str, superseded: bool) -> str:
+    """ "fast" while the VIN is on its way, "slow" once it is final but can still
+    change (a disconnect by webhook, an owner's consent, support's actions),
+    "" when nothing can happen to it any more (replaced, or never sent)."""
+    if superseded or status in NEVER_SENT:
+        return ""
+    if status == VinStatus.PENDING:
+        return "slow"  # can take days: the slower poll, as on the upload table
+    return "fast" if status in VinStatus.in_progress() else "slow"
 
 
 def live_context(request: HttpRequest, entry: VinEntry, events: list) -> dict:
@@ -26,7 +72,6 @@ def live_context(request: HttpRequest, entry: VinEntry, events: list) -> dict:
         "retry_refusal": entry.retry_refusal(),
         "support_user": user_is_support(request.user),
         "polling": entry.status in VinStatus.in_progress(),
-        "has_links": entry.consent_links.exists(),
         "offer_escalate": sent
         and not entry.superseded
         and not entry.escalated

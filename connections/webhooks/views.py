@@ -21,9 +21,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -39,6 +40,17 @@ from connections.models import (
     user_is_support,
 )
 from connections.models.webhooks import REFUSED_SOURCES_PER_WINDOW
+from connections.web.live import (
+    Live,
+    browser_keys,
+    is_current,
+    mark_rows,
+    no_change,
+    region_response,
+    row_key,
+    wants_region,
+)
+from connections.webhooks.delivery_log import log_version
 from connections.webhooks.process import ACTED_ON, delivery_fields, is_acted_on
 from connections.webhooks.tasks import process_again, process_due_webhook_events, processed_inline
 from fleet_portal.client_ip import client_ip
@@ -53,6 +65,9 @@ SVIX_HEADERS = {
     "svix-signature": "HTTP_SVIX_SIGNATURE",
 }
 PAGE_SIZE = 50
+LOG_REGION = "delivery-rows"
+LOG_ROWS = "connections/webhooks/event_list.html#rows"
+LOG_POLL_SECONDS = 10
 # What a 503 asks Svix to wait when the database is unavailable.
 RETRY_AFTER_SECONDS = 5
 
@@ -256,27 +271,71 @@ class EventFilterForm(forms.Form):
 
 
 def event_list(request: HttpRequest) -> HttpResponse:
+    """The delivery log; its rows are a live region polling this same view (204
+    while nothing changed). New deliveries come in on page 1; a later page keeps
+    its rows (`top`: the newest delivery when it was opened) and shows their
+    processing as it moves. Never stops: Volteras may send at any time."""
     _support_only(request)
-    types = sorted(
-        {*ACTED_ON}
-        | set(WebhookEvent.objects.values_list("event_type", flat=True).distinct().order_by())
-    )
-    form = EventFilterForm(request.GET or None, types=types)
+    version = log_version()
+    region = wants_region(request, LOG_REGION)
+    if region and is_current(request, version):
+        return no_change()
+    filters = {k: v for k, v in request.GET.items() if k in EventFilterForm.base_fields and v}
+    # The type's choices cost a scan of the log: the page's filter has them,
+    # a refresh of the rows only checks the type it was given.
+    types = [filters.get("type", "")] if region else _event_types()
+    form = EventFilterForm(filters or None, types=types)
     events = form.apply(WebhookEvent.objects.defer("body", "headers"))
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
-    return render(
-        request,
-        "connections/webhooks/event_list.html",
-        {
-            "form": form,
-            "page": page,
-            "query": query,
-            "refused_count": RefusedDelivery.objects.aggregate(n=Sum("count"))["n"],
-            "unmatched_count": UnmatchedVehicle.objects.still_unmatched().count(),
-            "runs": ReconciliationRun.objects.all()[:5],
-        },
+    number = _page_number(request)
+    top = request.GET.get("top", "")
+    if number > 1:
+        top = top if top.isdigit() else str(WebhookEvent.objects.aggregate(m=Max("pk"))["m"] or 0)
+        events = events.filter(pk__lte=int(top))
+    query = urlencode(filters)
+    live = Live(
+        LOG_REGION,
+        reverse("webhook_events"),
+        version,
+        LOG_POLL_SECONDS,
+        params={**filters, "page": number if number > 1 else "", "top": top if number > 1 else ""},
+        have=browser_keys(request),
     )
+    context = {"form": form, "query": query, "live": live}
+    if region:
+        # No pager here: it counts the log, and stays as the page drew it.
+        start = (number - 1) * PAGE_SIZE
+        context["rows"] = _keyed(list(events[start : start + PAGE_SIZE]), live)
+        return region_response(request, LOG_ROWS, context, live)
+    page = Paginator(events, PAGE_SIZE).get_page(number)
+    context |= {
+        "page": page,
+        "rows": _keyed(list(page), live),
+        "refused_count": RefusedDelivery.objects.aggregate(n=Sum("count"))["n"],
+        "unmatched_count": UnmatchedVehicle.objects.still_unmatched().count(),
+        "runs": ReconciliationRun.objects.all()[:5],
+    }
+    return render(request, "connections/webhooks/event_list.html", context)
+
+
+def _event_types() -> list[str]:
+    seen = WebhookEvent.objects.values_list("event_type", flat=True).distinct().order_by()
+    return sorted({*ACTED_ON} | set(seen))
+
+
+def _page_number(request: HttpRequest) -> int:
+    raw = request.GET.get("page", "")
+    return max(int(raw), 1) if raw.isdigit() else 1
+
+
+def _keyed(events: list[WebhookEvent], live: Live) -> list[WebhookEvent]:
+    def key(event: WebhookEvent) -> str:
+        return row_key(
+            event.pk, event.state, event.attempts, event.result, event.error, event.kind,
+            event.vehicle_id, event.vin, event.duplicates, event.is_unmatched,
+        )  # fmt: skip
+
+    mark_rows(events, live, "delivery-", key)
+    return events
 
 
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:

@@ -33,8 +33,9 @@
     // that name in the same form.
     if (target.matches("input[type=checkbox][data-select-all]") && target.form) {
       const name = target.dataset.selectAll;
-      for (const box of target.form.querySelectorAll("input[type=checkbox]")) {
-        if (box.name === name) box.checked = target.checked;
+      // The form's elements: boxes that belong to it by their form attribute too.
+      for (const box of target.form.elements) {
+        if (box.type === "checkbox" && box.name === name) box.checked = target.checked;
       }
     }
   });
@@ -45,6 +46,16 @@
     if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
       event.preventDefault();
     }
+  });
+
+  // After an action the page says what happened in its message banner
+  // (base.html): focus goes there, not to the top of the page, so a keyboard or
+  // screen-reader user lands on the outcome (and Tab goes on from it). A field
+  // the page focuses itself (autofocus) wins.
+  document.addEventListener("DOMContentLoaded", function () {
+    const banner = document.getElementById("messages");
+    if (!banner || (document.activeElement && document.activeElement !== document.body)) return;
+    banner.focus();
   });
 
   // Polling slows down while the tab is hidden: an element with

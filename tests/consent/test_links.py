@@ -33,6 +33,7 @@ from connections.models import (
 from connections.web.access import READ_ONLY
 from tests.factories import add_entry, make_upload, stored_link
 from tests.flows import PORTAL, consent_at_sandbox, follow_return, new_link, open_short_link
+from tests.live import poll
 from tests.permissions import assert_access
 
 
@@ -496,7 +497,7 @@ class TestList:
         url = reverse("consent_link_list", args=[fleet.slug])
         page = client.get(url).content.decode()
         assert 'hx-trigger="every 15s' in page
-        partial = client.get(url, headers={"HX-Request": "true"}).content.decode()
+        partial = poll(client, url, "link-rows").content.decode()
         assert "polled-link" in partial
         assert "<html" not in partial and 'id="link-rows"' in partial
 

@@ -229,7 +229,7 @@ def test_entry_page_shows_volteras_current_view(
     assert connected.vehicle_id
     client.force_login(manager)
     body = client.get(reverse("entry_detail", args=[connected.pk])).content.decode()
-    section = body[body.index('id="volteras-view"') : body.index('id="consent-links"')]
+    section = body[body.index('id="volteras-view"') : body.index('id="webhook-deliveries"')]
     assert "CONNECTED" in section and CONNECTED_VIN in section
     assert settled.get_absolute_url() in body and settled.fleet.get_absolute_url() in body
 

@@ -6,26 +6,60 @@ from __future__ import annotations
 from django.urls import reverse
 
 from connections.models import Source, VinStatus
+from connections.web.access import WATCH_SECONDS
 from tests.fleet.test_fleet_vehicles import add_entries
+from tests.live import poll
 from tests.permissions import assert_access
 
 
 def test_the_page_polls_while_in_progress_and_answers_204_when_unchanged(client, fleet, manager):
     upload = add_entries(fleet, [("WVWZZZ1JZ3W000002", VinStatus.SUBMITTING, "")])
     entry = upload.entries.get()
+    url = reverse("entry_detail", args=[entry.pk])
     client.force_login(manager)
-    page = client.get(reverse("entry_detail", args=[entry.pk]))
-    version = page.context["version"]
-    assert 'id="vin-live" hx-get=' in page.content.decode()
-    headers = {"HX-Request": "true"}
-    url = reverse("entry_detail", args=[entry.pk]) + f"?v={version}"
-    assert client.get(url, headers=headers).status_code == 204
+    page = client.get(url)
+    version = page.context["live"].version
+    assert 'hx-trigger="every 3s"' in page.content.decode()
+    assert poll(client, url, "vin-live", v=version).status_code == 204
+    entry.observe(VinStatus.PROCESSING, Source.POLL)
+    changed = poll(client, url, "vin-live", v=version)
+    body = changed.content.decode()
+    assert changed.status_code == 200 and "<h1" not in body
+    assert 'data-live-state="Processing"' in body and 'hx-trigger="every 3s"' in body
+    version = changed.context["live"].version
     entry.observe(VinStatus.PENDING, Source.POLL)
-    changed = client.get(url, headers=headers)
-    assert changed.status_code == 200
-    assert "Volteras is waiting for the vehicle to wake up" in changed.content.decode()
-    entry.observe(VinStatus.CONNECTED, Source.WEBHOOK)
-    assert client.get(url, headers=headers).status_code == 286
+    pending = poll(client, url, "vin-live", v=version)
+    # Pending can take days: the fast poll stops, a slow watcher takes over.
+    assert pending.status_code == 286
+    assert "Volteras is waiting for the vehicle to wake up" in pending.content.decode()
+    assert f'hx-trigger="every {WATCH_SECONDS}s"' in pending.content.decode()
+
+
+def test_a_final_vin_is_watched_slowly_and_a_late_disconnect_shows(client, fleet, manager):
+    upload = add_entries(fleet, [("WVWZZZ1JZ3W000012", VinStatus.CONNECTED, "")])
+    entry = upload.entries.get()
+    url = reverse("entry_detail", args=[entry.pk])
+    client.force_login(manager)
+    page = client.get(url)
+    assert f'hx-trigger="every {WATCH_SECONDS}s"' in page.content.decode()
+    version = page.context["live"].version
+    assert poll(client, url, "vin-live", v=version).status_code == 204
+    entry.observe(VinStatus.DISCONNECTED, Source.WEBHOOK)
+    late = poll(client, url, "vin-live", v=version)
+    assert late.status_code == 286
+    assert 'data-live-state="Disconnected"' in late.content.decode()
+
+
+def test_nothing_polls_when_nothing_can_change(client, fleet, manager, outsider):
+    upload = add_entries(fleet, [("WVWZZZ1JZ3W000022", VinStatus.ERROR, "")])
+    entry = upload.entries.get()
+    upload.entries.supersede()
+    url = reverse("entry_detail", args=[entry.pk])
+    client.force_login(manager)
+    assert "data-live-poller" not in client.get(url).content.decode()
+    assert poll(client, url, "vin-live", v="0").status_code == 286
+    client.force_login(outsider)
+    assert poll(client, url, "vin-live", v="0").status_code == 404
 
 
 def test_timeline_reads_plainly_with_the_raw_detail_folded(client, fleet, manager):
