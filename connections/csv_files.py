@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Excel reads a UTF-8 file as UTF-8 only when it starts with a byte order mark.
 BOM = "\ufeff"
 
@@ -20,7 +20,7 @@ def csv_safe(value: Any) -> str:
     if value is None:
         return ""
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class _Echo:
@@ -30,20 +30,23 @@ class _Echo:
         return value
 
 
-def csv_lines(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> Iterable[str]:
-    """The header and rows as CSV lines, one at a time, the first with a BOM."""
-    writer = csv.writer(_Echo())
+def csv_lines(
+    header: Iterable[Any], rows: Iterable[Iterable[Any]], **dialect: Any
+) -> Iterable[str]:
+    """The header and rows as CSV lines, one at a time, the first with a BOM
+    (`dialect`: the csv writer's format options, its defaults otherwise)."""
+    writer = csv.writer(_Echo(), **dialect)
     yield BOM + writer.writerow(header)
     for row in rows:
         yield writer.writerow(row)
 
 
 def stream_csv(
-    filename: str, header: Iterable[Any], rows: Iterable[Iterable[Any]]
+    filename: str, header: Iterable[Any], rows: Iterable[Iterable[Any]], **dialect: Any
 ) -> StreamingHttpResponse:
     """A download of any length in bounded memory: rows are written as they come."""
     response = StreamingHttpResponse(
-        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+        csv_lines(header, rows, **dialect), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -5,6 +5,7 @@ model objects, in chunks."""
 
 from __future__ import annotations
 
+import csv
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from django.http import FileResponse
 from django.utils import timezone
 from openpyxl import Workbook
 
-from connections.csv_files import csv_safe
+from connections.csv_files import csv_lines, csv_safe
 from connections.explanations import (
     CONTRACT_CATEGORIES,
     STATUS_EXPLANATIONS,
@@ -64,6 +65,9 @@ ENTRY_FIELDS = (
     "status_changed_at",
     "vehicle_id",
 )
+# Every cell quoted, lines ended by LF: how PostgreSQL's COPY writes CSV, so
+# both paths give the same bytes.
+CSV_DIALECT = {"quoting": csv.QUOTE_ALL, "lineterminator": "\n"}
 CHUNK = 2000
 # Above this an .xlsx being built goes from memory to a temporary file.
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -134,6 +138,11 @@ def csv_rows(fleet: Fleet, f: Filters) -> Iterator[list[str]]:
     for row in rows(fleet, f):
         row[10] = row[10].isoformat()
         yield [csv_safe(cell) if isinstance(cell, str) else cell for cell in row]
+
+
+def header_line() -> str:
+    """The export's first line: a byte order mark (for Excel) and the column names."""
+    return next(iter(csv_lines(COLUMNS, [], **CSV_DIALECT)))
 
 
 def xlsx_response(fleet: Fleet, f: Filters, filename: str) -> FileResponse:

@@ -4,16 +4,21 @@ actions (retry, consent links); anyone else gets 404."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
-from connections.csv_files import stream_csv
-from connections.fleet import bulk, exports
+from connections.fleet import bulk, copy_export, exports
 from connections.fleet.forms import ACTIONS, GROUP_LABELS, BulkActionForm, VehicleFilterForm
 from connections.fleet.listing import (
     COUNT_CAP,
@@ -23,10 +28,25 @@ from connections.fleet.listing import (
     page_of,
     upload_choices,
 )
+from connections.fleet.version import ListVersion, fleet_and_version
 from connections.models import Fleet, VinEntry
 from connections.support.actions import escalate, send_consent_links
 from connections.web.access import READ_ONLY, post_only, visible_fleet
+from connections.web.live import (
+    Live,
+    browser_keys,
+    is_current,
+    no_change,
+    region_response,
+    row_key,
+    wants_region,
+)
 
+TEMPLATE = "connections/fleet/vehicles.html"
+REGION = "vehicles"
+# A fleet can change at any time (a webhook): the list never stops polling.
+POLL_SECONDS = 10
+FILTER_FIELDS_SECONDS = 3600
 # Support staff may use these on any fleet; the rest are for the fleet's managers.
 TROUBLESHOOTING = {"retry", "consent"}
 COLUMNS = [
@@ -44,49 +64,128 @@ COLUMNS = [
 
 
 def _filters(request: HttpRequest, fleet: Fleet, data: QueryDict) -> VehicleFilterForm:
-    return VehicleFilterForm(data, uploads=upload_choices(fleet))
+    # The uploads' names are read only when the filter names an upload.
+    return VehicleFilterForm(data, uploads=upload_choices(fleet) if data.get("upload") else [])
+
+
+@lru_cache(maxsize=1024)
+def _parsed(items: tuple[tuple[str, str], ...]) -> tuple[Filters, bool]:
+    """The filters of a query that names no upload, and whether any is set:
+    the same for every fleet, so parsed once per query (a form's fields are
+    deep-copied each time one is built)."""
+    form = VehicleFilterForm(QueryDict(urlencode(items)), uploads=[])
+    return form.filters(), form.active
+
+
+def _filters_of(request: HttpRequest, fleet: Fleet) -> tuple[Filters, bool]:
+    if request.GET.get("upload"):
+        form = _filters(request, fleet, request.GET)
+        return form.filters(), form.active
+    return _parsed(tuple(sorted((k, v) for k, v in request.GET.items() if k not in {"page", "v"})))
+
+
+@lru_cache(maxsize=256)
+def _head(sort: str, sort_query: str) -> str:
+    """The table's column headings, each a link that sorts by it (or reverses)."""
+    cells = []
+    for key, label in COLUMNS:
+        if not key:
+            cells.append(format_html('<th scope="col">{}</th>', label))
+            continue
+        order = {key: "ascending", f"-{key}": "descending"}.get(sort)
+        href = f"?{sort_query}sort={'-' if sort == key else ''}{key}"
+        aria = format_html(' aria-sort="{}"', order) if order else ""
+        cells.append(format_html('<th scope="col"><a href="{}"{}>{}</a></th>', href, aria, label))
+    return mark_safe("".join(cells))  # noqa: S308 (each cell made by format_html)
 
 
 def _query(data: QueryDict, *drop: str) -> str:
     return urlencode(
-        [(k, v) for k, v in data.items() if v and k not in {"page", "csrfmiddlewaretoken", *drop}]
+        [
+            (k, v)
+            for k, v in data.items()
+            if v and k not in {"page", "v", "csrfmiddlewaretoken", *drop}
+        ]
     )
 
 
-def fleet_vehicles(request: HttpRequest, slug: str) -> HttpResponse:
-    fleet = visible_fleet(request, slug)
-    form = _filters(request, fleet, request.GET)
-    f = form.filters()
+def _filter_fields(fleet: Fleet, data: QueryDict, version: ListVersion) -> str:
+    """The filter form's fields, rendered once per set of uploads and query
+    (Django's widgets render through templates: about 10 ms for these menus)."""
+    query = sorted((k, v) for k, v in data.items() if k not in {"page", "v"})
+    key = "fleet-filters:" + row_key(fleet.pk, version.uploads, version.submitted, query)
+    html = cache.get(key)
+    if html is None:
+        form = VehicleFilterForm(data, uploads=upload_choices(fleet))
+        html = render_to_string("connections/fleet/filter_fields.html", {"form": form})
+        cache.set(key, html, FILTER_FIELDS_SECONDS)
+    return mark_safe(html)  # noqa: S308 (rendered above by the template engine, escaped there)
+
+
+def _page_number(request: HttpRequest) -> int:
     try:
-        number = max(1, int(request.GET.get("page", 1)))
+        return max(1, int(request.GET.get("page", 1)))
     except ValueError:
-        number = 1
-    page = page_of(fleet, f, number)
-    can_manage = fleet.pk in Fleet.objects.managed_ids(request.user)
+        return 1
+
+
+def fleet_vehicles(request: HttpRequest, slug: str) -> HttpResponse:
+    """The list, and its live region: a poll (`?v=`) answers 204 while the
+    fleet's version is the browser's, else only the rows it does not have; a
+    filter asks for the region alone and puts the filters in the URL."""
+    fleet, version, can_manage, is_support = fleet_and_version(request, slug)
+    region = wants_region(request, REGION)
+    if region and is_current(request, str(version)):
+        return no_change()
+    f, filtered = _filters_of(request, fleet)
+    number = _page_number(request)
+    page = page_of(fleet, f, number, str(version), with_accounts=version.vehicles > 0)
+    query = _query(request.GET)
+    params = dict(parse_qsl(query))
+    live = Live(
+        REGION,
+        reverse("fleet_vehicles", args=[fleet.slug]),
+        str(version),
+        POLL_SECONDS,
+        params={**params, "page": number if number > 1 else ""},
+        have=browser_keys(request),
+    )
     sort_query = _query(request.GET, "sort")
     context = {
         "fleet": fleet,
-        "form": form,
-        "filters": f,
         "page": page,
+        "page_url": live.url,
+        "rows_html": mark_safe(  # noqa: S308 (every row made by format_html)
+            "".join(
+                row.placeholder if live.kept(f"row-{row.key}", row.digest) else row.html
+                for row in page.rows
+            )
+        ),
         "count_cap": COUNT_CAP,
-        "query": _query(request.GET),
-        "sort_query": sort_query + ("&" if sort_query else ""),
+        "query": query,
         "sort": f.sort,
-        "columns": COLUMNS,
+        "head": _head(f.sort, sort_query + ("&" if sort_query else "")),
+        "group_label": GROUP_LABELS.get(f.group, ""),
+        "filtered": filtered,
+    }
+    if region:
+        return region_response(request, f"{TEMPLATE}#region", context, live)
+    context |= {
+        "live": live,
+        # Known from the version's statement: the navigation asks no more.
+        "nav_support": is_support,
+        "filter_fields": _filter_fields(fleet, request.GET, version),
         "actions": {k: v for k, v in ACTIONS.items() if can_manage or k in TROUBLESHOOTING},
         "can_manage": can_manage,
-        "group_label": GROUP_LABELS.get(f.group, ""),
-        "filtered": form.active,
     }
-    return render(request, "connections/fleet/vehicles.html", context)
+    return render(request, TEMPLATE, context)
 
 
 def fleet_vehicles_csv(request: HttpRequest, slug: str):
     fleet = visible_fleet(request, slug)
     f = _filters(request, fleet, request.GET).filters()
     name = f"{fleet.slug}-vehicles-{timezone.now():%Y%m%d-%H%M}.csv"
-    return stream_csv(name, exports.COLUMNS, exports.csv_rows(fleet, f))
+    return copy_export.csv_download(fleet, f, name)
 
 
 def fleet_vehicles_xlsx(request: HttpRequest, slug: str):

@@ -1,0 +1,29 @@
+"""The fleet list's search and tag filter have trigram indexes on PostgreSQL
+(migration 0020), on the very expressions the filters compare."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.db import connection
+
+from connections.fleet.listing import Filters, matching_keys
+
+trigram = importlib.import_module("connections.migrations.0020_fleet_list_indexes")
+
+
+@pytest.mark.postgres_only  # pg_trgm is PostgreSQL's
+def test_the_trigram_indexes_exist_on_the_filters_expressions(fleet):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'connections_vinentry'"
+        )
+        found = dict(cursor.fetchall())
+    assert set(trigram.INDEXES) <= set(found)
+    assert "gin_trgm_ops" in found["vinentry_plate_key_trgm"]
+    # What the search compares is what the indexes hold.
+    sql = str(matching_keys(fleet, Filters(q="ab-1", tag="k=v"), False).query)
+    assert 'REPLACE(REPLACE(UPPER("connections_vinentry"."registration_plate")' in sql
+    assert 'UPPER(("connections_vinentry"."tags")::text' in sql
+    assert '("connections_vinentry"."tags")::text' in sql
