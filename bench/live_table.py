@@ -10,8 +10,9 @@ logged-in manager's session, round after round, interleaved:
 
 - trivial: `GET /_bench/trivial/` (bench/urls.py), login required like the table;
 - changed 5: 5 of the page's 100 rows changed since the browser's last look,
-  which sends the keys of the 100 rows it shows (`Live-Keys`): 5 rows rendered,
-  95 placeholders;
+  which sends the keys of the keyed elements it shows (`Live-Keys`: its 100 rows,
+  the summary, head, pager and poller, as live.js does): 5 rows rendered, 95
+  placeholders;
 - changed 100: every row of the page changed: 100 rows rendered, none of them
   ever rendered before (their content is new);
 - unchanged: the browser is at the current version: 204.
@@ -142,11 +143,17 @@ def queries_of(call: Callable[[], Any]) -> dict[str, Any]:
 
 
 KEY = re.compile(r'<tr id="(entry-\d+)" data-key="([0-9a-f]+)"')
+# Every keyed element of the region (rows, summary, head, pager, poller): what
+# live.js sends back as `Live-Keys`.
+KEYED = re.compile(r'\bid="([^"]+)" data-key="([^"]+)"')
+# A row's placeholder (the region's other parts have placeholders too).
+KEPT = re.compile(r'<tr id="entry-\d+" data-key="[0-9a-f]+" data-live-keep>')
 
 
 class Browser:
     """What a browser showing the table's first page holds: the session, the
-    version it saw and the key of every row (sent back as `Live-Keys`)."""
+    version it saw and the key of every keyed element, rows and the region's
+    other parts, as live.js sends them back (`Live-Keys`)."""
 
     def __init__(self, url: str, session: str, upload_id: int) -> None:
         self.http = httpx.Client(base_url=url, cookies={"sessionid": session}, timeout=30)
@@ -161,10 +168,9 @@ class Browser:
             "Live-Keys": " ".join(f"{k}={v}" for k, v in self.keys.items()),
         }
         response = self.http.get(self.rows_url, params={"v": version}, headers=headers)
-        found = dict(KEY.findall(response.text))
         # Rows sent whole, not as a placeholder for one the browser has.
-        self.rendered = len(found) - response.text.count("data-live-keep")
-        self.keys.update(found)
+        self.rendered = len(KEY.findall(response.text)) - len(KEPT.findall(response.text))
+        self.keys.update(KEYED.findall(response.text))
         return response
 
     def trivial(self) -> httpx.Response:

@@ -160,6 +160,14 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # Only for the hot paths that render many rows per request (the live
+        # table's poll): compiled templates, about three times faster than Django's
+        # engine per row. Ask for them with `using="jinja2"`.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+    },
 ]
 
 DATABASES = {

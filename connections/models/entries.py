@@ -1,10 +1,9 @@
 """A VIN's life: `VinEntry` and its timeline.
 
-Every change of a VIN's state, timeline or upload version goes through this
-module: `VinEntry.observe()` for one observation, `VinEntry.record()` for an
-event that changes nothing, and the `VinEntryQuerySet` methods for bulk moves.
-Each records the timeline event and bumps the upload's version (what the live
-table's poll compares) in the same transaction.
+Every change of a VIN's state, timeline or upload version goes through here:
+`VinEntry.observe()` for one observation, `VinEntry.record()` for an event that
+changes nothing, `VinEntryQuerySet` for bulk moves; each records the event and
+bumps the upload's version (what live polls compare) in one transaction.
 """
 
 from __future__ import annotations
@@ -90,6 +89,10 @@ class VinEntry(models.Model):
     # When a VIN still in progress after its group completed is checked again.
     next_check_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
+    # What a skipped row repeats: a row of its upload, or the fleet's row of its VIN.
+    duplicate_of = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # Replaced by a later upload of the same VIN in this fleet.
     superseded = models.BooleanField(default=False)
     dismissed = models.BooleanField(default=False)
@@ -115,8 +118,7 @@ class VinEntry(models.Model):
             models.Index(fields=["fleet", "vin"]),
             models.Index(fields=["status", "next_check_at"]),
             models.Index(fields=["upload", "error_code"]),
-            # The support workspace sorts every fleet's VINs by age and groups
-            # recent failures into incidents: both read this range.
+            # Support's sort by age and its incidents of recent failures read this range.
             models.Index(fields=["status_changed_at"], name="vinentry_status_changed"),
             # The fleet's vehicle list: what needs the manager first, and every sort.
             models.Index(
@@ -168,14 +170,12 @@ class VinEntry(models.Model):
 
     @property
     def status_label(self) -> str:
-        """`get_status_display()` from a dict made once: Django's rebuilds the
-        choices on every call, a hundred times per live table render."""
+        """`get_status_display()` from a dict made once (Django's rebuilds it per call)."""
         return STATUS_LABELS.get(self.status, self.status)
 
     @property
     def explanation(self):
-        """Our explanation of the VIN's error code, or of its state when that has a
-        next step without a code (waiting for the owner's consent)."""
+        """Our explanation of its error code, or of a state with a next step but no code."""
         if self.error_code:
             return explain(self.error_code)
         return STATUS_EXPLANATIONS.get(self.status)

@@ -199,6 +199,50 @@ class VinEntryQuerySet(models.QuerySet):
             _bump({upload_id for _, _, upload_id in moves})
         return len(moves)
 
+    def correct(self, entry, changes: dict[str, Any], detail: str, *, actor=None) -> None:
+        """Store a manager's correction of a draft row and its new validation
+        (`changes`: field -> value), with one timeline event saying what changed."""
+        now = timezone.now()
+        with transaction.atomic():
+            previous = (
+                self.model.objects.select_for_update()
+                .filter(pk=entry.pk)
+                .values_list("status", flat=True)
+                .first()
+            )
+            if previous is None:
+                return
+            status = changes.get("status", previous)
+            if status != previous:
+                changes = {**changes, "status_changed_at": now}
+            self.model.objects.filter(pk=entry.pk).update(updated_at=now, **changes)
+            _record(
+                [(entry.pk, previous, status, detail, {"action": "edit"})],
+                at=now,
+                source=Source.MANUAL,
+                actor=actor,
+            )
+            _bump([entry.upload_id])
+        for name, value in changes.items():
+            setattr(entry, name, value)
+
+    def note(self, detail: str, *, actor=None, **data: Any) -> int:
+        """One timeline event on each of these VINs that changes nothing (an
+        action on them as a group, such as the draft a new upload replaced)."""
+        now = timezone.now()
+        ids = list(self.order_by("pk").values_list("pk", "status", "upload_id"))
+        for start in range(0, len(ids), BULK_CHUNK):
+            chunk = ids[start : start + BULK_CHUNK]
+            with transaction.atomic():
+                _record(
+                    [(pk, status, status, detail, data) for pk, status, _ in chunk],
+                    at=now,
+                    source=Source.MANUAL,
+                    actor=actor,
+                )
+                _bump({upload_id for _, _, upload_id in chunk})
+        return len(ids)
+
     def remove(self) -> int:
         """Delete draft rows (never sent), bumping their uploads' versions."""
         with transaction.atomic():

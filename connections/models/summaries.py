@@ -18,15 +18,16 @@ from django.db import models
 
 from connections.explanations import EXPLANATIONS
 from connections.models.entries import VinEntry, VinStatus
+from connections.models.statuses import Attention
 from connections.models.uploads import Upload
 
-# (status, error_code, make, validity, number of entries)
-Group = tuple[str, str, str, str, int]
+# (status, error_code, make, validity, attention, number of entries)
+Group = tuple[str, str, str, str, int, int]
 
 
 @dataclass(frozen=True)
 class EntryGroups:
-    """An upload's entries counted by (status, error code, make, validity)."""
+    """An upload's entries counted by (status, error code, make, validity, attention)."""
 
     rows: tuple[Group, ...]
 
@@ -34,13 +35,13 @@ class EntryGroups:
     def counts(self) -> dict[str, int]:
         """Entries per status."""
         counts: dict[str, int] = {}
-        for status, _, _, _, n in self.rows:
+        for status, *_, n in self.rows:
             counts[status] = counts.get(status, 0) + n
         return counts
 
     @property
     def total(self) -> int:
-        return sum(row[4] for row in self.rows)
+        return sum(row[-1] for row in self.rows)
 
     @property
     def errors(self) -> set[str]:
@@ -52,7 +53,13 @@ class EntryGroups:
 
     @property
     def warnings(self) -> int:
-        return sum(row[4] for row in self.rows if row[3] == VinEntry.Validity.WARNING)
+        return sum(row[-1] for row in self.rows if row[3] == VinEntry.Validity.WARNING)
+
+    @property
+    def needs_you(self) -> int:
+        """Entries needing the fleet's manager (`Attention.NEEDS_YOU`), what the
+        table's "needs you first" sort puts first."""
+        return sum(row[-1] for row in self.rows if row[4] == Attention.NEEDS_YOU)
 
     @property
     def waiting_for_consent(self) -> int:
@@ -62,7 +69,7 @@ class EntryGroups:
         codes = {code for code, x in EXPLANATIONS.items() if x.consent_link}
         return sum(
             n
-            for s, e, _, _, n in self.rows
+            for s, e, *_, n in self.rows
             if s == VinStatus.CONNECTION_REQUIRED or (s == VinStatus.ERROR and e in codes)
         )
 
@@ -71,7 +78,7 @@ class EntryGroups:
         the pager's total without a COUNT of its own."""
         return sum(
             n
-            for s, e, m, _, n in self.rows
+            for s, e, m, *_, n in self.rows
             if (not status or s == status) and (not error or e == error) and (not make or m == make)
         )
 
@@ -95,11 +102,18 @@ class UploadSummary(models.Model):
 def count_groups(upload: Upload) -> EntryGroups:
     """A fresh count of the upload's entries (one scan)."""
     rows = (
-        upload.entries.values_list("status", "error_code", "make", "validity")
+        upload.entries.values_list("status", "error_code", "make", "validity", "attention")
         .annotate(n=models.Count("pk"))
-        .order_by("status", "error_code", "make", "validity")
+        .order_by("status", "error_code", "make", "validity", "attention")
     )
     return EntryGroups(tuple(rows))
+
+
+def _current_shape(stored: UploadSummary) -> bool:
+    return all(len(row) == GROUP_WIDTH for row in stored.groups)
+
+
+GROUP_WIDTH = 6
 
 
 def entry_groups(upload: Upload) -> EntryGroups:
@@ -114,7 +128,8 @@ def entry_groups(upload: Upload) -> EntryGroups:
         stored = upload.summary
     except UploadSummary.DoesNotExist:
         stored = None
-    if stored is not None and stored.version == upload.version:
+    # A count stored before `attention` was counted has one column less: counted afresh.
+    if stored is not None and stored.version == upload.version and _current_shape(stored):
         return EntryGroups(tuple(tuple(row) for row in stored.groups))
     fresh = count_groups(upload)
     summary = UploadSummary(upload=upload, version=upload.version, groups=list(fresh.rows))

@@ -107,3 +107,49 @@ class EntryFilterForm(forms.Form):
             return entries.order_by(NEEDS_YOU_RANK, "line_number", "pk")
         field = SORTS[sort.lstrip("-")]
         return entries.order_by(("-" if sort.startswith("-") else "") + field, "pk")
+
+
+class EntryFixForm(forms.Form):
+    """A draft row's correction; `uploads.fixes` validates it as an uploaded row."""
+
+    vin = forms.CharField(label="VIN", max_length=64, required=False)
+    make = forms.CharField(
+        label="Make",
+        max_length=40,
+        required=False,
+        help_text="For example Volkswagen or BMW. Leave it empty to read it from the VIN.",
+    )
+    country_code = forms.CharField(
+        label="Country",
+        max_length=60,
+        required=False,
+        help_text="Two-letter code such as DE or GB; empty for the fleet's default.",
+    )
+    registration_plate = forms.CharField(label="Registration plate", max_length=64, required=False)
+    tags = forms.CharField(
+        label="Tags",
+        max_length=2000,
+        required=False,
+        help_text="key=value, separated by semicolons: depot=Leeds;cost-centre=42",
+    )
+
+    def __init__(self, *args, entry, **kwargs):
+        # Ids unique per row: several rows' forms can be open on one page.
+        super().__init__(*args, auto_id=f"fix-{entry.pk}-%s", **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs.update(autocomplete="off", spellcheck="false")
+        self.general_problems: list[str] = []
+
+    @property
+    def first_invalid(self) -> str:
+        """The first field with an error (it takes the focus), or ""."""
+        return next((name for name in self.fields if name in self.errors), "")
+
+    def add_problems(self, problems: dict[str, list[str]]) -> None:
+        """Validation's problems, each next to its field (the row's own ones above the form)."""
+        for name, messages in problems.items():
+            if name in self.fields:
+                for message in messages:
+                    self.add_error(name, message)
+            else:
+                self.general_problems.extend(messages)

@@ -241,3 +241,20 @@ def _rows(
 
 def _values(count: int) -> str:
     return "1 value" if count == 1 else f"{count} values"
+
+
+class FieldMarks:
+    """Which field each of a row's messages is about: `take(name)` gives the
+    messages added since the last call to that field."""
+
+    def __init__(self, errors: list[str], warnings: list[str]) -> None:
+        self.lists = (errors, warnings)
+        self.seen = [0, 0]
+        self.by_field: dict[str, list[str]] = {}
+
+    def take(self, name: str) -> None:
+        for i, messages in enumerate(self.lists):
+            new = messages[self.seen[i] :]
+            if new:
+                self.by_field.setdefault(name, []).extend(new)
+            self.seen[i] = len(messages)

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from connections.models import Fleet, Source, Upload, VinEntry, VinStatus
 from connections.sending.batches import queue_batches
 from connections.sending.tasks import enqueue_sends
+from connections.uploads.fixes import link_repeats, live_statuses
 from connections.uploads.rows import ImportProblem, RawRow
 from connections.uploads.validation import validate_rows
 
@@ -41,8 +42,7 @@ NO_VINS = "No VINs were found in what you gave. Check the file."
 
 def existing_vins(fleet: Fleet) -> dict[str, str]:
     """VINs already connected or in progress in this fleet, with their status."""
-    live = {VinStatus.CONNECTED, *VinStatus.in_progress()}
-    rows = VinEntry.objects.filter(fleet=fleet, superseded=False, status__in=live)
+    rows = VinEntry.objects.filter(fleet=fleet, superseded=False, status__in=live_statuses())
     return dict(rows.values_list("vin", "status").iterator())
 
 
@@ -83,6 +83,7 @@ def create_upload(
         )
         try:
             _store(upload, spool)
+            link_repeats(upload)
         except DatabaseError as exc:
             logger.exception("Upload to fleet %s could not be stored", fleet.pk)
             if upload.pk is not None:

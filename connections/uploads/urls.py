@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from connections.uploads import drafts, views
+from connections.uploads import drafts, fix_views, views, vin_views
 
 urlpatterns = [
     path("fleets/<slug:slug>/uploads/new/", views.upload_new, name="upload_new"),
@@ -15,6 +15,11 @@ urlpatterns = [
         name="upload_check_eligibility",
     ),
     path("uploads/<int:upload_id>/delete/", drafts.upload_delete, name="upload_delete"),
+    path(
+        "uploads/<int:upload_id>/replace/<int:draft_id>/",
+        drafts.upload_replace_draft,
+        name="upload_replace_draft",
+    ),
     path("uploads/<int:upload_id>/export.csv", views.upload_export, name="upload_export"),
     path(
         "uploads/<int:upload_id>/invalid.csv", views.upload_invalid_csv, name="upload_invalid_csv"
@@ -29,5 +34,10 @@ urlpatterns = [
         views.entry_retry,
         name="entry_retry",
     ),
-    path("vins/<int:entry_id>/", views.entry_detail, name="entry_detail"),
+    path(
+        "uploads/<int:upload_id>/entries/<int:entry_id>/edit/",
+        fix_views.entry_edit,
+        name="entry_edit",
+    ),
+    path("vins/<int:entry_id>/", vin_views.entry_detail, name="entry_detail"),
 ]

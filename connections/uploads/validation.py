@@ -28,10 +28,14 @@ from connections.makes import (
     supported_makes_text,
 )
 from connections.models import VinStatus
-from connections.uploads.rows import RawRow
+from connections.uploads.rows import FieldMarks, RawRow
 from connections.vin import EARLIEST_MODEL_YEAR, INVALID, VALID, WARNING, check_vin, normalise_vin
 
 TAG_PART_MAX = 150
+PLATE_MAX = 32
+MODEL_MAX = 80
+# How a skipped duplicate's problem begins (its link says which row it repeats).
+DUPLICATE_OF_LINE = "This VIN is a duplicate of line"
 
 
 @dataclass(slots=True)
@@ -53,6 +57,9 @@ class ValidatedRow:
     notes: list[str] = field(default_factory=list)
     sandbox_test: bool = False
     owner_email: str = ""
+    # The problems again, by the field they are about ("" for the row as a
+    # whole): an inline fix shows each next to its field.
+    field_problems: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -83,12 +90,6 @@ class ValidatedRow:
             "problems": self.problems,
             "status": self.status,
         }
-
-
-PLATE_MAX = 32
-
-
-MODEL_MAX = 80
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -166,21 +167,52 @@ def validate_rows(
             continue
         first_line = first_line_of.get(row.vin)
         if first_line is not None:
-            row.skip_reason = (
-                f"This VIN is a duplicate of line {first_line}; only the first is sent."
-            )
+            _skip(row, f"{DUPLICATE_OF_LINE} {first_line}; only the first is sent.")
         else:
             first_line_of[row.vin] = row.line_number
-            status = existing_vins.get(row.vin)
-            if status is not None:
-                row.skip_reason = (
-                    f"This VIN is already in this fleet ({_status_label(status)}), so it is "
-                    "skipped. To send it again, choose to send VINs already connected or in "
-                    "progress in this fleet."
-                )
-        if row.skip_reason:
-            row.problems.append(row.skip_reason)
+            _skip_existing(row, existing_vins)
         yield row
+
+
+def validate_one(
+    raw: RawRow,
+    *,
+    default_country: str,
+    default_region: str,
+    existing_vins: Mapping[str, str],
+    sent_line: int | None,
+) -> ValidatedRow:
+    """Validate one corrected row of a draft, as `validate_rows` would.
+
+    `sent_line` is the line of another row of the same upload that is sent
+    with this row's VIN (None when there is none): this row then repeats it and
+    is skipped, whichever comes first in the file, so a fix never changes
+    another row."""
+    row = _validate_row(raw, default_country.upper(), default_region, date.today().year + 2)
+    if row.validity == INVALID:
+        return row
+    if sent_line is not None:
+        _skip(row, f"{DUPLICATE_OF_LINE} {sent_line}; only line {sent_line} is sent.")
+    else:
+        _skip_existing(row, existing_vins)
+    return row
+
+
+def _skip_existing(row: ValidatedRow, existing_vins: Mapping[str, str]) -> None:
+    status = existing_vins.get(row.vin)
+    if status is not None:
+        _skip(
+            row,
+            f"This VIN is already in this fleet ({_status_label(status)}), so it is "
+            "skipped. To send it again, choose to send VINs already connected or in "
+            "progress in this fleet.",
+        )
+
+
+def _skip(row: ValidatedRow, reason: str) -> None:
+    row.skip_reason = reason
+    row.problems.append(reason)
+    row.field_problems.setdefault("vin", []).append(reason)
 
 
 def _validate_row(
@@ -190,6 +222,8 @@ def _validate_row(
     errors = list(raw.problems)
     warnings: list[str] = []
     notes: list[str] = []
+    marks = FieldMarks(errors, warnings)
+    marks.take("")
 
     raw_vin = fields.get("vin", "").strip()
     vin = normalise_vin(raw_vin)
@@ -198,29 +232,26 @@ def _validate_row(
     warnings.extend(check.warnings)
     if check.sandbox_test:
         notes.append("Sandbox test VIN: the Volteras sandbox answers it with a scripted result.")
+    marks.take("vin")
 
     make_text = fields.get("make", "").strip()
     make, make_inferred = _check_make(make_text, vin, check.is_valid, errors, warnings)
+    marks.take("make")
     country = _check_country(fields.get("country_code", "").strip(), default_country, errors)
+    # The region follows from the country: its problems are the country's to fix.
     region = _check_region(make, country, default_region, errors, warnings)
+    marks.take("country_code")
 
-    plate = _WHITESPACE.sub(" ", fields.get("registration_plate", "")).strip()
-    if len(plate) > PLATE_MAX:
-        errors.append(
-            f"The registration plate has {len(plate)} characters; at most {PLATE_MAX} fit. "
-            "Check that the right column is used."
-        )
-    model = _WHITESPACE.sub(" ", fields.get("model", "")).strip()
-    if len(model) > MODEL_MAX:
-        errors.append(
-            f"The model has {len(model)} characters; at most {MODEL_MAX} fit. Shorten it."
-        )
+    plate, model = _plate_and_model(fields, errors, marks)
     model_year, year_error = _model_year(fields.get("model_year", "").strip(), latest_year)
     if year_error:
         errors.append(year_error)
+    marks.take("")
     tags, tag_errors = parse_tags(fields.get("tags", ""))
     errors.extend(tag_errors)
+    marks.take("tags")
     owner_email = _owner_email(fields.get("owner_email", ""), warnings)
+    marks.take("")
 
     validity = INVALID if errors else WARNING if warnings else VALID
     return ValidatedRow(
@@ -240,7 +271,26 @@ def _validate_row(
         notes=notes,
         sandbox_test=check.sandbox_test,
         owner_email=owner_email,
+        field_problems=marks.by_field,
     )
+
+
+def _plate_and_model(
+    fields: Mapping[str, str], errors: list[str], marks: FieldMarks
+) -> tuple[str, str]:
+    plate = _WHITESPACE.sub(" ", fields.get("registration_plate", "")).strip()
+    if len(plate) > PLATE_MAX:
+        errors.append(
+            f"The registration plate has {len(plate)} characters; at most {PLATE_MAX} fit. "
+            "Check that the right column is used."
+        )
+    marks.take("registration_plate")
+    model = _WHITESPACE.sub(" ", fields.get("model", "")).strip()
+    if len(model) > MODEL_MAX:
+        errors.append(
+            f"The model has {len(model)} characters; at most {MODEL_MAX} fit. Shorten it."
+        )
+    return plate, model
 
 
 def _owner_email(text: str, warnings: list[str]) -> str:

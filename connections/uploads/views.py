@@ -6,9 +6,8 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, prefetch_related_objects
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -16,7 +15,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 
 from connections.csv_files import stream_csv
 from connections.models import (
@@ -25,26 +24,20 @@ from connections.models import (
     Upload,
     VinEntry,
     VinStatus,
-    user_is_support,
 )
 from connections.models.summaries import entry_groups
-from connections.support.actions import ACTIONS, request_ids, retry
+from connections.support.actions import retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
+from connections.uploads.fixes import repeated_line
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import entry_key
+from connections.uploads.table import changed_label, entry_key, needs_you_note, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
-from connections.uploads.vin_page import (
-    live_context,
-    live_version,
-    volteras_view,
-    webhook_deliveries,
-)
 from connections.web.access import (
     WATCH_SECONDS,
     managed_fleet,
@@ -67,8 +60,6 @@ PAGE_SIZE = 100
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
 LIVE_TABLE = "connections/uploads/upload_detail.html#live"
-VIN_LIVE = "connections/uploads/entry_detail.html#live"
-LINKS_SHOWN = 20
 
 
 def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
@@ -94,10 +85,12 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 # Into a plain list (no queryset per row) and with each link's fleet, which the
-# link cell's URL needs.
+# link cell's URL needs; read only for the rows that have a link (`HAS_LINKS`):
+# most pages have none, and then no query is made for them.
 ROW_LINKS = Prefetch(
     "consent_links", ConsentLink.objects.select_related("fleet"), to_attr="row_links"
 )
+HAS_LINKS = Exists(ConsentLink.objects.filter(vin_entry=OuterRef("pk")))
 
 
 def _table_context(request: HttpRequest, upload: Upload) -> dict:
@@ -111,7 +104,7 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )
-    filtered = form.apply(upload.entries.all()).prefetch_related(ROW_LINKS)
+    filtered = form.apply(upload.entries.all()).annotate(has_links=HAS_LINKS)
     paginator = Paginator(filtered, PAGE_SIZE)
     if form.is_valid() and not form.cleaned_data["q"]:
         data = form.cleaned_data
@@ -156,8 +149,30 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
             eligibility_progress(upload) if upload.state == Upload.State.CHECKING else None
         ),
     }
-    _prepare_rows(page, upload, live, context)
+    _prepare_rows(request, page, upload, live, context)
+    context["needs_you_note"] = needs_you_note(groups.needs_you, context["rows"], params)
+    _mark_frame(upload, live, context)
     return context
+
+
+def _mark_frame(upload: Upload, live: Live, context: dict) -> None:
+    """Key the region's parts around the rows by what they show, as rows are:
+    a part the browser already shows at that key is sent as a placeholder. The
+    summary moves with the counts, not with every version (most versions change
+    a row's message or time, not a count)."""
+    parts = {
+        "summary": (
+            context["summary"], context["submitted"], context["checking"], context["polling"],
+            context["watching"], context["poll_seconds"], context["watch_seconds"],
+            context["eligibility_progress"], upload.eligibility, context["query"],
+        ),
+        "head": (context["query"], context["show_eligibility"], context["sort"]),
+        "pages": (context["query"], context["page"].number, context["page"].paginator.count),
+    }  # fmt: skip
+    for name, shown in parts.items():
+        key = row_key(*shown)
+        context[f"{name}_key"] = key
+        context[f"{name}_kept"] = live.kept(f"live-{name}", key)
 
 
 def _poll_plan(upload: Upload, summary: dict) -> tuple[bool, bool, int]:
@@ -171,26 +186,43 @@ def _poll_plan(upload: Upload, summary: dict) -> tuple[bool, bool, int]:
     return polling, watching, SLOW_POLL_SECONDS if summary["slow"] else FAST_POLL_SECONDS
 
 
-def _prepare_rows(rows, upload: Upload, live: Live, context: dict) -> None:
-    """What each row shows that a tag or filter would work out afresh per row
-    (a hundred `{% url %}` reverses and two hundred date filters were a third of
-    a poll's render): the row's links, from one reverse per name with the row's
-    id put in, and its last-change time, formatted. Then each row's key: a row
-    the browser already shows at that key is sent as a placeholder only."""
+def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, context: dict) -> None:
+    """The page's rows, rendered (`rows_html`). First each row's key (its
+    consent links read only when it has one): a row the browser already shows
+    at that key is sent as a placeholder only. Then, for the rows sent whole,
+    what a tag or filter would work out afresh per row: the row's links, from
+    one reverse per name with the row's id put in, and its last-change time."""
+    rows = list(page)
+    linked = [entry for entry in rows if entry.has_links]
+    prefetch_related_objects(linked, ROW_LINKS)
+    for entry in rows:
+        if not entry.has_links:
+            entry.row_links = []
+    frame = tuple(
+        context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
+    )
+    mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
     links = {
         "detail_url": reverse("entry_detail", args=[0]),
         "retry_url": reverse("entry_retry", args=[upload.pk, 0]),
         "remove_url": reverse("entry_remove", args=[upload.pk, 0]),
+        "edit_url": reverse("entry_edit", args=[upload.pk, 0]),
     }
-    frame = tuple(context[k] for k in ("submitted", "managed", "show_eligibility", "query"))
     for entry in rows:
+        if entry.live_kept:
+            continue  # a placeholder: its id and key are all it shows
         for name, url in links.items():
             # Ids are never 0: "/0/" is only ever the placeholder's segment.
             setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
+        if entry.duplicate_of_id:
+            entry.duplicate_url = links["detail_url"].replace("/0/", f"/{entry.duplicate_of_id}/")
+            entry.repeated_line = repeated_line(entry.problems)
         changed = timezone.localtime(entry.status_changed_at)
         entry.changed_iso = changed.isoformat()
-        entry.changed_label = dateformat.format(changed, "j M H:i:s")
-    mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
+        entry.changed_label = changed_label(changed)
+    context["rows"] = rows
+    consent_links_url = reverse("upload_consent_links", args=[upload.pk])
+    context["rows_html"] = render_rows(request, rows, context, consent_links_url)
 
 
 def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
@@ -299,88 +331,3 @@ def upload_invalid_csv(request: HttpRequest, upload_id: int) -> HttpResponse:
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="upload-{upload.pk}-to-fix.csv"'
     return response
-
-
-VIN_REGION = "vin-live"
-VIN_POLL_SECONDS = {"fast": 3, "slow": WATCH_SECONDS}
-
-
-def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
-    """A VIN's page. Its live part (`#vin-live`) polls this same view: 204 while
-    nothing changed (one query), else the parts that changed; 286 once the VIN
-    is final, the part it sends then carrying a slow watcher (a connected VIN
-    can still be disconnected), or none when nothing can happen to it any more."""
-    seen = live_version(request.user, entry_id)
-    if seen is None:
-        raise Http404("No such VIN.")
-    version, mode = seen
-    region = wants_region(request, VIN_REGION)
-    if region and is_current(request, version):
-        return no_change()
-    entry = get_object_or_404(
-        VinEntry.objects.select_related("upload__created_by", "fleet", "batch"), pk=entry_id
-    )
-    links = list(
-        entry.consent_links.select_related("fleet").order_by("-created_at", "-pk")[:LINKS_SHOWN]
-    )
-    events = list(entry.events.select_related("actor").order_by("at", "pk"))
-    live = Live(
-        VIN_REGION,
-        reverse("entry_detail", args=[entry.pk]),
-        version,
-        VIN_POLL_SECONDS.get(mode),
-        stop=mode != "fast",
-    )
-    context = {**live_context(request, entry, events), "consent_links": links, "live": live}
-    context["has_links"] = bool(links)
-    context["keys"] = _vin_keys(context)
-    if region:
-        return region_response(request, VIN_LIVE, context, live)
-    others = (
-        VinEntry.objects.filter(fleet=entry.fleet, vin=entry.vin)
-        .exclude(pk=entry.pk)
-        .select_related("upload")
-        .order_by("-pk")[:20]
-    )
-    vehicle, vehicle_problem = volteras_view(entry)
-    context |= {
-        "others": others,
-        "vehicle": vehicle,
-        "vehicle_problem": vehicle_problem,
-        "deliveries": webhook_deliveries(entry, everywhere=user_is_support(request.user)),
-    }
-    if user_is_support(request.user):
-        context["support_actions"] = ACTIONS
-        context["request_ids"] = request_ids([entry]).get(entry.pk, [])
-    return render(request, "connections/uploads/entry_detail.html", context)
-
-
-def _vin_keys(context: dict) -> dict[str, str]:
-    """Keys of the VIN page's live parts, each what it shows. The next steps
-    have their own, so a note being typed survives a change of status that
-    leaves the same steps on offer."""
-    entry = context["entry"]
-    return {
-        "now": row_key(
-            entry.status,
-            entry.status_changed_at,
-            entry.escalated,
-            entry.dismissed,
-            entry.message,
-            entry.error_codes,
-            entry.problems,
-            context["who_must_act"],
-            context["live"].every,
-        ),
-        "steps": row_key(
-            context["retry_refusal"],
-            entry.consent_link_helps,
-            context["has_links"],
-            context["offer_escalate"],
-            context["offer_remove"],
-            entry.status == VinStatus.CONNECTED,
-        ),
-        "links": row_key(
-            [(link.pk, link.state, link.expires_at) for link in context["consent_links"]]
-        ),
-    }

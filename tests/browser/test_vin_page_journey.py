@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from connections.models import ConsentLink, LinkStatus, VinStatus
-from connections.uploads import views as upload_views
+from connections.uploads import vin_views
 from tests.browser.fleet_data import csv_text, send, settle
 from tests.browser.gates import assert_keyboard_reachable, login, press_on, screenshot
 
@@ -55,8 +55,8 @@ def test_vin_page_updates_itself_and_its_next_steps_are_buttons(
 ):
     # A pending VIN's page (which can wait days) asks every 30 s; every 2 s
     # here until it is connected, to keep the journey short.
-    intervals = upload_views.VIN_POLL_SECONDS
-    monkeypatch.setattr(upload_views, "VIN_POLL_SECONDS", {**intervals, "slow": 2})
+    intervals = vin_views.VIN_POLL_SECONDS
+    monkeypatch.setattr(vin_views, "VIN_POLL_SECONDS", {**intervals, "slow": 2})
     # The pending VIN waits until the test tells the sandbox to connect it.
     portal_on_sandbox.control(pending_seconds=3600)
     upload = send(fleet, manager, csv_text(VINS))
@@ -76,7 +76,7 @@ def test_vin_page_updates_itself_and_its_next_steps_are_buttons(
     expect(now).not_to_contain_text("while the VIN is on its way")
     expect(page.locator("ol.timeline")).to_contain_text("Connected")
     assert_not_reloaded(page)
-    monkeypatch.setattr(upload_views, "VIN_POLL_SECONDS", intervals)
+    monkeypatch.setattr(vin_views, "VIN_POLL_SECONDS", intervals)
 
     # Waiting for the owner's consent: the button makes the link.
     open_vin(page, WAITING_FOR_CONSENT)

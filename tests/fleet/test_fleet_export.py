@@ -8,7 +8,6 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,9 +16,8 @@ from connections.fleet import copy_export, exports
 from connections.fleet.listing import Filters
 from connections.models import ConnectedAccount, Upload, Vehicle, VinEntry, VinStatus
 
-on_postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="COPY is PostgreSQL's; SQLite keeps the Python path"
-)
+# COPY is PostgreSQL's; SQLite keeps the Python path.
+on_postgresql = pytest.mark.postgres_only
 
 ROWS = [
     # vin, status, error codes, message, action category, make, model, plate, tags

@@ -154,7 +154,7 @@ def test_the_version_moves_with_every_change_to_the_list(rf, fleet, manager, lis
     assert str(after) != str(before) and after.upload_versions > before.upload_versions
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL is kept on PostgreSQL only")
+@pytest.mark.postgres_only  # the SQL is kept on PostgreSQL only
 @pytest.mark.parametrize(
     "f", [Filters(), Filters(sort="-vin"), Filters(status=VinStatus.ERROR), Filters(q="WVW")]
 )

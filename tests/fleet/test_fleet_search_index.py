@@ -1,5 +1,5 @@
 """The fleet list's search and tag filter have trigram indexes on PostgreSQL
-(migration 0018), on the very expressions the filters compare."""
+(migration 0020), on the very expressions the filters compare."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from django.db import connection
 
 from connections.fleet.listing import Filters, matching_keys
 
-trigram = importlib.import_module("connections.migrations.0018_fleet_list_indexes")
+trigram = importlib.import_module("connections.migrations.0020_fleet_list_indexes")
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_trgm is PostgreSQL's")
+@pytest.mark.postgres_only  # pg_trgm is PostgreSQL's
 def test_the_trigram_indexes_exist_on_the_filters_expressions(fleet):
     with connection.cursor() as cursor:
         cursor.execute(

@@ -5,6 +5,7 @@ the explanation shown for every per-VIN error code in the contract."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 from datetime import UTC, datetime, timedelta
 
@@ -470,8 +471,8 @@ class TestExplanations:
         assert entry.who_acts == "Customer action: the vehicle's driver"
         # The same table of knowledge gives the upload table its next step.
         client.force_login(manager)
-        row = _row(client.get(upload.get_absolute_url()).content.decode(), entry)
-        assert escape(x.next_step) in row and escape(x.title) in row
+        row = html.unescape(_row(client.get(upload.get_absolute_url()).content.decode(), entry))
+        assert x.next_step in row and x.title in row
 
 
 def _row(body: str, entry: VinEntry) -> str:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from connections.models import VinStatus
+from connections.models import Attention, UploadSummary, VinStatus
+from connections.models.summaries import count_groups, entry_groups
 from connections.uploads import views
 from connections.uploads.forms import EntryFilterForm
 from tests.factories import add_entry, make_upload
@@ -38,3 +39,35 @@ def lines(upload, sort: str) -> list[int]:
 def test_needs_you_first_then_in_progress_then_the_rest_by_line(table):
     assert lines(table, "needs") == [9, 11, 3, 12, 1, 2, 4, 5, 6, 7, 8, 10]
     assert lines(table, "line") == list(range(1, 13))
+
+
+def note_of(client, upload, **params) -> str:
+    body = client.get(upload.get_absolute_url(), params).content.decode()
+    if 'id="needs-you-note"' not in body:
+        return ""
+    return body.split('id="needs-you-note"')[1].split("</p>")[0]
+
+
+def test_the_table_says_how_many_rows_needing_you_are_on_other_pages(client, manager, table):
+    client.force_login(manager)
+    note = note_of(client, table)
+    assert "2 rows need you, 2 of them on other pages." in note
+    assert f'href="{table.get_absolute_url()}?sort=needs">Show them first</a>' in note
+    assert "2 rows need you, 1 of them on other pages." in note_of(client, table, page=2)
+    assert note_of(client, table, sort="needs") == ""  # both on the first page
+    assert "not shown here" in note_of(client, table, status=VinStatus.CONNECTED)
+
+
+def test_the_note_reads_the_stored_counts(client, manager, table):
+    client.force_login(manager)
+    note_of(client, table)  # stores the counts of this version
+    summary = UploadSummary.objects.get(upload=table)
+    # Pretend the stored count saw 3 rows needing you in each of its two groups
+    # (ERROR, DISCONNECTED): the note believes it, so it runs no count of its own.
+    summary.groups = [
+        [*row[:-1], 3 if row[4] == Attention.NEEDS_YOU else row[-1]] for row in summary.groups
+    ]
+    summary.save()
+    assert "6 rows need you" in note_of(client, table)
+    assert entry_groups(table).needs_you == 6
+    assert count_groups(table).needs_you == 2

@@ -73,10 +73,12 @@ ACCESS: dict[str, tuple] = {
     "upload_submit": POST_ONLY,
     "upload_check_eligibility": POST_ONLY,
     "upload_delete": FLEET_WRITE_FORM,  # GET: the confirmation page
+    "upload_replace_draft": POST_ONLY,
     "upload_export": FLEET_PAGE,
     "upload_invalid_csv": FLEET_PAGE,
     "entry_remove": POST_ONLY,
     "entry_retry": POST_ONLY,
+    "entry_edit": FLEET_WRITE_FORM,  # GET: the form (a sent row: why it cannot be edited)
     "entry_detail": FLEET_PAGE,
     "entry_act": POST_ONLY,
     # the fleet's vehicles
@@ -159,6 +161,8 @@ def urls(fleet, manager, fake_volteras) -> dict[str, str]:
     special = {
         "entry_remove": args["entry"],
         "entry_retry": args["entry"],
+        "entry_edit": args["entry"],
+        "upload_replace_draft": [upload.pk, upload.pk],
         "consent_link_detail": args["link"],
         "consent_link_print": args["link"],
         "consent_link_revoke": args["link"],

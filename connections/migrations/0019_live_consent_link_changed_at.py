@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connections', '0017_refused_delivery_counted'),
+        ('connections', '0018_entry_duplicate_of'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -47,7 +47,7 @@ def drop(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connections", "0017_refused_delivery_counted"),
+        ("connections", "0019_live_consent_link_changed_at"),
     ]
 
     operations = [
