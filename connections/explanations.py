@@ -242,9 +242,9 @@ EXPLANATIONS: dict[str, Explanation] = dict(
             "Make cannot be connected by VIN",
             "This manufacturer does not allow vehicles to be connected from a VIN list; "
             "the owner has to connect the vehicle themselves.",
-            "Send the owner a consent link instead of uploading the VIN (the Consent link "
-            "button in the upload table, or support's consent link action); the vehicle "
-            "connects once they complete it.",
+            "Send the owner a consent link instead of uploading the VIN (Create a consent "
+            "link on the VIN's page, or Create consent links in the fleet's list); the "
+            "vehicle connects once they complete it.",
             _CUSTOMER,
             False,
             consent_link=True,
@@ -349,9 +349,9 @@ STATUS_EXPLANATIONS: dict[str, Explanation] = dict(
             "The owner must consent",
             "This manufacturer only shares a vehicle's data once its owner has approved "
             "the connection in a consent flow.",
-            "Send the owner a consent link (the Consent link button in the upload table, or "
-            "support's consent link action), then wait for them to complete it: the VIN "
-            "connects by itself.",
+            "Send the owner a consent link (Create a consent link on the VIN's page, or "
+            "Create consent links for several vehicles in the fleet's list), then wait for "
+            "them to complete it: the VIN connects by itself.",
             _CUSTOMER,
             False,
             consent_link=True,

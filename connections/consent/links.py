@@ -86,7 +86,7 @@ def create_link(
         if vin_entry is not None:
             vin_entry.record(
                 Source.MANUAL,
-                f"Consent link sent to the owner: {link.short_url} "
+                f"Consent link created for the owner: {link.short_url} "
                 f"(expires {link.expires_at:%d %b %Y %H:%M} UTC).",
                 actor=user,
                 consent_link=link.pk,

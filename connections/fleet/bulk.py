@@ -18,6 +18,10 @@ from connections.volteras import NotFound, VolterasError, get_client
 LIMITS = {"retry": 2000, "consent": 50, "remove": 200, "tag": 100_000, "untag": 100_000}
 
 
+# Upload rows whose vehicle Volteras holds: removing them disconnects it first.
+_AT_VOLTERAS = (VinStatus.CONNECTED, *VinStatus.in_progress())
+
+
 @dataclass
 class BulkOutcome:
     done: int = 0
@@ -35,11 +39,17 @@ def consent_rows(entries: QuerySet[VinEntry], user) -> BulkOutcome:
     waiting = entries.waiting_for_consent()
     ids = list(waiting.values_list("pk", flat=True)[: LIMITS["consent"] + 1])
     outcome = send_consent_links(load_entries(ids[: LIMITS["consent"]]), user)
-    skipped = entries.count() - waiting.count() if not ids else 0
+    skipped = entries.count() - waiting.count()
     result = _outcome(len(outcome.done), outcome.refused, len(ids) > LIMITS["consent"])
     if skipped:
-        result.refused.append(("", f"{skipped} of them do not wait for their owner's consent."))
+        result.refused.append(("", _not_waiting(skipped)))
     return result
+
+
+def _not_waiting(n: int) -> str:
+    if n == 1:
+        return "1 vehicle got no link: it is not waiting for its owner's consent."
+    return f"{n} vehicles got no link: they are not waiting for their owners' consent."
 
 
 def tag_rows(entries: QuerySet[VinEntry], add: list, drop: list, user) -> BulkOutcome:
@@ -58,7 +68,7 @@ def remove_rows(
     disconnected = []
     kept = set()
     for pk, vin, status, vehicle_id in rows[:limit]:
-        if status in (VinStatus.CONNECTED, *VinStatus.in_progress()) and vehicle_id:
+        if status in _AT_VOLTERAS and vehicle_id:
             client = client or get_client()
             try:
                 client.disconnect_vehicle(vehicle_id)
@@ -74,6 +84,12 @@ def remove_rows(
     outcome.done += _disconnect_vehicles(fleet, vehicles, user, outcome, limit)
     outcome.left = len(rows) > limit
     return outcome
+
+
+def connected_count(entries: QuerySet[VinEntry], vehicles: QuerySet[Vehicle]) -> int:
+    """How many of these rows removing would disconnect at Volteras."""
+    at_volteras = entries.filter(status__in=_AT_VOLTERAS).exclude(vehicle_id="").count()
+    return at_volteras + vehicles.filter(disconnected=False).count()
 
 
 def _disconnect_vehicles(

@@ -94,8 +94,14 @@ def _head(sort: str, sort_query: str) -> str:
             continue
         order = {key: "ascending", f"-{key}": "descending"}.get(sort)
         href = f"?{sort_query}sort={'-' if sort == key else ''}{key}"
+        # aria-sort belongs to the column header (axe refuses it on a link);
+        # the arrow shows the same to the eye.
         aria = format_html(' aria-sort="{}"', order) if order else ""
-        cells.append(format_html('<th scope="col"><a href="{}"{}>{}</a></th>', href, aria, label))
+        arrow = {"ascending": " ▲", "descending": " ▼"}.get(order or "", "")
+        shown = format_html('<span aria-hidden="true">{}</span>', arrow) if arrow else ""
+        cells.append(
+            format_html('<th scope="col"{}><a href="{}">{}</a>{}</th>', aria, href, label, shown)
+        )
     return mark_safe("".join(cells))  # noqa: S308 (each cell made by format_html)
 
 
@@ -215,22 +221,33 @@ def fleet_vehicles_action(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         entries = fleet_entries(fleet).filter(pk__in=form.ids("e"))
     if action == "remove":
-        count = entries.count() + bulk.selected_vehicles(fleet, form.ids("v"), matching).count()
+        vehicles = bulk.selected_vehicles(fleet, form.ids("v"), matching)
+        count = entries.count() + vehicles.count()
         if form.cleaned_data.get("confirm") != count:
-            return _confirm_remove(request, fleet, count)
+            connected = bulk.connected_count(entries, vehicles)
+            return _confirm_remove(request, fleet, count, connected, _query(QueryDict(back_query)))
     outcome = _run(action, form, fleet, entries, matching, request.user)
     _report(request, action, outcome)
     return back
 
 
-def _confirm_remove(request: HttpRequest, fleet: Fleet, count: int) -> HttpResponse:
-    """Removing is irreversible for connected vehicles: a page names the count,
-    and only a form carrying that same count removes them."""
+def _confirm_remove(
+    request: HttpRequest, fleet: Fleet, count: int, connected: int, back_query: str
+) -> HttpResponse:
+    """Removing is irreversible for connected vehicles: a page names the count
+    (and how many will be disconnected), and only a form carrying that same
+    count removes them. "Keep them" goes back to the list as it was filtered."""
     fields = [
         (k, v) for k, v in request.POST.lists() if k not in {"csrfmiddlewaretoken", "confirm"}
     ]
     hidden = [(k, v) for k, values in fields for v in values]
-    context = {"fleet": fleet, "count": count, "hidden": hidden}
+    context = {
+        "fleet": fleet,
+        "count": count,
+        "connected": connected,
+        "hidden": hidden,
+        "back_query": back_query,
+    }
     return render(request, "connections/fleet/confirm_remove.html", context)
 
 
@@ -247,21 +264,28 @@ def _run(action, form, fleet, entries, matching, user) -> bulk.BulkOutcome:
     return bulk.remove_rows(fleet, entries, vehicles, user)
 
 
+# What was done, said of one vehicle, of several, and of none.
 DONE = {
-    "retry": "sent again",
-    "consent": "got a consent link",
-    "tag": "tagged",
-    "untag": "untagged",
-    "remove": "removed from the fleet",
+    "retry": ("was sent again", "were sent again", "was sent again"),
+    "consent": (
+        "got a consent link: share it from Consent links or the VIN's page",
+        "got a consent link: share them from Consent links or each VIN's page",
+        "got a consent link",
+    ),
+    "tag": ("was tagged", "were tagged", "was tagged"),
+    "untag": ("was untagged", "were untagged", "was untagged"),
+    "remove": ("was removed from the fleet", "were removed from the fleet", "was removed"),
 }
 
 
 def _report(request: HttpRequest, action: str, outcome: bulk.BulkOutcome) -> None:
     n = outcome.done
+    one, several, none = DONE[action]
     if n:
-        messages.success(request, f"{n} vehicle{'s' if n != 1 else ''} {DONE[action]}.")
+        said = f"1 vehicle {one}" if n == 1 else f"{n} vehicles {several}"
+        messages.success(request, f"{said}.")
     elif not outcome.refused:
-        messages.info(request, f"No vehicle was {DONE[action]}: nothing needed it.")
+        messages.info(request, f"No vehicle {none}: nothing needed it.")
     for vin, reason in outcome.refused[:10]:
         messages.error(request, f"{vin}: {reason}" if vin else reason)
     if len(outcome.refused) > 10:

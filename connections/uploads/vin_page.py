@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpRequest
 
+from connections.explanations import WhoActs
 from connections.models import (
     ConsentLinkEvent,
     Fleet,
@@ -60,9 +61,12 @@ def watch_mode(status: str, superseded: bool) -> str:
 
 def live_context(request: HttpRequest, entry: VinEntry, events: list) -> dict:
     """The VIN page's self-updating part: where it stands, its next steps as
-    buttons, and its timeline."""
+    buttons, and its timeline. Support is offered whenever the page says
+    "Who acts: Contact support" (Volteras' category or our explanation's), and
+    removing the vehicle where the next step is to remove it."""
     explanation = entry.explanation
     sent = entry.status not in {VinStatus.READY, VinStatus.INVALID, VinStatus.SKIPPED}
+    current = not entry.superseded
     return {
         "entry": entry,
         "events": events,
@@ -73,13 +77,13 @@ def live_context(request: HttpRequest, entry: VinEntry, events: list) -> dict:
         "support_user": user_is_support(request.user),
         "polling": entry.status in VinStatus.in_progress(),
         "offer_escalate": sent
-        and not entry.superseded
+        and current
         and not entry.escalated
         and entry.status != VinStatus.CONNECTED
-        and (
-            entry.is_stuck()
-            or (explanation is not None and explanation.who_acts == "CONTACT_SUPPORT")
-        ),
+        and (entry.is_stuck() or entry.who_acts_category == WhoActs.CONTACT_SUPPORT),
+        "offer_remove": current
+        and entry.status == VinStatus.INCOMPATIBLE
+        and entry.fleet_id in Fleet.objects.managed_ids(request.user),
     }
 
 

@@ -113,6 +113,7 @@ def _vin_keys(context: dict) -> dict[str, str]:
             entry.consent_link_helps,
             context["has_links"],
             context["offer_escalate"],
+            context["offer_remove"],
             entry.status == VinStatus.CONNECTED,
         ),
         "links": row_key(

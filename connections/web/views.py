@@ -17,17 +17,35 @@ from connections.web.live import (
 
 STATS = "connections/web/fleet_detail.html#stats"
 # Each headline tile: its count, its label, the list of its rows and how a
-# screen reader names the link to it.
+# screen reader names the link to it (one, several).
 TILES = [
-    ("connected", "Connected vehicles", "fleet_vehicles", "?group=connected", "connected vehicle"),
-    ("in_progress", "VINs in progress", "fleet_vehicles", "?group=progress", "VIN in progress"),
-    ("needs_action", "VINs needing action", "fleet_vehicles", "?group=needs", "VIN needing action"),
+    (
+        "connected",
+        "Connected vehicles",
+        "fleet_vehicles",
+        "?group=connected",
+        ("connected vehicle", "connected vehicles"),
+    ),
+    (
+        "in_progress",
+        "VINs in progress",
+        "fleet_vehicles",
+        "?group=progress",
+        ("VIN in progress", "VINs in progress"),
+    ),
+    (
+        "needs_action",
+        "VINs needing action",
+        "fleet_vehicles",
+        "?group=needs",
+        ("VIN needing action", "VINs needing action"),
+    ),
     (
         "active_links",
         "Active consent links",
         "consent_link_list",
         "?status=active",
-        "active consent link",
+        ("active consent link", "active consent links"),
     ),
 ]
 
@@ -55,9 +73,9 @@ def stats_context(request: HttpRequest, fleet: Fleet, version: str) -> dict:
             "label": label,
             "value": counts[name],
             "url": reverse(route, args=[fleet.slug]) + query,
-            "names": f"{counts[name]} {noun}{'' if counts[name] == 1 else 's'}",
+            "names": f"{counts[name]} {one if counts[name] == 1 else several}",
         }
-        for name, label, route, query, noun in TILES
+        for name, label, route, query, (one, several) in TILES
     ]
     for tile in tiles:
         tile["key"] = row_key(tile["label"], tile["value"])

@@ -30,10 +30,10 @@
     }
 
     // <input type=checkbox data-select-all="name">: tick or untick every box of
-    // that name in the same form.
+    // that name in the same form (form.elements also holds the boxes tied to it
+    // by a form attribute, as in a table outside the form).
     if (target.matches("input[type=checkbox][data-select-all]") && target.form) {
       const name = target.dataset.selectAll;
-      // The form's elements: boxes that belong to it by their form attribute too.
       for (const box of target.form.elements) {
         if (box.type === "checkbox" && box.name === name) box.checked = target.checked;
       }

@@ -124,7 +124,7 @@ class TestVinLinks:
         assert connected.source == Source.CONSENT
         assert connected.get_source_display() == "Owner completed a consent link"
         details = list(entry.events.values_list("detail", flat=True))
-        assert any("Consent link sent" in d for d in details)
+        assert any("Consent link created for the owner" in d for d in details)
         assert any("The owner connected account" in d for d in details)
         link.refresh_from_db()
         assert link.state == LinkStatus.COMPLETED

@@ -178,7 +178,7 @@ def test_tags_added_and_removed_with_the_timeline(client, fleet, manager, listed
         tags="depot=Leeds",
         return_query="tag=depot=Leeds",
     )
-    assert "2 vehicles untagged." in response.content.decode()
+    assert "2 vehicles were untagged." in response.content.decode()
     assert not VinEntry.objects.filter(tags__icontains="Leeds", attention__lt=9).exists()
 
 
@@ -207,6 +207,7 @@ def test_remove_asks_to_confirm_the_count(client, fleet, manager, listed):
     data = {"action": "remove", "scope": "selected", "rows": [f"e{pending.pk}"]}
     page = action(client, fleet, **data).content.decode()
     assert "Remove 1 vehicle from Demo Fleet?" in page
+    assert "It is not connected at Volteras, so nothing is disconnected." in page
     pending.refresh_from_db()
     assert not pending.superseded
     action(client, fleet, **data, confirm=1)
@@ -221,3 +222,43 @@ def test_age_filter_reads_the_last_change(fleet, listed):
         status_changed_at=timezone.now() - timedelta(days=8)
     )
     assert [r.vin for r in page_of(fleet, Filters(age="7d"), 1).rows] == ["WVWZZZ1JZ3W000002"]
+
+
+def test_remove_names_how_many_are_disconnected_and_keeps_the_filter(
+    client, fleet, manager, listed
+):
+    client.force_login(manager)
+    rows = [f"e{e.pk}" for e in listed.entries.exclude(status=VinStatus.INVALID)]
+    data = {
+        "action": "remove",
+        "scope": "selected",
+        "rows": rows,
+        "return_query": "make=VOLKSWAGEN",
+    }
+    page = action(client, fleet, **data).content.decode()
+    assert "Remove 4 vehicles from Demo Fleet?" in page
+    assert "1 of them is connected at Volteras and will be" in page
+    assert f'href="{url(fleet)}?make=VOLKSWAGEN">Keep them</a>' in page
+
+
+def test_the_vin_page_offers_support_and_removal_when_it_names_them(
+    client, fleet, manager, support, listed
+):
+    entry = listed.entries.get(status=VinStatus.ERROR)
+    VinEntry.objects.filter(pk=entry.pk).update(
+        status=VinStatus.INCOMPATIBLE,
+        error_code="OEM_VEHICLE_NOT_COMPATIBLE",
+        error_codes=["OEM_VEHICLE_NOT_COMPATIBLE"],
+        action_category="CONTACT_SUPPORT",
+    )
+    page_url = reverse("entry_detail", args=[entry.pk])
+    client.force_login(manager)
+    page = client.get(page_url).content.decode()
+    assert "Who acts: Contact support" in page
+    assert "Contact support about this VIN" in page
+    assert "Remove it from the fleet" in page
+    # Support reads the fleet but does not remove its vehicles.
+    client.force_login(support)
+    page = client.get(page_url).content.decode()
+    assert "Contact support about this VIN" in page
+    assert "Remove it from the fleet" not in page
