@@ -194,6 +194,19 @@ def assert_keyboard_reachable(page: Page, selector: str | Locator) -> int:
     )
 
 
+def choose_by_keyboard(page: Page, select: Locator, label: str) -> None:
+    """Choose the option starting with `label` in the focused, closed `select`
+    from the keyboard: its
+    first letter, pressed until chosen (the browser's type-ahead goes round the
+    options that start with it). One key at a time: a word typed on a slow
+    machine can arrive as separate searches ("Retry" ending on "y…")."""
+    for _ in range(select.locator("option").count()):
+        page.keyboard.press(label[0])
+        if select.evaluate("s => s.options[s.selectedIndex].text.trim()").startswith(label):
+            return
+    raise AssertionError(f"{label!r} not chosen by keyboard on {page.url}")
+
+
 def press_on(page: Page, target: str | Locator, key: str) -> None:
     """Operate `target` from the keyboard alone: reach it by Tab, then press
     `key` (Enter follows a link or presses a button, Space ticks a box)."""

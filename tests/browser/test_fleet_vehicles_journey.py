@@ -22,6 +22,7 @@ from tests.browser.fleet_data import CONNECTED, CONSENT, NEEDS_YOU, settle, sett
 from tests.browser.gates import (
     assert_keyboard_reachable,
     assert_page_quality,
+    choose_by_keyboard,
     login,
     press_on,
     screenshot,
@@ -219,7 +220,7 @@ def test_bulk_actions_on_ticked_rows_and_on_everything_matching(
         expect(page.get_by_label(f"Select {vin}")).to_be_checked()
     action = page.get_by_label("With the vehicles")
     assert_keyboard_reachable(page, action)
-    page.keyboard.type("Retry")
+    choose_by_keyboard(page, action, "Retry")
     expect(action).to_have_value("retry")
     assert_page_quality(page)
     screenshot(page, "fleet-vehicles-bulk")

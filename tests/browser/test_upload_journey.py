@@ -15,6 +15,7 @@ from connections.models import VinEntry
 from tests.browser.gates import (
     assert_keyboard_reachable,
     assert_page_quality,
+    choose_by_keyboard,
     login,
     logout,
     press_on,
@@ -101,7 +102,7 @@ def test_manager_uploads_sends_watches_filters_and_exports(
     # Filter by status: only the failed VIN is left.
     status = page.get_by_label("Status")
     assert_keyboard_reachable(page, status)
-    page.keyboard.type("Error")  # a closed select picks the option its label starts with
+    choose_by_keyboard(page, status, "Error")
     expect(status).to_have_value("ERROR")
     press_on(page, page.get_by_role("button", name="Filter"), "Enter")
     expect(page).to_have_url(re.compile(r"[?&]status=ERROR"))
@@ -166,7 +167,7 @@ def test_support_finds_a_failed_vin_reads_why_and_retries_it(
     # Only the failed VINs, chosen and filtered from the keyboard.
     status = page.get_by_label("Status")
     assert_keyboard_reachable(page, status)
-    page.keyboard.type("Error")  # a closed select picks the option its label starts with
+    choose_by_keyboard(page, status, "Error")
     expect(status).to_have_value("ERROR")
     press_on(page, page.get_by_role("button", name="Filter"), "Enter")
     expect(page).to_have_url(re.compile(r"[?&]status=ERROR"))
@@ -190,7 +191,7 @@ def test_support_finds_a_failed_vin_reads_why_and_retries_it(
     expect(page.get_by_label(f"Select {failed_vin}")).to_be_checked()
     action = page.get_by_label("With the selected VINs")
     assert_keyboard_reachable(page, action)
-    page.keyboard.type("Escalate")
+    choose_by_keyboard(page, action, "Escalate")
     expect(action).to_have_value("escalate")
     assert_keyboard_reachable(page, page.get_by_label("Note for Volteras (escalate)"))
     page.keyboard.type(ESCALATION_NOTE)
@@ -222,7 +223,7 @@ def test_support_finds_a_failed_vin_reads_why_and_retries_it(
 
     actions = page.locator("#support-actions")
     assert_keyboard_reachable(page, actions.get_by_label("Action"))
-    page.keyboard.type("Retry")
+    choose_by_keyboard(page, actions.get_by_label("Action"), "Retry")
     expect(actions.get_by_label("Action")).to_have_value("retry")
     press_on(page, actions.get_by_role("button", name="Apply"), "Enter")
     # Back on the VIN's page, whose timeline now records the retry and who asked.
