@@ -1,0 +1,101 @@
+"""The live table's rows of one page, read in two steps: first one tuple of
+plain values per row, exactly what its key (`table.entry_key`) reads, so that
+a poll can tell which rows the browser already shows without building a model
+object for each; then full entries only for the rows sent whole.
+
+The fleet vehicles list (`fleet.rows`) reads its rows the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db.models import QuerySet
+
+from connections.models import ConsentLink, VinEntry
+
+# What `table.entry_key` reads of an entry (with `is_stale` and `age`, which
+# need `submitted_at`), and `attention`, which the rows-need-you note counts.
+KEY_FIELDS = (
+    "pk",
+    "line_number",
+    "raw_vin",
+    "vin",
+    "make",
+    "make_inferred",
+    "registration_plate",
+    "validity",
+    "problems",
+    "batch_id",
+    "status",
+    "error_codes",
+    "message",
+    "action_category",
+    "can_retry",
+    "superseded",
+    "duplicate_of_id",
+    "eligibility",
+    "eligibility_message",
+    "status_changed_at",
+    "submitted_at",
+    "attention",
+)
+
+
+class KeyedRow:
+    """One row's key values, read as the entry's own fields; the entry's
+    staleness rule itself (its properties) works on them unchanged. A row the
+    browser already shows stays one of these: its placeholder shows only its
+    id and key."""
+
+    __slots__ = (*KEY_FIELDS, "row_links", "live_key", "live_kept")
+
+    is_stale = VinEntry.is_stale
+    age = VinEntry.age
+    in_progress_since = VinEntry.in_progress_since
+
+    def __init__(self, values: tuple) -> None:
+        for name, value in zip(KEY_FIELDS, values, strict=False):  # then has_links
+            setattr(self, name, value)
+
+
+def page_rows(
+    page_entries: QuerySet, key_of: Callable[[KeyedRow], str], shown: Callable[[int, str], bool]
+) -> list:
+    """The page's rows in page order, each with `live_key` (`key_of` the row)
+    and `live_kept` (the browser `shown` the row's id at that key): a
+    `KeyedRow` for a kept row, a full `VinEntry` (with `row_links`, its consent
+    links) for a row sent whole. `page_entries` is the page's slice of the
+    table's query, annotated with `has_links`."""
+    values = list(page_entries.values_list(*KEY_FIELDS, "has_links"))
+    keyed = [KeyedRow(row) for row in values]
+    # Consent links are rare: read only for the rows that have one.
+    links = _links_of([row[0] for row in values if row[-1]])
+    for row in keyed:
+        row.row_links = links.get(row.pk, [])
+        row.live_key = key_of(row)
+        row.live_kept = shown(row.pk, row.live_key)
+    sent = [row.pk for row in keyed if not row.live_kept]
+    if not sent:
+        return keyed
+    entries = VinEntry.objects.in_bulk(sent)
+    rows = []
+    for row in keyed:
+        if row.live_kept:
+            rows.append(row)
+            continue
+        entry = entries.get(row.pk)
+        if entry is None:
+            continue  # removed between the two reads: the next poll has it gone
+        entry.row_links, entry.live_key, entry.live_kept = row.row_links, row.live_key, False
+        rows.append(entry)
+    return rows
+
+
+def _links_of(pks: list[int]) -> dict[int, list[ConsentLink]]:
+    """Each entry's consent links (newest first), with their fleet, which the
+    link cell's URL needs."""
+    links: dict[int, list[ConsentLink]] = {}
+    if pks:
+        for link in ConsentLink.objects.filter(vin_entry_id__in=pks).select_related("fleet"):
+            links.setdefault(link.vin_entry_id, []).append(link)
+    return links
