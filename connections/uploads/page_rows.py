@@ -1,7 +1,8 @@
-"""The live table's rows of one page, read in two steps: first one tuple of
-plain values per row, exactly what its key (`table.entry_key`) reads, so that
-a poll can tell which rows the browser already shows without building a model
-object for each; then full entries only for the rows sent whole.
+"""The live table's rows of one page, read as one tuple of plain values per
+row: its key (`table.entry_key`) is worked out from them, so that a poll can
+tell which rows the browser already shows without building a model object
+for each; only the rows sent whole become full entries (from the same values,
+no second query).
 
 The fleet vehicles list (`fleet.rows`) reads its rows the same way."""
 
@@ -39,6 +40,10 @@ KEY_FIELDS = (
     "submitted_at",
     "attention",
 )
+# Every column of an entry, in the model's order (what `Model.from_db` takes);
+# and where each key field sits in such a row.
+ENTRY_FIELDS = tuple(field.attname for field in VinEntry._meta.concrete_fields)
+KEY_AT = tuple(ENTRY_FIELDS.index("id" if name == "pk" else name) for name in KEY_FIELDS)
 
 
 class KeyedRow:
@@ -47,15 +52,16 @@ class KeyedRow:
     browser already shows stays one of these: its placeholder shows only its
     id and key."""
 
-    __slots__ = (*KEY_FIELDS, "row_links", "live_key", "live_kept")
+    __slots__ = (*KEY_FIELDS, "has_links", "row_links", "live_key", "live_kept")
 
     is_stale = VinEntry.is_stale
     age = VinEntry.age
     in_progress_since = VinEntry.in_progress_since
 
     def __init__(self, values: tuple) -> None:
-        for name, value in zip(KEY_FIELDS, values, strict=False):  # then has_links
-            setattr(self, name, value)
+        for name, at in zip(KEY_FIELDS, KEY_AT, strict=True):
+            setattr(self, name, values[at])
+        self.has_links = values[-1]
 
 
 def page_rows(
@@ -66,26 +72,19 @@ def page_rows(
     `KeyedRow` for a kept row, a full `VinEntry` (with `row_links`, its consent
     links) for a row sent whole. `page_entries` is the page's slice of the
     table's query, annotated with `has_links`."""
-    values = list(page_entries.values_list(*KEY_FIELDS, "has_links"))
+    values = list(page_entries.values_list(*ENTRY_FIELDS, "has_links"))
     keyed = [KeyedRow(row) for row in values]
     # Consent links are rare: read only for the rows that have one.
-    links = _links_of([row[0] for row in values if row[-1]])
-    for row in keyed:
+    links = _links_of([row.pk for row in keyed if row.has_links])
+    rows = []
+    for row, row_values in zip(keyed, values, strict=True):
         row.row_links = links.get(row.pk, [])
         row.live_key = key_of(row)
         row.live_kept = shown(row.pk, row.live_key)
-    sent = [row.pk for row in keyed if not row.live_kept]
-    if not sent:
-        return keyed
-    entries = VinEntry.objects.in_bulk(sent)
-    rows = []
-    for row in keyed:
         if row.live_kept:
             rows.append(row)
             continue
-        entry = entries.get(row.pk)
-        if entry is None:
-            continue  # removed between the two reads: the next poll has it gone
+        entry = VinEntry.from_db(page_entries.db, ENTRY_FIELDS, row_values[:-1])
         entry.row_links, entry.live_key, entry.live_kept = row.row_links, row.live_key, False
         rows.append(entry)
     return rows
