@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Prefetch, prefetch_related_objects
+from django.db.models import Exists, OuterRef
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -32,6 +32,7 @@ from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
 from connections.uploads.fixes import repeated_line
 from connections.uploads.forms import EntryFilterForm, UploadForm
+from connections.uploads.page_rows import page_rows
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
@@ -49,7 +50,6 @@ from connections.web.live import (
     Live,
     browser_keys,
     is_current,
-    mark_rows,
     no_change,
     region_response,
     row_key,
@@ -84,12 +84,8 @@ def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "connections/uploads/upload_new.html", {"fleet": fleet, "form": form})
 
 
-# Into a plain list (no queryset per row) and with each link's fleet, which the
-# link cell's URL needs; read only for the rows that have a link (`HAS_LINKS`):
-# most pages have none, and then no query is made for them.
-ROW_LINKS = Prefetch(
-    "consent_links", ConsentLink.objects.select_related("fleet"), to_attr="row_links"
-)
+# Whether a row has a consent link: the links are read only for the rows that
+# have one (`page_rows`); most pages have none, and then no query is made.
 HAS_LINKS = Exists(ConsentLink.objects.filter(vin_entry=OuterRef("pk")))
 
 
@@ -187,21 +183,19 @@ def _poll_plan(upload: Upload, summary: dict) -> tuple[bool, bool, int]:
 
 
 def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, context: dict) -> None:
-    """The page's rows, rendered (`rows_html`). First each row's key (its
-    consent links read only when it has one): a row the browser already shows
-    at that key is sent as a placeholder only. Then, for the rows sent whole,
-    what a tag or filter would work out afresh per row: the row's links, from
-    one reverse per name with the row's id put in, and its last-change time."""
-    rows = list(page)
-    linked = [entry for entry in rows if entry.has_links]
-    prefetch_related_objects(linked, ROW_LINKS)
-    for entry in rows:
-        if not entry.has_links:
-            entry.row_links = []
+    """The page's rows, rendered (`rows_html`). First each row's key, from its
+    plain values (`page_rows`): a row the browser already shows at that key is
+    sent as a placeholder only. Then, for the rows sent whole, what a tag or
+    filter would work out afresh per row: the row's links, from one reverse per
+    name with the row's id put in, and its last-change time."""
     frame = tuple(
         context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
     )
-    mark_rows(rows, live, "entry-", lambda entry: row_key(*entry_key(entry, frame)))
+    rows = page_rows(
+        page.object_list,
+        lambda row: row_key(*entry_key(row, frame)),
+        lambda pk, key: live.kept(f"entry-{pk}", key),
+    )
     links = {
         "detail_url": reverse("entry_detail", args=[0]),
         "retry_url": reverse("entry_retry", args=[upload.pk, 0]),

@@ -1,0 +1,100 @@
+"""The live table's rows of one page, read as one tuple of plain values per
+row: its key (`table.entry_key`) is worked out from them, so that a poll can
+tell which rows the browser already shows without building a model object
+for each; only the rows sent whole become full entries (from the same values,
+no second query).
+
+The fleet vehicles list (`fleet.rows`) reads its rows the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db.models import QuerySet
+
+from connections.models import ConsentLink, VinEntry
+
+# What `table.entry_key` reads of an entry (with `is_stale` and `age`, which
+# need `submitted_at`), and `attention`, which the rows-need-you note counts.
+KEY_FIELDS = (
+    "pk",
+    "line_number",
+    "raw_vin",
+    "vin",
+    "make",
+    "make_inferred",
+    "registration_plate",
+    "validity",
+    "problems",
+    "batch_id",
+    "status",
+    "error_codes",
+    "message",
+    "action_category",
+    "can_retry",
+    "superseded",
+    "duplicate_of_id",
+    "eligibility",
+    "eligibility_message",
+    "status_changed_at",
+    "submitted_at",
+    "attention",
+)
+# Every column of an entry, in the model's order (what `Model.from_db` takes);
+# and where each key field sits in such a row.
+ENTRY_FIELDS = tuple(field.attname for field in VinEntry._meta.concrete_fields)
+KEY_AT = tuple(ENTRY_FIELDS.index("id" if name == "pk" else name) for name in KEY_FIELDS)
+
+
+class KeyedRow:
+    """One row's key values, read as the entry's own fields; the entry's
+    staleness rule itself (its properties) works on them unchanged. A row the
+    browser already shows stays one of these: its placeholder shows only its
+    id and key."""
+
+    __slots__ = (*KEY_FIELDS, "has_links", "row_links", "live_key", "live_kept")
+
+    is_stale = VinEntry.is_stale
+    age = VinEntry.age
+    in_progress_since = VinEntry.in_progress_since
+
+    def __init__(self, values: tuple) -> None:
+        for name, at in zip(KEY_FIELDS, KEY_AT, strict=True):
+            setattr(self, name, values[at])
+        self.has_links = values[-1]
+
+
+def page_rows(
+    page_entries: QuerySet, key_of: Callable[[KeyedRow], str], shown: Callable[[int, str], bool]
+) -> list:
+    """The page's rows in page order, each with `live_key` (`key_of` the row)
+    and `live_kept` (the browser `shown` the row's id at that key): a
+    `KeyedRow` for a kept row, a full `VinEntry` (with `row_links`, its consent
+    links) for a row sent whole. `page_entries` is the page's slice of the
+    table's query, annotated with `has_links`."""
+    values = list(page_entries.values_list(*ENTRY_FIELDS, "has_links"))
+    keyed = [KeyedRow(row) for row in values]
+    # Consent links are rare: read only for the rows that have one.
+    links = _links_of([row.pk for row in keyed if row.has_links])
+    rows = []
+    for row, row_values in zip(keyed, values, strict=True):
+        row.row_links = links.get(row.pk, [])
+        row.live_key = key_of(row)
+        row.live_kept = shown(row.pk, row.live_key)
+        if row.live_kept:
+            rows.append(row)
+            continue
+        entry = VinEntry.from_db(page_entries.db, ENTRY_FIELDS, row_values[:-1])
+        entry.row_links, entry.live_key, entry.live_kept = row.row_links, row.live_key, False
+        rows.append(entry)
+    return rows
+
+
+def _links_of(pks: list[int]) -> dict[int, list[ConsentLink]]:
+    """Each entry's consent links (newest first), with their fleet, which the
+    link cell's URL needs."""
+    links: dict[int, list[ConsentLink]] = {}
+    if pks:
+        for link in ConsentLink.objects.filter(vin_entry_id__in=pks).select_related("fleet"):
+            links.setdefault(link.vin_entry_id, []).append(link)
+    return links
