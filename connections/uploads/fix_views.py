@@ -10,15 +10,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
 from connections.models import Upload, VinEntry, VinStatus
 from connections.models.summaries import entry_groups
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
-from connections.uploads.fixes import Fix, fix_entry, initial_values, repeated_line
+from connections.uploads.fixes import Fix, fix_entry, initial_values
 from connections.uploads.forms import EntryFixForm
-from connections.uploads.table import changed_label, render_rows
+from connections.uploads.table import dress_rows, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.web.access import managed_upload
 
@@ -124,17 +123,9 @@ def _row_context(upload: Upload, entry: VinEntry, query: str) -> dict:
     groups = entry_groups(upload)
     summary = table_summary(groups.counts, groups.warnings, groups.waiting_for_consent)
     entry.refresh_from_db()
-    entry.detail_url = reverse("entry_detail", args=[entry.pk])
-    entry.edit_url = reverse("entry_edit", args=[upload.pk, entry.pk])
-    entry.remove_url = reverse("entry_remove", args=[upload.pk, entry.pk])
-    if entry.duplicate_of_id:
-        entry.duplicate_url = reverse("entry_detail", args=[entry.duplicate_of_id])
-        entry.repeated_line = repeated_line(entry.problems)
-    changed = timezone.localtime(entry.status_changed_at)
-    entry.changed_iso = changed.isoformat()
-    entry.changed_label = changed_label(changed)
     # The whole row, keyed afresh: the next poll replaces it with its live key.
     entry.live_kept, entry.live_key, entry.row_links = False, "", []
+    dress_rows([entry], upload.pk)
     entry.autofocus = True
     return {
         "upload": upload,

@@ -8,9 +8,12 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from django.template.loader import get_template, render_to_string
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.dates import MONTHS_3
 
 from connections.models import STATUS_BADGES, Attention, VinStatus
+from connections.uploads.fixes import repeated_line
 
 
 def summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -> dict:
@@ -97,6 +100,30 @@ def changed_label(moment: datetime) -> str:
     for a tenth of the cost: `dateformat.format` parses its format string anew
     each call, and a live table renders up to 100 rows at a time."""
     return f"{moment.day} {MONTHS_3[moment.month].title()} {moment:%H:%M:%S}"
+
+
+def dress_rows(rows: list, upload_pk: int) -> None:
+    """What a row sent whole shows beyond its entry, which a tag or filter would
+    work out afresh per row: its links (one reverse per name, the row's id put
+    in), the row it repeats, and its last-change time. Placeholders stay bare."""
+    links = {
+        "detail_url": reverse("entry_detail", args=[0]),
+        "retry_url": reverse("entry_retry", args=[upload_pk, 0]),
+        "remove_url": reverse("entry_remove", args=[upload_pk, 0]),
+        "edit_url": reverse("entry_edit", args=[upload_pk, 0]),
+    }
+    for entry in rows:
+        if entry.live_kept:
+            continue  # a placeholder: its id and key are all it shows
+        for name, url in links.items():
+            # Ids are never 0: "/0/" is only ever the placeholder's segment.
+            setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
+        if entry.duplicate_of_id:
+            entry.duplicate_url = links["detail_url"].replace("/0/", f"/{entry.duplicate_of_id}/")
+            entry.repeated_line = repeated_line(entry.problems)
+        changed = timezone.localtime(entry.status_changed_at)
+        entry.changed_iso = changed.isoformat()
+        entry.changed_label = changed_label(changed)
 
 
 # Jinja (templates/jinja2/): a poll renders up to 100 rows, which Django's engine

@@ -15,7 +15,6 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 
 from connections.csv_files import stream_csv
 from connections.models import (
@@ -30,13 +29,12 @@ from connections.support.actions import retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
-from connections.uploads.fixes import repeated_line
 from connections.uploads.forms import EntryFilterForm, UploadForm
 from connections.uploads.page_rows import page_rows
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import changed_label, entry_key, needs_you_note, render_rows
+from connections.uploads.table import dress_rows, entry_key, needs_you_note, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.web.access import (
@@ -196,24 +194,7 @@ def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, contex
         lambda row: row_key(*entry_key(row, frame)),
         lambda pk, key: live.kept(f"entry-{pk}", key),
     )
-    links = {
-        "detail_url": reverse("entry_detail", args=[0]),
-        "retry_url": reverse("entry_retry", args=[upload.pk, 0]),
-        "remove_url": reverse("entry_remove", args=[upload.pk, 0]),
-        "edit_url": reverse("entry_edit", args=[upload.pk, 0]),
-    }
-    for entry in rows:
-        if entry.live_kept:
-            continue  # a placeholder: its id and key are all it shows
-        for name, url in links.items():
-            # Ids are never 0: "/0/" is only ever the placeholder's segment.
-            setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
-        if entry.duplicate_of_id:
-            entry.duplicate_url = links["detail_url"].replace("/0/", f"/{entry.duplicate_of_id}/")
-            entry.repeated_line = repeated_line(entry.problems)
-        changed = timezone.localtime(entry.status_changed_at)
-        entry.changed_iso = changed.isoformat()
-        entry.changed_label = changed_label(changed)
+    dress_rows(rows, upload.pk)
     context["rows"] = rows
     consent_links_url = reverse("upload_consent_links", args=[upload.pk])
     context["rows_html"] = render_rows(request, rows, context, consent_links_url)
