@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from fleet_portal import timestamps
+
 
 class ConnectionsConfig(AppConfig):
     name = "connections"
@@ -9,3 +11,5 @@ class ConnectionsConfig(AppConfig):
         # System checks register themselves on import; Django's own convention
         # is to import them here, once the app registry is ready.
         from connections import checks  # noqa: F401
+
+        timestamps.install()

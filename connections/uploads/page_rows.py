@@ -4,15 +4,22 @@ tell which rows the browser already shows without building a model object
 for each; only the rows sent whole become full entries (from the same values,
 no second query).
 
+The page's statement is composed once per upload, filters and page
+(`models.composed`). On PostgreSQL its values are read as the driver gives
+them, JSON as text, which a key reads as it is and only a row sent whole
+decodes; SQLite's (times as text) are converted first.
+
 The fleet vehicles list (`fleet.rows`) reads its rows the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
+from django.db import connections
 from django.db.models import QuerySet
 
 from connections.models import ConsentLink, VinEntry
+from connections.models.composed import composed
 
 # What `table.entry_key` reads of an entry (with `is_stale` and `age`, which
 # need `submitted_at`), and `attention`, which the rows-need-you note counts.
@@ -65,14 +72,24 @@ class KeyedRow:
 
 
 def page_rows(
-    page_entries: QuerySet, key_of: Callable[[KeyedRow], str], shown: Callable[[int, str], bool]
+    page_entries: QuerySet,
+    key_of: Callable[[KeyedRow], str],
+    shown: Callable[[int, str], bool],
+    statement: Hashable,
 ) -> list:
     """The page's rows in page order, each with `live_key` (`key_of` the row)
     and `live_kept` (the browser `shown` the row's id at that key): a
     `KeyedRow` for a kept row, a full `VinEntry` (with `row_links`, its consent
     links) for a row sent whole. `page_entries` is the page's slice of the
-    table's query, annotated with `has_links`."""
-    values = list(page_entries.values_list(*ENTRY_FIELDS, "has_links"))
+    table's query, annotated with `has_links`; `statement`, what its SQL
+    depends on (upload, filters, page), lets it be composed once."""
+    query = composed(
+        ("upload-page", statement), lambda: page_entries.values_list(*ENTRY_FIELDS, "has_links")
+    )
+    values = query.raw_rows()
+    lazy = connections[query.db].vendor == "postgresql"
+    if not lazy:
+        values = query.convert(values)
     keyed = [KeyedRow(row) for row in values]
     # Consent links are rare: read only for the rows that have one.
     links = _links_of([row.pk for row in keyed if row.has_links])
@@ -84,7 +101,9 @@ def page_rows(
         if row.live_kept:
             rows.append(row)
             continue
-        entry = VinEntry.from_db(page_entries.db, ENTRY_FIELDS, row_values[:-1])
+        if lazy:
+            row_values = query.convert([row_values])[0]
+        entry = VinEntry.from_db(query.db, ENTRY_FIELDS, row_values[:-1])
         entry.row_links, entry.live_key, entry.live_kept = row.row_links, row.live_key, False
         rows.append(entry)
     return rows

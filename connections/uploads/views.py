@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -24,6 +25,7 @@ from connections.models import (
     VinEntry,
     VinStatus,
 )
+from connections.models.composed import composed
 from connections.models.summaries import entry_groups
 from connections.support.actions import retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
@@ -189,10 +191,14 @@ def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, contex
     frame = tuple(
         context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
     )
+    form = context["form"]
+    # What the page's SQL depends on: it is composed once for all of them.
+    filters = tuple(sorted(form.cleaned_data.items())) if form.is_valid() else None
     rows = page_rows(
         page.object_list,
         lambda row: row_key(*entry_key(row, frame)),
         lambda pk, key: live.kept(f"entry-{pk}", key),
+        statement=(upload.pk, filters, page.number, page.paginator.count),
     )
     dress_rows(rows, upload.pk)
     context["rows"] = rows
@@ -223,13 +229,23 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
             if is_current(request, version):
                 return no_change()
             # Visible, as the version check just found: no need to ask again.
-            upload = get_object_or_404(
-                Upload.objects.select_related("fleet", "summary"), pk=upload_id
-            )
+            upload = _polled_upload(upload_id)
     if upload is None:
         upload = visible_upload(request, upload_id, "summary")
     context = _table_context(request, upload)
     return region_response(request, LIVE_TABLE, context, context["live"])
+
+
+def _polled_upload(upload_id: int) -> Upload:
+    """The upload with its fleet and stored counts, by a statement composed once
+    per upload: every open table asks for it on each change."""
+    found = composed(
+        ("polled-upload", upload_id),
+        lambda: Upload.objects.select_related("fleet", "summary").filter(pk=upload_id),
+    ).objects()
+    if not found:
+        raise Http404("No upload here.")
+    return found[0]
 
 
 @post_only
