@@ -32,7 +32,8 @@ def _loader(django_loader: type) -> type:
                 value = datetime.fromisoformat(bytes(data).decode())
             except ValueError:
                 return super().load(data)
-            return value.replace(tzinfo=self.timezone)
+            # Read in the session's zone, the connection's: marked with it as is.
+            return value if value.tzinfo is self.timezone else value.replace(tzinfo=self.timezone)
 
     return FastTzLoader
 

@@ -61,6 +61,8 @@ SORTS = {
 # VINs needing action (not dismissed) first, then those in progress, then the
 # rest; by line within each.
 NEEDS_YOU_FIRST = "needs"
+# Each status's label (`VinStatus.values` is worked out anew at every use).
+STATUS_LABELS = dict(VinStatus.choices)
 NEEDS_YOU_RANK = Case(
     When(attention=Attention.NEEDS_YOU, then=Value(0)),
     When(attention=Attention.IN_PROGRESS, then=Value(1)),
@@ -82,7 +84,7 @@ class EntryFilterForm(forms.Form):
     def __init__(self, data, *, statuses, errors, makes):
         super().__init__(data)
         self.fields["status"].choices = [("", "All statuses")] + [
-            (s, VinStatus(s).label if s in VinStatus.values else s) for s in statuses
+            (s, STATUS_LABELS.get(s, s)) for s in statuses
         ]
         self.fields["error"].choices = [("", "All error codes")] + [(e, e) for e in errors]
         self.fields["make"].choices = [("", "All makes")] + [(m, make_label(m)) for m in makes]

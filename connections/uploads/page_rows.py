@@ -72,7 +72,7 @@ class KeyedRow:
 
 
 def page_rows(
-    page_entries: QuerySet,
+    page_entries: Callable[[], QuerySet],
     key_of: Callable[[KeyedRow], str],
     shown: Callable[[int, str], bool],
     statement: Hashable,
@@ -80,11 +80,12 @@ def page_rows(
     """The page's rows in page order, each with `live_key` (`key_of` the row)
     and `live_kept` (the browser `shown` the row's id at that key): a
     `KeyedRow` for a kept row, a full `VinEntry` (with `row_links`, its consent
-    links) for a row sent whole. `page_entries` is the page's slice of the
-    table's query, annotated with `has_links`; `statement`, what its SQL
-    depends on (upload, filters, page), lets it be composed once."""
+    links) for a row sent whole. `page_entries()` is the page's slice of the
+    table's query, annotated with `has_links`, asked for only to compose its
+    statement once per `statement`: what its SQL depends on (upload,
+    filters, page)."""
     query = composed(
-        ("upload-page", statement), lambda: page_entries.values_list(*ENTRY_FIELDS, "has_links")
+        ("upload-page", statement), lambda: page_entries().values_list(*ENTRY_FIELDS, "has_links")
     )
     values = query.raw_rows()
     lazy = connections[query.db].vendor == "postgresql"

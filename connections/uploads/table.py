@@ -5,8 +5,10 @@ keys, and the rows themselves."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from django.http import HttpRequest
+from django.template.backends.utils import csrf_input
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -95,35 +97,52 @@ def entry_key(entry, frame: tuple) -> tuple:
     )
 
 
-def changed_label(moment: datetime) -> str:
+def changed_label(moment: datetime, months: list[str] | None = None) -> str:
     """`moment` as the `date` filter's "j M H:i:s" shows it ("4 Dec 09:05:07"),
     for a tenth of the cost: `dateformat.format` parses its format string anew
-    each call, and a live table renders up to 100 rows at a time."""
-    return f"{moment.day} {MONTHS_3[moment.month].title()} {moment:%H:%M:%S}"
+    each call, and a live table renders up to 100 rows at a time. `months`,
+    `month_names()` made once for many rows."""
+    month = months[moment.month] if months else MONTHS_3[moment.month].title()
+    return f"{moment.day} {month} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+
+
+def month_names() -> list[str]:
+    """The short month names in the active language, by number (1 to 12)."""
+    return ["", *(str(MONTHS_3[number]).title() for number in range(1, 13))]
+
+
+@lru_cache(maxsize=1024)
+def row_links(upload_pk: int) -> tuple[tuple[str, str, str], ...]:
+    """The upload's row links, as (name, before the row's id, after it)."""
+    urls = {
+        "detail_url": reverse("entry_detail", args=[0]),
+        "retry_url": reverse("entry_retry", args=[upload_pk, 0]),
+        "remove_url": reverse("entry_remove", args=[upload_pk, 0]),
+        "edit_url": reverse("entry_edit", args=[upload_pk, 0]),
+    }
+    # Ids are never 0: "/0/" is only ever the id's segment.
+    return tuple((name, *url.rsplit("/0/", 1)) for name, url in urls.items())
 
 
 def dress_rows(rows: list, upload_pk: int) -> None:
     """What a row sent whole shows beyond its entry, which a tag or filter would
     work out afresh per row: its links (one reverse per name, the row's id put
     in), the row it repeats, and its last-change time. Placeholders stay bare."""
-    links = {
-        "detail_url": reverse("entry_detail", args=[0]),
-        "retry_url": reverse("entry_retry", args=[upload_pk, 0]),
-        "remove_url": reverse("entry_remove", args=[upload_pk, 0]),
-        "edit_url": reverse("entry_edit", args=[upload_pk, 0]),
-    }
+    links = row_links(upload_pk)
+    zone, months = timezone.get_current_timezone(), month_names()
     for entry in rows:
         if entry.live_kept:
             continue  # a placeholder: its id and key are all it shows
-        for name, url in links.items():
-            # Ids are never 0: "/0/" is only ever the placeholder's segment.
-            setattr(entry, name, url.replace("/0/", f"/{entry.pk}/"))
+        pk = entry.id
+        for name, before, after in links:
+            setattr(entry, name, f"{before}/{pk}/{after}")
         if entry.duplicate_of_id:
-            entry.duplicate_url = links["detail_url"].replace("/0/", f"/{entry.duplicate_of_id}/")
+            before, after = links[0][1:]
+            entry.duplicate_url = f"{before}/{entry.duplicate_of_id}/{after}"
             entry.repeated_line = repeated_line(entry.problems)
-        changed = timezone.localtime(entry.status_changed_at)
+        changed = entry.status_changed_at.astimezone(zone)
         entry.changed_iso = changed.isoformat()
-        entry.changed_label = changed_label(changed)
+        entry.changed_label = changed_label(changed, months)
 
 
 # Jinja (templates/jinja2/): a poll renders up to 100 rows, which Django's engine
@@ -151,9 +170,10 @@ def render_rows(request: HttpRequest, rows: list, context: dict, consent_links_u
             )
     values = {name: context[name] for name in ROWS_CONTEXT}
     template = get_template(ROWS_TEMPLATE, using="jinja2")
-    return template.render(
-        {**values, "rows": rows, "consent_links_url": consent_links_url}, request
-    )
+    # The CSRF field made once: the backend's own is lazy, and masks the token
+    # anew (32 random characters) at every form of every row.
+    values["csrf_input"] = csrf_input(request)
+    return template.render({**values, "rows": rows, "consent_links_url": consent_links_url})
 
 
 def needs_you_note(total: int, rows, params: dict[str, str]) -> dict | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
+from django.core.paginator import Page, Paginator
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -100,15 +101,12 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
         errors=sorted(groups.errors),
         makes=sorted(groups.makes),
     )
-    filtered = form.apply(upload.entries.all()).annotate(has_links=HAS_LINKS)
-    paginator = Paginator(filtered, PAGE_SIZE)
-    if form.is_valid() and not form.cleaned_data["q"]:
-        data = form.cleaned_data
-        # Only a search is not in the counts: it leaves the pager its own COUNT.
-        paginator.count = groups.matching(
-            status=data["status"], error=data["error"], make=data["make"]
-        )
-    page = paginator.get_page(request.GET.get("page"))
+
+    def filtered() -> QuerySet[VinEntry]:
+        # Built only when asked: a poll's page statement is composed once.
+        return form.apply(upload.entries.all()).annotate(has_links=HAS_LINKS)
+
+    page = _page(request, form, groups, filtered)
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
     summary = table_summary(counts, groups.warnings, groups.waiting_for_consent)
     submitted = upload.state == Upload.State.SUBMITTED
@@ -145,10 +143,22 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
             eligibility_progress(upload) if upload.state == Upload.State.CHECKING else None
         ),
     }
-    _prepare_rows(request, page, upload, live, context)
+    _prepare_rows(request, filtered, page, upload, live, context)
     context["needs_you_note"] = needs_you_note(groups.needs_you, context["rows"], params)
     _mark_frame(upload, live, context)
     return context
+
+
+def _page(request: HttpRequest, form: EntryFilterForm, groups, filtered) -> Page:
+    """The page asked for. Its pager counts row positions, from the counts of
+    this upload version; only a search is not in them and has its own COUNT.
+    The rows themselves are read by `page_rows`."""
+    if form.is_valid() and not form.cleaned_data["q"]:
+        data = form.cleaned_data
+        count = groups.matching(status=data["status"], error=data["error"], make=data["make"])
+    else:
+        count = filtered().count()
+    return Paginator(range(count), PAGE_SIZE).get_page(request.GET.get("page"))
 
 
 def _mark_frame(upload: Upload, live: Live, context: dict) -> None:
@@ -182,7 +192,14 @@ def _poll_plan(upload: Upload, summary: dict) -> tuple[bool, bool, int]:
     return polling, watching, SLOW_POLL_SECONDS if summary["slow"] else FAST_POLL_SECONDS
 
 
-def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, context: dict) -> None:
+def _prepare_rows(
+    request: HttpRequest,
+    filtered: Callable[[], QuerySet[VinEntry]],
+    page,
+    upload: Upload,
+    live: Live,
+    context: dict,
+) -> None:
     """The page's rows, rendered (`rows_html`). First each row's key, from its
     plain values (`page_rows`): a row the browser already shows at that key is
     sent as a placeholder only. Then, for the rows sent whole, what a tag or
@@ -194,14 +211,15 @@ def _prepare_rows(request: HttpRequest, page, upload: Upload, live: Live, contex
     form = context["form"]
     # What the page's SQL depends on: it is composed once for all of them.
     filters = tuple(sorted(form.cleaned_data.items())) if form.is_valid() else None
+    start = (page.number - 1) * PAGE_SIZE
     rows = page_rows(
-        page.object_list,
+        lambda: filtered()[start : start + len(page.object_list)],
         lambda row: row_key(*entry_key(row, frame)),
         lambda pk, key: live.kept(f"entry-{pk}", key),
         statement=(upload.pk, filters, page.number, page.paginator.count),
     )
     dress_rows(rows, upload.pk)
-    context["rows"] = rows
+    page.object_list = context["rows"] = rows
     consent_links_url = reverse("upload_consent_links", args=[upload.pk])
     context["rows_html"] = render_rows(request, rows, context, consent_links_url)
 

@@ -13,7 +13,7 @@ from django.utils import dateformat
 from connections.models import VinStatus
 from connections.uploads.reading import read_upload
 from connections.uploads.submission import create_upload, submit
-from connections.uploads.table import changed_label
+from connections.uploads.table import changed_label, month_names
 from tests.factories import make_vin, stored_link
 
 # What live.js sends back: the id and key of every keyed element it shows.
@@ -118,7 +118,8 @@ def test_changed_label_is_the_date_filter_format():
         datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
         datetime(2026, 9, 14, 9, 5, 7, 123456, tzinfo=UTC),
     ):
-        assert changed_label(moment) == dateformat.format(moment, "j M H:i:s")
+        shown = dateformat.format(moment, "j M H:i:s")
+        assert changed_label(moment) == changed_label(moment, month_names()) == shown
 
 
 def test_a_filter_that_matches_nothing_says_so(client, manager, fleet):
