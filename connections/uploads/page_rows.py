@@ -14,6 +14,7 @@ The fleet vehicles list (`fleet.rows`) reads its rows the same way."""
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from operator import itemgetter
 
 from django.db import connections
 from django.db.models import QuerySet
@@ -53,22 +54,24 @@ ENTRY_FIELDS = tuple(field.attname for field in VinEntry._meta.concrete_fields)
 KEY_AT = tuple(ENTRY_FIELDS.index("id" if name == "pk" else name) for name in KEY_FIELDS)
 
 
-class KeyedRow:
-    """One row's key values, read as the entry's own fields; the entry's
+class KeyedRow(tuple):
+    """One row as read (a tuple of its values): its key fields are the entry's
+    own names for them, each a view into the row, nothing copied; the entry's
     staleness rule itself (its properties) works on them unchanged. A row the
     browser already shows stays one of these: its placeholder shows only its
-    id and key."""
-
-    __slots__ = (*KEY_FIELDS, "has_links", "row_links", "live_key", "live_kept")
+    id and key (`live_key`, `live_kept`, with `row_links` set on it)."""
 
     is_stale = VinEntry.is_stale
     age = VinEntry.age
     in_progress_since = VinEntry.in_progress_since
+    # The row's last value: the `has_links` annotation.
+    has_links = property(itemgetter(-1))
+    # Every key field at once, in `KEY_FIELDS` order.
+    key_values = property(itemgetter(*KEY_AT))
 
-    def __init__(self, values: tuple) -> None:
-        for name, at in zip(KEY_FIELDS, KEY_AT, strict=True):
-            setattr(self, name, values[at])
-        self.has_links = values[-1]
+
+for _name, _at in zip(KEY_FIELDS, KEY_AT, strict=True):
+    setattr(KeyedRow, _name, property(itemgetter(_at)))
 
 
 def page_rows(

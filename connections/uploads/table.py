@@ -64,35 +64,17 @@ def badge(status: str) -> str:
     return STATUS_BADGES.get(status, "off")
 
 
-def entry_key(entry, frame: tuple) -> tuple:
+def entry_key(row, frame: tuple) -> tuple:
     """Everything a live table row shows, as a tuple (the row's key is its
-    digest): the entry's fields, its consent link's state, the time-dependent
-    stale badge, and `frame`, what the whole table's rows depend on (submitted,
-    managed, eligibility shown, the filter query in the row forms)."""
-    link = entry.row_links[0] if getattr(entry, "row_links", None) else None
+    digest): the row's fields as read (`page_rows.KeyedRow.key_values`), its
+    consent link's state, the time-dependent stale badge, and `frame`, what
+    the whole table's rows depend on (submitted, managed, eligibility shown,
+    the filter query in the row forms)."""
+    link = row.row_links[0] if row.row_links else None
     return (
         frame,
-        entry.pk,
-        entry.line_number,
-        entry.raw_vin,
-        entry.vin,
-        entry.make,
-        entry.make_inferred,
-        entry.registration_plate,
-        entry.validity,
-        entry.problems,
-        entry.batch_id is None,
-        entry.status,
-        entry.error_codes,
-        entry.message,
-        entry.action_category,
-        entry.can_retry,
-        entry.superseded,
-        entry.duplicate_of_id,
-        entry.eligibility,
-        entry.eligibility_message,
-        entry.status_changed_at,
-        entry.is_stale and entry.age.days,
+        row.key_values,
+        row.is_stale and row.age.days,
         link and (link.pk, link.state, link.is_usable, link.expires_at),
     )
 
