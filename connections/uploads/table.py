@@ -13,19 +13,20 @@ from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS_3
+from django.utils.translation import get_language
 
 from connections.models import STATUS_BADGES, Attention, VinStatus
 from connections.uploads.fixes import repeated_line
 
 
+# Every status in order (`VinStatus.values` is worked out anew at every use).
+STATUSES = tuple(VinStatus.values)
+
+
 def summary(counts: dict[str, int], warnings: int = 0, needs_consent: int = 0) -> dict:
     total = sum(counts.values())
     final = sum(n for status, n in counts.items() if status in VinStatus.final())
-    ordered = [
-        (VinStatus(s) if s in VinStatus.values else s, counts[s], badge(s))
-        for s in VinStatus.values
-        if counts.get(s)
-    ]
+    ordered = [(VinStatus(s), counts[s], badge(s)) for s in STATUSES if counts.get(s)]
     segments = [
         (css, round(100 * n / total, 2))
         for css, n in (
@@ -79,7 +80,7 @@ def entry_key(row, frame: tuple) -> tuple:
     )
 
 
-def changed_label(moment: datetime, months: list[str] | None = None) -> str:
+def changed_label(moment: datetime, months: tuple[str, ...] | None = None) -> str:
     """`moment` as the `date` filter's "j M H:i:s" shows it ("4 Dec 09:05:07"),
     for a tenth of the cost: `dateformat.format` parses its format string anew
     each call, and a live table renders up to 100 rows at a time. `months`,
@@ -88,9 +89,14 @@ def changed_label(moment: datetime, months: list[str] | None = None) -> str:
     return f"{moment.day} {month} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
 
 
-def month_names() -> list[str]:
+def month_names() -> tuple[str, ...]:
     """The short month names in the active language, by number (1 to 12)."""
-    return ["", *(str(MONTHS_3[number]).title() for number in range(1, 13))]
+    return _month_names(get_language())
+
+
+@lru_cache(maxsize=64)
+def _month_names(language: str) -> tuple[str, ...]:
+    return ("", *(str(MONTHS_3[number]).title() for number in range(1, 13)))
 
 
 @lru_cache(maxsize=1024)

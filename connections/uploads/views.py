@@ -24,7 +24,6 @@ from connections.models import (
     Fleet,
     Upload,
     VinEntry,
-    VinStatus,
 )
 from connections.models.composed import composed
 from connections.models.summaries import entry_groups
@@ -32,7 +31,13 @@ from connections.support.actions import retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.eligibility import progress as eligibility_progress
 from connections.uploads.exports import EXPORT_COLUMNS, export_rows, invalid_rows_csv
-from connections.uploads.forms import EntryFilterForm, UploadForm
+from connections.uploads.forms import (
+    EntryFilterForm,
+    UploadForm,
+    apply_filters,
+    clean_filters,
+    filter_form,
+)
 from connections.uploads.page_rows import page_rows
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
@@ -58,6 +63,7 @@ from connections.web.live import (
 )
 
 PAGE_SIZE = 100
+FILTER_FIELDS = frozenset(EntryFilterForm.base_fields)
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
 LIVE_TABLE = "connections/uploads/upload_detail.html#live"
@@ -95,18 +101,15 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     # from the counts of this upload version, counted once per version.
     groups = entry_groups(upload)
     counts = groups.counts
-    form = EntryFilterForm(
-        request.GET,
-        statuses=VinStatus.values,  # outside the live region: any status a refresh brings
-        errors=sorted(groups.errors),
-        makes=sorted(groups.makes),
-    )
+    errors, makes = tuple(sorted(groups.errors)), tuple(sorted(groups.makes))
+    query = tuple(sorted((k, v) for k, v in request.GET.items() if k in FILTER_FIELDS))
+    filters = clean_filters(query, errors, makes)
 
     def filtered() -> QuerySet[VinEntry]:
         # Built only when asked: a poll's page statement is composed once.
-        return form.apply(upload.entries.all()).annotate(has_links=HAS_LINKS)
+        return apply_filters(upload.entries.all(), filters).annotate(has_links=HAS_LINKS)
 
-    page = _page(request, form, groups, filtered)
+    page = _page(request, filters, groups, filtered)
     params = {k: v for k, v in request.GET.items() if k not in {"page", "v"} and v}
     summary = table_summary(counts, groups.warnings, groups.waiting_for_consent)
     submitted = upload.state == Upload.State.SUBMITTED
@@ -123,11 +126,12 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     context = {
         "upload": upload,
         "fleet": upload.fleet,
-        "form": form,
+        "filters": filters,
+        "filter_choices": (errors, makes),
         "page": page,
         "summary": summary,
         "query": urlencode(params),
-        "sort": form.cleaned_data.get("sort") if form.is_valid() else "",
+        "sort": filters["sort"] if filters else "",
         "poll_seconds": poll_seconds,
         "submitted": submitted,
         "checking": upload.state == Upload.State.CHECKING,
@@ -149,13 +153,14 @@ def _table_context(request: HttpRequest, upload: Upload) -> dict:
     return context
 
 
-def _page(request: HttpRequest, form: EntryFilterForm, groups, filtered) -> Page:
+def _page(request: HttpRequest, filters, groups, filtered) -> Page:
     """The page asked for. Its pager counts row positions, from the counts of
     this upload version; only a search is not in them and has its own COUNT.
     The rows themselves are read by `page_rows`."""
-    if form.is_valid() and not form.cleaned_data["q"]:
-        data = form.cleaned_data
-        count = groups.matching(status=data["status"], error=data["error"], make=data["make"])
+    if filters and not filters["q"]:
+        count = groups.matching(
+            status=filters["status"], error=filters["error"], make=filters["make"]
+        )
     else:
         count = filtered().count()
     return Paginator(range(count), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -208,9 +213,9 @@ def _prepare_rows(
     frame = tuple(
         context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
     )
-    form = context["form"]
+    filters = context["filters"]
     # What the page's SQL depends on: it is composed once for all of them.
-    filters = tuple(sorted(form.cleaned_data.items())) if form.is_valid() else None
+    filters = tuple(sorted(filters.items())) if filters else None
     start = (page.number - 1) * PAGE_SIZE
     rows = page_rows(
         lambda: filtered()[start : start + len(page.object_list)],
@@ -230,6 +235,8 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
     if wants_region(request, "live"):
         # The filters ask for the table alone (and put their choice in the URL).
         return region_response(request, LIVE_TABLE, context, context["live"])
+    # The filter form, outside the live region, only on the whole page.
+    context["form"] = filter_form(request.GET, *context["filter_choices"])
     return render(request, "connections/uploads/upload_detail.html", context)
 
 
