@@ -18,7 +18,6 @@ from django.utils.translation import get_language
 from connections.models import STATUS_BADGES, Attention, VinStatus
 from connections.uploads.fixes import repeated_line
 
-
 # Every status in order (`VinStatus.values` is worked out anew at every use).
 STATUSES = tuple(VinStatus.values)
 
