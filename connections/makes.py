@@ -118,6 +118,7 @@ _LABELS = {
 }
 
 
+@functools.lru_cache(maxsize=256)
 def make_label(make: str) -> str:
     """How a person writes the contract's make ("MERCEDES BENZ" is "Mercedes-Benz")."""
     return _LABELS.get(make, make.title())

@@ -56,6 +56,18 @@ class Statement:
             return rows
         return [tuple(row) for row in self.compiler.apply_converters(rows, self.converters)]
 
+    def convert_row(self, row: tuple) -> list:
+        """One raw row as the ORM would give it (`convert`, without its
+        generator per call: for the few rows of a page sent whole)."""
+        row = list(row)
+        connection = self.compiler.connection
+        for at, (converters, expression) in self.converters.items():
+            value = row[at]
+            for converter in converters:
+                value = converter(value, expression, connection)
+            row[at] = value
+        return row
+
     def rows(self) -> list[tuple]:
         return self.convert(self.raw_rows())
 

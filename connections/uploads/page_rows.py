@@ -106,7 +106,7 @@ def page_rows(
             rows.append(row)
             continue
         if lazy:
-            row_values = query.convert([row_values])[0]
+            row_values = query.convert_row(row_values)
         entry = VinEntry.from_db(query.db, ENTRY_FIELDS, row_values[:-1])
         entry.row_links, entry.live_key, entry.live_kept = row.row_links, row.live_key, False
         rows.append(entry)

@@ -39,6 +39,7 @@ def test_rows_are_the_orm_values_run_after_run(entries_upload):
     statement = compose(queryset().values_list(*COLUMNS))
     before = statement.rows()
     assert before == list(queryset().values_list(*COLUMNS))
+    assert [tuple(statement.convert_row(row)) for row in statement.raw_rows()] == before
     # JSON decoded as the ORM decodes it.
     assert before[0][3:6] == ([], ["OEM_VEHICLE_OFFLINE"], [{"key": "depot", "value": "Leeds"}])
     errored = entries_upload.entries.get(status=VinStatus.ERROR)
