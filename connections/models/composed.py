@@ -54,11 +54,11 @@ class Statement:
         """Raw rows as the ORM would give them (`values_list`)."""
         if not self.converters:
             return rows
-        return [tuple(row) for row in self.compiler.apply_converters(rows, self.converters)]
+        return [tuple(self.convert_row(row)) for row in rows]
 
     def convert_row(self, row: tuple) -> list:
-        """One raw row as the ORM would give it (`convert`, without its
-        generator per call: for the few rows of a page sent whole)."""
+        """One raw row as the ORM would give it (its `apply_converters`, without
+        a generator per call: a page converts only the rows it sends whole)."""
         row = list(row)
         connection = self.compiler.connection
         for at, (converters, expression) in self.converters.items():

@@ -99,8 +99,8 @@ def _month_names(language: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1024)
-def row_links(upload_pk: int) -> tuple[tuple[str, str, str], ...]:
-    """The upload's row links, as (name, before the row's id, after it)."""
+def row_links(upload_pk: int) -> dict[str, tuple[str, str]]:
+    """The upload's row links by name, each as (before the row's id, after it)."""
     urls = {
         "detail_url": reverse("entry_detail", args=[0]),
         "retry_url": reverse("entry_retry", args=[upload_pk, 0]),
@@ -108,7 +108,7 @@ def row_links(upload_pk: int) -> tuple[tuple[str, str, str], ...]:
         "edit_url": reverse("entry_edit", args=[upload_pk, 0]),
     }
     # Ids are never 0: "/0/" is only ever the id's segment.
-    return tuple((name, *url.rsplit("/0/", 1)) for name, url in urls.items())
+    return {name: tuple(url.rsplit("/0/", 1)) for name, url in urls.items()}
 
 
 def dress_rows(rows: list, upload_pk: int) -> None:
@@ -121,10 +121,10 @@ def dress_rows(rows: list, upload_pk: int) -> None:
         if entry.live_kept:
             continue  # a placeholder: its id and key are all it shows
         pk = entry.id
-        for name, before, after in links:
+        for name, (before, after) in links.items():
             setattr(entry, name, f"{before}/{pk}/{after}")
         if entry.duplicate_of_id:
-            before, after = links[0][1:]
+            before, after = links["detail_url"]
             entry.duplicate_url = f"{before}/{entry.duplicate_of_id}/{after}"
             entry.repeated_line = repeated_line(entry.problems)
         changed = entry.status_changed_at.astimezone(zone)

@@ -214,14 +214,13 @@ def _prepare_rows(
         context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
     )
     filters = context["filters"]
-    # What the page's SQL depends on: it is composed once for all of them.
-    filters = tuple(sorted(filters.items())) if filters else None
-    start = (page.number - 1) * PAGE_SIZE
+    start, length = (page.number - 1) * PAGE_SIZE, len(page.object_list)
     rows = page_rows(
-        lambda: filtered()[start : start + len(page.object_list)],
+        lambda: filtered()[start : start + length],
         lambda row: row_key(*entry_key(row, frame)),
         lambda pk, key: live.kept(f"entry-{pk}", key),
-        statement=(upload.pk, filters, page.number, page.paginator.count),
+        # What the page's SQL depends on: it is composed once for all of them.
+        statement=(upload.pk, filters and tuple(sorted(filters.items())), start, length),
     )
     dress_rows(rows, upload.pk)
     page.object_list = context["rows"] = rows
