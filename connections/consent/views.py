@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -260,26 +261,32 @@ def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
         messages.error(request, f"{vin}: {problem}")
     if run.links:
         kept = len(run.links) - run.created
-        text = f"{run.created} consent link(s) created."
+        text = f"{run.created} consent link{pluralize(run.created)} created."
         if kept:
-            text += f" {kept} VIN(s) already had one and keep it."
-        messages.success(request, text + " Download the CSV to send them.")
+            keep = "keeps it" if kept == 1 else "keep theirs"
+            text += f" {kept} VIN{pluralize(kept)} already had one and {keep}."
+        them = "them" if len(run.links) > 1 else "it"
+        messages.success(request, f"{text} Download the CSV to send {them}.")
     if run.stopped:
         messages.error(
             request,
-            f"Stopped: {run.stopped} {run.remaining} VIN(s) still need a link; "
+            f"Stopped: {run.stopped} {run.remaining} VIN{pluralize(run.remaining)} still "
+            f"need{pluralize(run.remaining, 's,')} a link; "
             "create consent links again later to go on (links already made are kept).",
         )
     elif run.remaining:
         messages.warning(
             request,
-            f"{run.remaining} VIN(s) still need a link: at most "
+            f"{run.remaining} VIN{pluralize(run.remaining)} still "
+            f"need{pluralize(run.remaining, 's,')} a link: at most "
             f"{vin_links.VIN_LINKS_PER_REQUEST} are created at a time, so create consent "
             "links again to go on.",
         )
     mailed = emails.send_vin_links(run.links, request.user)
     if mailed:
-        messages.info(request, f"{len(mailed)} link(s) are being e-mailed to their owners.")
+        said = "1 link is" if len(mailed) == 1 else f"{len(mailed)} links are"
+        owners = "its owner" if len(mailed) == 1 else "their owners"
+        messages.info(request, f"{said} being e-mailed to {owners}.")
     if not run.links and not run.failures and not run.remaining:
         which = "selected VIN" if ids else "VIN of this upload"
         messages.info(request, f"No {which} needs the owner's consent.")

@@ -3,6 +3,7 @@ its actions (retry, dismiss, escalate, read again) go through the same methods
 as the portal's."""
 
 from django.contrib import admin, messages
+from django.template.defaultfilters import pluralize
 
 from connections.models import Source, VinEntry, VinEvent
 from connections.support import actions
@@ -33,7 +34,11 @@ class VinEventInline(admin.TabularInline):
 
 def _report(modeladmin, request, outcome, verb: str) -> None:
     if outcome.done:
-        modeladmin.message_user(request, f"{len(outcome.done)} VIN(s) {verb}.", messages.SUCCESS)
+        modeladmin.message_user(
+            request,
+            f"{len(outcome.done)} VIN{pluralize(len(outcome.done))} {verb}.",
+            messages.SUCCESS,
+        )
     for entry, reason in outcome.refused:
         modeladmin.message_user(request, f"{entry.vin}: {reason}", messages.WARNING)
 
@@ -129,8 +134,13 @@ class VinEntryAdmin(admin.ModelAdmin):
         skipped = queryset.filter(vehicle_id="").count()
         self.message_user(
             request,
-            f"{read} vehicle(s) read again"
-            + (f"; {skipped} VIN(s) have no vehicle at Volteras yet." if skipped else "."),
+            f"{read} vehicle{pluralize(read)} read again"
+            + (
+                f"; {skipped} VIN{pluralize(skipped)} {pluralize(skipped, 'has,have')} "
+                "no vehicle at Volteras yet."
+                if skipped
+                else "."
+            ),
             messages.INFO,
         )
 

@@ -3,6 +3,7 @@ outside or from the worker: read-only, except that an admin may send events
 back to be processed."""
 
 from django.contrib import admin
+from django.template.defaultfilters import pluralize
 
 from connections.models import RefusedDelivery, WebhookEvent
 from connections.web.admin import ReadOnlyAdmin
@@ -32,7 +33,9 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         events = list(queryset)
         for event in events:
             tasks.process_again(event)
-        self.message_user(request, f"{len(events)} event(s) queued to be processed again.")
+        self.message_user(
+            request, f"{len(events)} event{pluralize(len(events))} queued to be processed again."
+        )
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Needed for the action; every field stays read-only.

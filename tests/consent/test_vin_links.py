@@ -166,12 +166,12 @@ class TestVinLinks:
         client.force_login(manager)
         url = reverse("upload_consent_links", args=[upload.pk])
         text = client.post(url, follow=True).content.decode()
-        assert "2 consent link(s) created." in text
-        assert "1 VIN(s) still need a link: at most 2 are created at a time" in text
+        assert "2 consent links created." in text
+        assert "1 VIN still needs a link: at most 2 are created at a time" in text
         assert ConsentLink.objects.count() == 2
         text = client.post(url, follow=True).content.decode()
-        assert "1 consent link(s) created. 2 VIN(s) already had one and keep it." in text
-        assert "still need a link" not in text
+        assert "1 consent link created. 2 VINs already had one and keep theirs." in text
+        assert "still need" not in text
         assert ConsentLink.objects.count() == 3
 
     def test_a_rate_limit_stops_the_run_with_what_is_left(
@@ -184,7 +184,7 @@ class TestVinLinks:
         first = client.post(reverse("upload_consent_links", args=[upload.pk]), follow=True)
         text = first.content.decode()
         assert "Stopped: Volteras is receiving too many requests" in text
-        assert "3 VIN(s) still need a link" in text
+        assert "3 VINs still need a link" in text
         assert not ConsentLink.objects.exists()
         client.post(reverse("upload_consent_links", args=[upload.pk]))
         assert ConsentLink.objects.count() == 3

@@ -66,7 +66,7 @@ def test_per_vin_links_are_emailed_to_the_owners_with_progress_and_retry(
     settings.VOLTERAS_MAX_RETRIES = 0
     client.force_login(users["support"])  # support may send per-VIN links too
     response = client.post(reverse("upload_consent_links", args=[upload.pk]), follow=True)
-    assert "1 link(s) are being e-mailed to their owners." in response.content.decode()
+    assert "1 link is being e-mailed to its owner." in response.content.decode()
     assert ConsentLink.objects.count() == 2
 
     def refuse(self, *args, **kwargs):

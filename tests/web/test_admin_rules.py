@@ -59,7 +59,7 @@ def test_admin_retry_goes_through_the_portal_rules(client, admin_user, fleet):
     entry = failed_entry(fleet)
     client.force_login(admin_user)
     page = run_action(client, "retry", entry)
-    assert "1 VIN(s) sent again." in page.content.decode()
+    assert "1 VIN sent again." in page.content.decode()
     entry.refresh_from_db()
     assert entry.status == VinStatus.SUBMITTING
     assert entry.batch is not None
@@ -95,7 +95,7 @@ def test_read_again_says_when_there_is_no_vehicle_yet(client, admin_user, fleet)
     entry = failed_entry(fleet)
     client.force_login(admin_user)
     page = run_action(client, "read_again", entry)
-    assert "0 vehicle(s) read again; 1 VIN(s) have no vehicle at Volteras yet." in (
+    assert "0 vehicles read again; 1 VIN has no vehicle at Volteras yet." in (
         page.content.decode()
     )
 
