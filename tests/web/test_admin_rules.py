@@ -95,9 +95,7 @@ def test_read_again_says_when_there_is_no_vehicle_yet(client, admin_user, fleet)
     entry = failed_entry(fleet)
     client.force_login(admin_user)
     page = run_action(client, "read_again", entry)
-    assert "0 vehicles read again; 1 VIN has no vehicle at Volteras yet." in (
-        page.content.decode()
-    )
+    assert "0 vehicles read again; 1 VIN has no vehicle at Volteras yet." in (page.content.decode())
 
 
 @pytest.mark.parametrize(
