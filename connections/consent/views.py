@@ -267,20 +267,19 @@ def upload_links(request: HttpRequest, upload_id: int) -> HttpResponse:
             text += f" {kept} VIN{pluralize(kept)} already had one and {keep}."
         them = "them" if len(run.links) > 1 else "it"
         messages.success(request, f"{text} Download the CSV to send {them}.")
+    n = run.remaining
+    left = f"{n} VIN{pluralize(n)} still need{pluralize(n, 's,')} a link"
     if run.stopped:
         messages.error(
             request,
-            f"Stopped: {run.stopped} {run.remaining} VIN{pluralize(run.remaining)} still "
-            f"need{pluralize(run.remaining, 's,')} a link; "
+            f"Stopped: {run.stopped} {left}; "
             "create consent links again later to go on (links already made are kept).",
         )
     elif run.remaining:
         messages.warning(
             request,
-            f"{run.remaining} VIN{pluralize(run.remaining)} still "
-            f"need{pluralize(run.remaining, 's,')} a link: at most "
-            f"{vin_links.VIN_LINKS_PER_REQUEST} are created at a time, so create consent "
-            "links again to go on.",
+            f"{left}: at most {vin_links.VIN_LINKS_PER_REQUEST} are created at a time, "
+            "so create consent links again to go on.",
         )
     mailed = emails.send_vin_links(run.links, request.user)
     if mailed:
