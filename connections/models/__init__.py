@@ -26,6 +26,8 @@ from connections.models.statuses import (
     Source,
     VinEvent,
     VinStatus,
+    plate_key,
+    search_needles,
 )
 from connections.models.summaries import EntryGroups, UploadSummary, entry_groups
 from connections.models.system import ApiToken, WorkerHeartbeat
@@ -67,5 +69,7 @@ __all__ = [
     "WorkerHeartbeat",
     "entry_groups",
     "new_token",
+    "plate_key",
+    "search_needles",
     "user_is_support",
 ]

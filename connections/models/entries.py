@@ -39,7 +39,8 @@ from connections.models.statuses import (
     Source,
     VinEvent,
     VinStatus,
-    attention_rank,
+    attention_field,
+    search_key_field,
 )
 from connections.stuck import StuckThresholds, stuck_thresholds
 from connections.vin import Validity
@@ -102,9 +103,8 @@ class VinEntry(models.Model):
     # staleness counts from, since PROCESSING -> PENDING is no progress.
     submitted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
-    attention = models.GeneratedField(
-        expression=attention_rank(), output_field=models.SmallIntegerField(), db_persist=True
-    )
+    attention = attention_field()
+    search_key = search_key_field()
 
     objects = VinEntryQuerySet.as_manager()
 

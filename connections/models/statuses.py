@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Cast, Concat, Replace, Upper
 from django.utils import timezone
 
 from connections.explanations import explain
@@ -86,17 +88,50 @@ class Attention(models.IntegerChoices):
     NEVER_SENT = 9, "Not sent"
 
 
-def attention_rank() -> models.Case:
-    """`Attention` of an entry as one SQL expression: the headline counts' rule
+def attention_field() -> models.GeneratedField:
+    """`VinEntry.attention`, computed and stored by the database: `Attention` of
+    an entry as one SQL expression, the headline counts' rule
     (`Fleet.headline_counts`), so each tile links to exactly its rows."""
     needs_action = sorted(VinStatus.needs_action())
-    return models.Case(
+    rank = models.Case(
         models.When(status__in=needs_action, dismissed=False, then=models.Value(0)),
         models.When(status__in=sorted(VinStatus.in_progress()), then=models.Value(1)),
         models.When(status=VinStatus.CONNECTED, then=models.Value(2)),
         models.When(status__in=needs_action, then=models.Value(3)),
         default=models.Value(9),
     )
+    return models.GeneratedField(
+        expression=rank, output_field=models.SmallIntegerField(), db_persist=True
+    )
+
+
+# Between the parts of `search_key`: a search box's one line never holds it,
+# so a search never matches across two parts.
+SEARCH_KEY_SEPARATOR = "\n"
+
+
+def plate_key() -> Replace:
+    """A plate as searches compare it: upper-case, without spaces or dashes."""
+    return Replace(Replace(Upper("registration_plate"), Value(" ")), Value("-"))
+
+
+def search_key_field() -> models.GeneratedField:
+    """`VinEntry.search_key`: what the fleet list's search box compares, as one
+    column the database computes and stores, with one trigram index (migration
+    0021): the VIN, the plate without spaces or dashes, and the tags' JSON,
+    upper-cased (`search_needles` upper-cases a search the same way)."""
+    tags = Upper(Cast("tags", models.TextField()))
+    gap = Value(SEARCH_KEY_SEPARATOR)
+    key = Concat("vin", gap, plate_key(), gap, tags, output_field=models.TextField())
+    return models.GeneratedField(expression=key, output_field=models.TextField(), db_persist=True)
+
+
+def search_needles(text: str) -> set[str]:
+    """What a search for `text` looks for in `search_key`: the text as typed
+    (for tags), and without spaces or dashes (for VINs and plates, which are
+    written both ways), upper-cased."""
+    typed = text.strip().upper()
+    return {typed, typed.replace(" ", "").replace("-", "")} - {""}
 
 
 class Source(models.TextChoices):

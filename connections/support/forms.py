@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
-from django.db.models import Q, QuerySet, Value
-from django.db.models.functions import Replace, Upper
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from connections.explanations import CONTRACT_CATEGORIES, WHO_ACTS_LABELS
 from connections.makes import make_label
-from connections.models import Fleet, VinEntry, VinStatus
+from connections.models import Fleet, VinEntry, VinStatus, plate_key
 from connections.support.actions import ACTIONS
 from connections.support.workspace import WORKSPACE_STATUSES, stuck_q, who_must_act_q
 
@@ -102,8 +101,7 @@ class SupportFilterForm(forms.Form):
             text = data["q"].strip()
             needle = text.upper().replace(" ", "").replace("-", "")
             # Plates are written with and without spaces or dashes: compare without.
-            plate = Replace(Replace(Upper("registration_plate"), Value(" ")), Value("-"))
-            entries = entries.alias(plate_key=plate).filter(
+            entries = entries.alias(plate_key=plate_key()).filter(
                 Q(vin__contains=needle) | Q(plate_key__contains=needle)
             )
         sort = data["sort"] or "age"
