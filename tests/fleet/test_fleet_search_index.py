@@ -30,4 +30,3 @@ def test_the_trigram_indexes_exist_on_the_filters_expressions(fleet):
     assert '"connections_vinentry"."search_key"::text LIKE %AB-1%' in sql
     assert '"connections_vinentry"."search_key"::text LIKE %AB1%' in sql
     assert '("connections_vinentry"."tags")::text' in sql
-
