@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from operator import itemgetter
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import DEFERRED, QuerySet
 
 from connections.models import ConsentLink, VinEntry
 from connections.models.composed import composed
@@ -48,9 +48,13 @@ KEY_FIELDS = (
     "submitted_at",
     "attention",
 )
-# Every column of an entry, in the model's order (what `Model.from_db` takes);
-# and where each key field sits in such a row.
-ENTRY_FIELDS = tuple(field.attname for field in VinEntry._meta.concrete_fields)
+# Every column of an entry, in the model's order (what `Model.from_db` takes),
+# but the fleet list's search key: the table's rows are read without it, and
+# it is left deferred in their entries (a full row of values keeps `from_db`
+# on its fast path). And where each key field sits in such a row.
+ALL_FIELDS = tuple(field.attname for field in VinEntry._meta.concrete_fields)
+UNREAD = ALL_FIELDS.index("search_key")
+ENTRY_FIELDS = ALL_FIELDS[:UNREAD] + ALL_FIELDS[UNREAD + 1 :]
 KEY_AT = tuple(ENTRY_FIELDS.index("id" if name == "pk" else name) for name in KEY_FIELDS)
 
 
@@ -107,7 +111,8 @@ def page_rows(
             continue
         if lazy:
             row_values = query.convert_row(row_values)
-        entry = VinEntry.from_db(query.db, ENTRY_FIELDS, row_values[:-1])
+        values = (*row_values[:UNREAD], DEFERRED, *row_values[UNREAD:-1])
+        entry = VinEntry.from_db(query.db, ALL_FIELDS, values)
         entry.row_links, entry.live_key, entry.live_kept = row.row_links, row.live_key, False
         rows.append(entry)
     return rows
