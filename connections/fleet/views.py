@@ -44,6 +44,8 @@ from connections.web.live import (
 
 TEMPLATE = "connections/fleet/vehicles.html"
 REGION = "vehicles"
+# Jinja (templates/jinja2/): every open list asks for its region on each change.
+REGION_TEMPLATE = "connections/fleet/vehicles_region.html"
 # A fleet can change at any time (a webhook): the list never stops polling.
 POLL_SECONDS = 10
 FILTER_FIELDS_SECONDS = 3600
@@ -82,6 +84,19 @@ def _filters_of(request: HttpRequest, fleet: Fleet) -> tuple[Filters, bool]:
         form = _filters(request, fleet, request.GET)
         return form.filters(), form.active
     return _parsed(tuple(sorted((k, v) for k, v in request.GET.items() if k not in {"page", "v"})))
+
+
+@lru_cache(maxsize=1024)
+def _urls(slug: str) -> dict[str, str]:
+    """The page's links, reversed once per fleet."""
+    return {
+        "page": reverse("fleet_vehicles", args=[slug]),
+        "csv": reverse("fleet_vehicles_csv", args=[slug]),
+        "xlsx": reverse("fleet_vehicles_xlsx", args=[slug]),
+        "action": reverse("fleet_vehicles_action", args=[slug]),
+        "fleet": reverse("fleet_detail", args=[slug]),
+        "dashboard": reverse("dashboard"),
+    }
 
 
 @lru_cache(maxsize=256)
@@ -148,9 +163,10 @@ def fleet_vehicles(request: HttpRequest, slug: str) -> HttpResponse:
     page = page_of(fleet, f, number, str(version), with_accounts=version.vehicles > 0)
     query = _query(request.GET)
     params = dict(parse_qsl(query))
+    urls = _urls(fleet.slug)
     live = Live(
         REGION,
-        reverse("fleet_vehicles", args=[fleet.slug]),
+        urls["page"],
         str(version),
         POLL_SECONDS,
         params={**params, "page": number if number > 1 else ""},
@@ -160,6 +176,7 @@ def fleet_vehicles(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "fleet": fleet,
         "page": page,
+        "urls": urls,
         "page_url": live.url,
         "rows_html": mark_safe(  # noqa: S308 (every row made by format_html)
             "".join(
@@ -175,9 +192,11 @@ def fleet_vehicles(request: HttpRequest, slug: str) -> HttpResponse:
         "filtered": filtered,
     }
     if region:
-        return region_response(request, f"{TEMPLATE}#region", context, live)
+        return region_response(request, REGION_TEMPLATE, context, live, using="jinja2")
+    region_html = render_to_string(REGION_TEMPLATE, {**context, "live": live}, request, "jinja2")
     context |= {
         "live": live,
+        "region_html": mark_safe(region_html),  # noqa: S308 (Jinja escaped it)
         # Known from the version's statement: the navigation asks no more.
         "nav_support": is_support,
         "filter_fields": _filter_fields(fleet, request.GET, version),

@@ -100,11 +100,16 @@ def no_change() -> HttpResponse:
 
 
 def region_response(
-    request: HttpRequest, template: str, context: dict[str, Any], live: Live
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    live: Live,
+    using: str | None = None,
 ) -> HttpResponse:
-    """The region alone (`template` names the partial); 286 when its poller
-    is done: nothing can change, or a slower poller in the region takes over."""
-    response = render(request, template, {**context, "live": live})
+    """The region alone (`template` names the partial, or the template of
+    engine `using`); 286 when its poller is done: nothing can change, or a
+    slower poller in the region takes over."""
+    response = render(request, template, {**context, "live": live}, using=using)
     if live.stop or live.every is None:
         response.status_code = HTMX_STOP_POLLING
     return response
