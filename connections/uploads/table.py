@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from django.http import HttpRequest
 from django.template.backends.utils import csrf_input
-from django.template.loader import get_template, render_to_string
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS_3
@@ -17,6 +17,7 @@ from django.utils.translation import get_language
 
 from connections.models import STATUS_BADGES, Attention, VinStatus
 from connections.uploads.fixes import repeated_line
+from connections.uploads.row_html import Frame, entry_row
 
 # Every status in order (`VinStatus.values` is worked out anew at every use).
 STATUSES = tuple(VinStatus.values)
@@ -132,49 +133,30 @@ def dress_rows(rows: list, upload_pk: int) -> None:
         entry.changed_label = changed_label(changed, months)
 
 
-# Jinja (templates/jinja2/): a poll renders up to 100 rows, which Django's engine
-# did at about 0.12 ms each, most of a changed poll's time.
-ROWS_TEMPLATE = "connections/uploads/entry_rows.html"
-# What the template writes after each row (a comment: escaped text has no "<").
-ROW_END = "<!--row-end-->"
 # A row the browser already shows at its key (connections/web/live.py).
 PLACEHOLDER = '\n      <tr id="entry-{}" data-key="{}" data-live-keep></tr>'
-# What the rows show beyond each entry (the view's context).
-ROWS_CONTEXT = (
-    "submitted",
-    "managed",
-    "checking",
-    "show_eligibility",
-    "eligibility_labels",
-    "query",
-)
 
 
 def render_rows(request: HttpRequest, rows: list, context: dict, consent_links_url: str) -> str:
-    """The table's rows as HTML (already escaped): each row the browser already
-    shows (`live_kept`) as a bare placeholder, written here (its id and key,
-    both plain tokens), the others whole by the template, in one render. A
-    row's consent link cell, rare, is the template the consent pages share."""
-    whole = [entry for entry in rows if not entry.live_kept]
-    for entry in whole:
+    """The table's rows as HTML (escaped): each row the browser already shows
+    (`live_kept`) as a bare placeholder (its id and key, both plain tokens),
+    the others whole (`row_html`). A row's consent link cell, rare, is the
+    template the consent pages share."""
+    frame = None
+    html = []
+    for entry in rows:
+        if entry.live_kept:
+            html.append(PLACEHOLDER.format(entry.pk, entry.live_key))
+            continue
+        if frame is None:
+            # The CSRF field made once for every form of every row.
+            frame = Frame.of(context, csrf_input(request), consent_links_url)
         if entry.row_links and entry.consent_link_helps:
             entry.link_cell = render_to_string(
                 "connections/consent/vin_link_cell.html", {"link": entry.row_links[0]}
             )
-    rendered = iter(())
-    if whole:
-        values = {name: context[name] for name in ROWS_CONTEXT}
-        template = get_template(ROWS_TEMPLATE, using="jinja2")
-        # The CSRF field made once: the backend's own is lazy, and masks the
-        # token anew (32 random characters) at every form of every row.
-        values["csrf_input"] = csrf_input(request)
-        values |= {"rows": whole, "consent_links_url": consent_links_url}
-        # The template ends each row with ROW_END, which no escaped text holds.
-        rendered = iter(template.render(values).split(ROW_END))
-    return "".join(
-        PLACEHOLDER.format(entry.pk, entry.live_key) if entry.live_kept else next(rendered)
-        for entry in rows
-    )
+        html.append(entry_row(entry, frame))
+    return "".join(html)
 
 
 def needs_you_note(total: int, rows, params: dict[str, str]) -> dict | None:
