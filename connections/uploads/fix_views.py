@@ -24,6 +24,8 @@ from connections.web.access import managed_upload
 PAGE = "connections/uploads/entry_edit.html"
 FORM_ROW = "connections/uploads/entry_edit.html#fix-row"
 TABLE = "connections/uploads/upload_detail.html"
+# The live table's summary, sent out of band after a save (Jinja, as the table).
+SUMMARY = "connections/uploads/live_summary.html"
 NOT_A_DRAFT = (
     "This row can no longer be edited: its upload has been sent, or its eligibility is "
     "being checked. Rows can be fixed only before the upload is sent."
@@ -113,7 +115,7 @@ def _row_response(
     html = render_rows(request, [entry], context, consent_links_url)
     if oob:
         context["oob"] = True
-        html += render_to_string(f"{TABLE}#live-summary", context, request)
+        html += render_to_string(SUMMARY, context, request, using="jinja2")
         html += render_to_string(f"{TABLE}#send-actions", context, request)
     return HttpResponse(html)
 

@@ -16,7 +16,9 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from connections.csv_files import stream_csv
 from connections.models import (
@@ -66,7 +68,8 @@ PAGE_SIZE = 100
 FILTER_FIELDS = frozenset(EntryFilterForm.base_fields)
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
-LIVE_TABLE = "connections/uploads/upload_detail.html#live"
+# Jinja (templates/jinja2/): every open table asks for it on each change.
+LIVE_TABLE = "connections/uploads/live_region.html"
 
 
 def upload_new(request: HttpRequest, slug: str) -> HttpResponse:
@@ -225,7 +228,8 @@ def _prepare_rows(
     dress_rows(rows, upload.pk)
     page.object_list = context["rows"] = rows
     consent_links_url = reverse("upload_consent_links", args=[upload.pk])
-    context["rows_html"] = render_rows(request, rows, context, consent_links_url)
+    html = render_rows(request, rows, context, consent_links_url)
+    context["rows_html"] = mark_safe(html)  # noqa: S308 (row_html escaped it)
 
 
 def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
@@ -233,9 +237,11 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
     context = _table_context(request, upload)
     if wants_region(request, "live"):
         # The filters ask for the table alone (and put their choice in the URL).
-        return region_response(request, LIVE_TABLE, context, context["live"])
+        return region_response(request, LIVE_TABLE, context, context["live"], using="jinja2")
     # The filter form, outside the live region, only on the whole page.
     context["form"] = filter_form(request.GET, *context["filter_choices"])
+    live_html = render_to_string(LIVE_TABLE, context, request, using="jinja2")
+    context["live_html"] = mark_safe(live_html)  # noqa: S308 (Jinja escaped it)
     return render(request, "connections/uploads/upload_detail.html", context)
 
 
@@ -257,7 +263,7 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     if upload is None:
         upload = visible_upload(request, upload_id, "summary")
     context = _table_context(request, upload)
-    return region_response(request, LIVE_TABLE, context, context["live"])
+    return region_response(request, LIVE_TABLE, context, context["live"], using="jinja2")
 
 
 def _polled_upload(upload_id: int) -> Upload:
