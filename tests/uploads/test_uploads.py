@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -561,6 +563,32 @@ class TestStoredCounts:
             sql = [q["sql"] for q in queries.captured_queries]
             assert not any("COUNT(" in q for q in sql), sql  # neither the scan nor the pager's
             counted.append(len(sql))
+        assert counted[0] == counted[1]
+
+    def test_a_drafts_rows_read_no_column_left_unread(self, client, manager, fleet):
+        """A row sent whole is built from the columns the table reads, the rest
+        deferred: what a draft's rows show (edit and remove buttons, problems,
+        warnings, repeated rows, eligibility) must not read one more per row."""
+        client.force_login(manager)
+        counted = []
+        for n, first in ((3, 1), (60, 1000)):
+            vins = [make_vin(i) for i in range(first, first + n)]
+            # An invalid row, a repeated row, and rows checked for eligibility.
+            text = "\n".join([*vins, "NOT-A-VIN", vins[0]])
+            upload = create_upload(fleet, manager, read_upload(text))
+            upload.entries.filter(validity=VinEntry.Validity.VALID).set_eligibility("ELIGIBLE")
+            upload.refresh_from_db()
+            url = reverse("upload_rows", args=[upload.pk])
+            headers = {"HX-Request": "true"}
+            client.get(url, {"v": upload.version - 1}, headers=headers)  # counts stored
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url, {"v": upload.version - 1}, headers=headers)
+            html = response.content.decode()
+            assert html.count('<tr id="entry-') == n + 2
+            assert html.count(">Remove</button>") == n + 2
+            assert "Open line 1" in html
+            assert "Eligible" in html
+            counted.append(len(queries.captured_queries))
         assert counted[0] == counted[1]
 
 
