@@ -30,36 +30,53 @@ class VinStatus(models.TextChoices):
     # Connected, then disconnected.
     DISCONNECTED = "DISCONNECTED", "Disconnected"
 
+    # Each set made once (`_GROUPS`, below): every row of every live table asks.
     @classmethod
-    def final(cls) -> set[str]:
-        return {
-            cls.CONNECTED,
-            cls.CONNECTION_REQUIRED,
-            cls.INCOMPATIBLE,
-            cls.ERROR,
-            cls.DISCONNECTED,
-            cls.INVALID,
-            cls.SKIPPED,
-        }
+    def final(cls) -> frozenset[str]:
+        return _GROUPS["final"]
 
     @classmethod
-    def in_progress(cls) -> set[str]:
-        return {cls.SUBMITTING, cls.PROCESSING, cls.PENDING}
+    def in_progress(cls) -> frozenset[str]:
+        return _GROUPS["in_progress"]
 
     @classmethod
-    def needs_action(cls) -> set[str]:
-        return {cls.CONNECTION_REQUIRED, cls.ERROR, cls.INCOMPATIBLE, cls.DISCONNECTED}
+    def needs_action(cls) -> frozenset[str]:
+        return _GROUPS["needs_action"]
 
     @classmethod
-    def slow_moving(cls) -> set[str]:
+    def slow_moving(cls) -> frozenset[str]:
         """States that may last days: the live table stops fast polling on them."""
-        return {cls.PENDING}
+        return _GROUPS["slow_moving"]
 
     @classmethod
     def from_api(cls, value: str) -> str:
         """Volteras' status, kept as is when unknown (stored, shown, never crashed on)."""
         return value if value in cls.values else cls.ERROR
 
+
+_GROUPS = {
+    "final": frozenset(
+        {
+            VinStatus.CONNECTED,
+            VinStatus.CONNECTION_REQUIRED,
+            VinStatus.INCOMPATIBLE,
+            VinStatus.ERROR,
+            VinStatus.DISCONNECTED,
+            VinStatus.INVALID,
+            VinStatus.SKIPPED,
+        }
+    ),
+    "in_progress": frozenset({VinStatus.SUBMITTING, VinStatus.PROCESSING, VinStatus.PENDING}),
+    "needs_action": frozenset(
+        {
+            VinStatus.CONNECTION_REQUIRED,
+            VinStatus.ERROR,
+            VinStatus.INCOMPATIBLE,
+            VinStatus.DISCONNECTED,
+        }
+    ),
+    "slow_moving": frozenset({VinStatus.PENDING}),
+}
 
 STATUS_BADGES = {
     VinStatus.CONNECTED: "ok",
