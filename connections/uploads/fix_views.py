@@ -17,7 +17,7 @@ from connections.models.summaries import entry_groups
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
 from connections.uploads.fixes import Fix, fix_entry, initial_values
 from connections.uploads.forms import EntryFixForm
-from connections.uploads.table import dress_rows, render_rows
+from connections.uploads.table import render_rows
 from connections.uploads.table import summary as table_summary
 from connections.web.access import managed_upload
 
@@ -127,7 +127,6 @@ def _row_context(upload: Upload, entry: VinEntry, query: str) -> dict:
     entry.refresh_from_db()
     # The whole row, keyed afresh: the next poll replaces it with its live key.
     entry.live_kept, entry.live_key, entry.row_links = False, "", []
-    dress_rows([entry], upload.pk)
     entry.autofocus = True
     return {
         "upload": upload,

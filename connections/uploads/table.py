@@ -4,19 +4,11 @@ keys, and the rows themselves."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from functools import lru_cache
-
 from django.http import HttpRequest
 from django.template.backends.utils import csrf_input
 from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.dates import MONTHS_3
-from django.utils.translation import get_language
 
 from connections.models import STATUS_BADGES, Attention, VinStatus
-from connections.uploads.fixes import repeated_line
 from connections.uploads.row_html import Frame, entry_row
 
 # Every status in order (`VinStatus.values` is worked out anew at every use).
@@ -78,59 +70,6 @@ def entry_key(row, frame: tuple) -> tuple:
         row.is_stale and row.age.days,
         link and (link.pk, link.state, link.is_usable, link.expires_at),
     )
-
-
-def changed_label(moment: datetime, months: tuple[str, ...] | None = None) -> str:
-    """`moment` as the `date` filter's "j M H:i:s" shows it ("4 Dec 09:05:07"),
-    for a tenth of the cost: `dateformat.format` parses its format string anew
-    each call, and a live table renders up to 100 rows at a time. `months`,
-    `month_names()` made once for many rows."""
-    month = months[moment.month] if months else MONTHS_3[moment.month].title()
-    return f"{moment.day} {month} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-
-
-def month_names() -> tuple[str, ...]:
-    """The short month names in the active language, by number (1 to 12)."""
-    return _month_names(get_language())
-
-
-@lru_cache(maxsize=64)
-def _month_names(language: str) -> tuple[str, ...]:
-    return ("", *(str(MONTHS_3[number]).title() for number in range(1, 13)))
-
-
-@lru_cache(maxsize=1024)
-def row_links(upload_pk: int) -> dict[str, tuple[str, str]]:
-    """The upload's row links by name, each as (before the row's id, after it)."""
-    urls = {
-        "detail_url": reverse("entry_detail", args=[0]),
-        "retry_url": reverse("entry_retry", args=[upload_pk, 0]),
-        "remove_url": reverse("entry_remove", args=[upload_pk, 0]),
-        "edit_url": reverse("entry_edit", args=[upload_pk, 0]),
-    }
-    # Ids are never 0: "/0/" is only ever the id's segment.
-    return {name: tuple(url.rsplit("/0/", 1)) for name, url in urls.items()}
-
-
-def dress_rows(rows: list, upload_pk: int) -> None:
-    """What a row sent whole shows beyond its entry, which a tag or filter would
-    work out afresh per row: its links (one reverse per name, the row's id put
-    in), the row it repeats, and its last-change time. Placeholders stay bare."""
-    links = row_links(upload_pk)
-    zone, months = timezone.get_current_timezone(), month_names()
-    for entry in rows:
-        if entry.live_kept:
-            continue  # a placeholder: its id and key are all it shows
-        pk = entry.id
-        for name, (before, after) in links.items():
-            setattr(entry, name, f"{before}/{pk}/{after}")
-        if entry.duplicate_of_id:
-            before, after = links["detail_url"]
-            entry.duplicate_url = f"{before}/{entry.duplicate_of_id}/{after}"
-            entry.repeated_line = repeated_line(entry.problems)
-        changed = entry.status_changed_at.astimezone(zone)
-        entry.changed_iso = changed.isoformat()
-        entry.changed_label = changed_label(changed, months)
 
 
 # A row the browser already shows at its key (connections/web/live.py).

@@ -44,7 +44,7 @@ from connections.uploads.page_rows import page_rows
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import dress_rows, entry_key, needs_you_note, render_rows
+from connections.uploads.table import entry_key, needs_you_note, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.web.access import (
@@ -210,9 +210,7 @@ def _prepare_rows(
 ) -> None:
     """The page's rows, rendered (`rows_html`). First each row's key, from its
     plain values (`page_rows`): a row the browser already shows at that key is
-    sent as a placeholder only. Then, for the rows sent whole, what a tag or
-    filter would work out afresh per row: the row's links, from one reverse per
-    name with the row's id put in, and its last-change time."""
+    sent as a placeholder only; the others are written whole (`row_html`)."""
     frame = tuple(
         context[k] for k in ("submitted", "managed", "checking", "show_eligibility", "query")
     )
@@ -225,7 +223,6 @@ def _prepare_rows(
         # What the page's SQL depends on: it is composed once for all of them.
         statement=(upload.pk, filters and tuple(sorted(filters.items())), start, length),
     )
-    dress_rows(rows, upload.pk)
     page.object_list = context["rows"] = rows
     consent_links_url = reverse("upload_consent_links", args=[upload.pk])
     html = render_rows(request, rows, context, consent_links_url)

@@ -12,8 +12,8 @@ from django.utils import dateformat
 
 from connections.models import VinStatus
 from connections.uploads.reading import read_upload
+from connections.uploads.row_html import changed_label, month_names
 from connections.uploads.submission import create_upload, submit
-from connections.uploads.table import changed_label, month_names
 from tests.factories import make_vin, stored_link
 
 # What live.js sends back: the id and key of every keyed element it shows.
