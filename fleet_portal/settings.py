@@ -161,9 +161,9 @@ TEMPLATES = [
         },
     },
     {
-        # Only for the hot paths that render many rows per request (the live
-        # table's poll): compiled templates, about three times faster than Django's
-        # engine per row. Ask for them with `using="jinja2"`.
+        # Only for the live regions every open page asks for on each change (the
+        # upload table's, the fleet vehicle list's): compiled templates, several
+        # times faster than Django's engine. Ask for them with `using="jinja2"`.
         "BACKEND": "django.template.backends.jinja2.Jinja2",
         "DIRS": [BASE_DIR / "templates" / "jinja2"],
         "APP_DIRS": False,
