@@ -115,8 +115,12 @@ def _row_response(
     html = render_rows(request, [entry], context, consent_links_url)
     if oob:
         context["oob"] = True
-        html += render_to_string(SUMMARY, context, request, using="jinja2")
-        html += render_to_string(f"{TABLE}#send-actions", context, request)
+        summary = render_to_string(SUMMARY, context, request, using="jinja2")
+        send = render_to_string(f"{TABLE}#send-actions", context, request)
+        # In a <template>: after a table row the browser parses in table mode,
+        # where a <form> closes at once and its button falls out of it (htmx
+        # swaps a template's out-of-band parts, parsed on their own).
+        html += f"<template>{summary}{send}</template>"
     return HttpResponse(html)
 
 

@@ -72,17 +72,15 @@ def test_manager_fixes_a_row_inline_sends_it_and_sees_it_connect(
     expect(send_button(page)).to_have_text("Send 3 valid VINs to Volteras")
     assert_page_quality(page)
 
-    # The timeline says who changed what, in plain words.
-    link = fixed.get_by_role("link", name=FIXED)
-    entry_url = link.get_attribute("href")
-    page.goto(entry_url)
-    expect(page.locator("body")).to_contain_text(f"Edited by manager: VIN {TYPO} → {FIXED}")
-    page.go_back()
-
+    # Send at once, with the button the fix brought (swapped out of band).
     press_on(page, send_button(page), "Enter")
     expect(page.locator(".message.success")).to_contain_text("3 VINs are on their way")
     expect(row(page, FIXED)).to_contain_text("Connected", timeout=SETTLE_MS)
     expect(page.get_by_role("link", name="Edit line 3")).to_have_count(0)
+
+    # The timeline says who changed what, in plain words.
+    page.goto(row(page, FIXED).get_by_role("link", name=FIXED).get_attribute("href"))
+    expect(page.locator("body")).to_contain_text(f"Edited by manager: VIN {TYPO} → {FIXED}")
 
 
 def test_manager_replaces_the_earlier_draft_with_a_corrected_file(
