@@ -528,9 +528,6 @@ class TestStoredCounts:
         assert page.paginator.count == counted
 
     def test_changed_poll_queries_do_not_grow_with_the_rows(self, client, manager, fleet):
-        from django.db import connection
-        from django.test.utils import CaptureQueriesContext
-
         from connections.models import ConsentLink
 
         client.force_login(manager)
@@ -552,12 +549,7 @@ class TestStoredCounts:
                         authentication_url="https://example.test/consent",
                         expires_at=timezone.now() + timedelta(days=3),
                     )
-            upload.refresh_from_db()
-            url = reverse("upload_rows", args=[upload.pk])
-            headers = {"HX-Request": "true"}
-            client.get(url, {"v": upload.version - 1}, headers=headers)  # counts stored
-            with CaptureQueriesContext(connection) as queries:
-                response = client.get(url, {"v": upload.version - 1}, headers=headers)
+            response, queries = changed_poll(client, upload)
             assert response.status_code == 200
             assert response.content.decode().count('<tr id="entry-') == min(n, 100)
             sql = [q["sql"] for q in queries.captured_queries]
@@ -577,12 +569,7 @@ class TestStoredCounts:
             text = "\n".join([*vins, "NOT-A-VIN", vins[0]])
             upload = create_upload(fleet, manager, read_upload(text))
             upload.entries.filter(validity=VinEntry.Validity.VALID).set_eligibility("ELIGIBLE")
-            upload.refresh_from_db()
-            url = reverse("upload_rows", args=[upload.pk])
-            headers = {"HX-Request": "true"}
-            client.get(url, {"v": upload.version - 1}, headers=headers)  # counts stored
-            with CaptureQueriesContext(connection) as queries:
-                response = client.get(url, {"v": upload.version - 1}, headers=headers)
+            response, queries = changed_poll(client, upload)
             html = response.content.decode()
             assert html.count('<tr id="entry-') == n + 2
             assert html.count(">Remove</button>") == n + 2
@@ -590,6 +577,18 @@ class TestStoredCounts:
             assert "Eligible" in html
             counted.append(len(queries.captured_queries))
         assert counted[0] == counted[1]
+
+
+def changed_poll(client, upload):
+    """The live table's poll of a browser one version behind, with its queries
+    (a first poll stores the version's counts)."""
+    upload.refresh_from_db()
+    url = reverse("upload_rows", args=[upload.pk])
+    headers = {"HX-Request": "true"}
+    client.get(url, {"v": upload.version - 1}, headers=headers)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, {"v": upload.version - 1}, headers=headers)
+    return response, queries
 
 
 class TestFleetPage:
