@@ -139,7 +139,9 @@ def _what(row: dict) -> str:
     x = row["explanation"]
     if x:
         code = row["error_code"]
-        extra = format_html(' <span class="muted mono">{}</span>', code) if code else ""
+        # A long code breaks after an underscore first (OEM_VEHICLE_<wbr>…).
+        breakable = format_html_join("_<wbr>", "{}", ((part,) for part in code.split("_")))
+        extra = format_html(' <span class="muted mono">{}</span>', breakable) if code else ""
         return format_html("{}. <em>Next:</em> {}{}", x.title, x.next_step, extra)
     if row["message"] and row["status"] != VinStatus.CONNECTED:
         return format_html("{}", row["message"])
@@ -149,8 +151,11 @@ def _what(row: dict) -> str:
 def _tr(row: dict, key: str, age: str) -> str:
     vin = row["vin"]
     changed = timezone.localtime(row["changed_at"])
+    # A tag may break after its "=" (a long one would widen the whole table).
     tags = format_html_join(
-        " ", '<a class="badge off" href="?tag={}">{}</a>', ((quote(t), t) for t in row["tags"])
+        " ",
+        '<a class="badge off" href="?tag={}">{}=<wbr>{}</a>',
+        ((quote(t), *t.split("=", 1)) for t in row["tags"]),
     )
     link = format_html('<a href="{}">{}</a>', row["detail_url"], vin) if row["detail_url"] else vin
     return format_html(

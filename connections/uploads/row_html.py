@@ -170,7 +170,7 @@ def _what(entry: VinEntry, frame: Frame) -> str:
     if x:
         codes = escape(", ".join(entry.error_codes)) if entry.error_codes else said(x.title)
         html += (
-            f"<strong>{codes}</strong>: {said(x.explanation)} <em>Next:</em> "
+            f'<strong class="codes">{codes}</strong>: {said(x.explanation)} <em>Next:</em> '
             f'{said(x.next_step)} <span class="muted">({said(entry.who_acts)})</span>'
         )
     elif entry.message and entry.status != VinStatus.CONNECTED:
