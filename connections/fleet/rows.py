@@ -138,10 +138,11 @@ def render(values: tuple, age: str, account: str, links: Links) -> Row:
 def _what(row: dict) -> str:
     x = row["explanation"]
     if x:
-        code = row["error_code"]
-        # A long code breaks after an underscore first (OEM_VEHICLE_<wbr>…).
-        breakable = format_html_join("_<wbr>", "{}", ((part,) for part in code.split("_")))
-        extra = format_html(' <span class="muted mono">{}</span>', breakable) if code else ""
+        code, extra = row["error_code"], ""
+        if code:
+            # A long code breaks after an underscore first (OEM_VEHICLE_<wbr>…).
+            breakable = format_html_join("_<wbr>", "{}", ((part,) for part in code.split("_")))
+            extra = format_html(' <span class="muted mono">{}</span>', breakable)
         return format_html("{}. <em>Next:</em> {}{}", x.title, x.next_step, extra)
     if row["message"] and row["status"] != VinStatus.CONNECTED:
         return format_html("{}", row["message"])

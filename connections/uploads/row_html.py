@@ -181,14 +181,13 @@ def _what(entry: VinEntry, frame: Frame) -> str:
 def _actions(entry: VinEntry, frame: Frame, vin: str) -> str:
     """The row's buttons: edit and remove before sending, a consent link where
     the owner's consent is the way forward, a retry where one can help."""
-    csrf = frame.csrf_input
     if not frame.submitted:
         return _draft_actions(entry, frame) if frame.managed else ""
     if entry.consent_link_helps:
         return _consent_actions(entry, frame, vin)
     if entry.status in RETRYABLE and entry.retry_refusal() is None:
         return (
-            f'<form method="post" action="{frame.url("retry", entry.pk)}">{csrf}'
+            f'<form method="post" action="{frame.url("retry", entry.pk)}">{frame.csrf_input}'
             f'<input type="hidden" name="return_query" value="{escape(frame.query)}">'
             f'<button type="submit" class="small" aria-label="Retry {vin}">Retry</button></form>'
         )

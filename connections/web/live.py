@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.html import format_html
 from django_htmx.http import HTMX_STOP_POLLING
 
 KEYS_HEADER = "Live-Keys"
@@ -61,6 +62,25 @@ class Live:
     @property
     def poller_key(self) -> str:
         return row_key(self.poll_url, self.every, self.hidden_every)
+
+    @property
+    def poller(self) -> str:
+        """The region's poller element, "" when nothing on the page can change:
+        one writing for both engines (`connections/web/live_poller.html` for
+        Django's, `{{ live.poller }}` in Jinja's)."""
+        if not self.every:
+            return ""
+        return format_html(
+            '<span hidden id="{}-poller" data-key="{}" data-live-poller hx-get="{}"'
+            ' hx-target="#{}" hx-swap="live" hx-trigger="every {}s"'
+            ' data-hidden-every="{}"></span>',
+            self.region,
+            self.poller_key,
+            self.poll_url,
+            self.region,
+            self.every,
+            self.hidden_every,
+        )
 
     def kept(self, element_id: str, key: str) -> bool:
         """Whether the browser already shows `element_id` at `key` (then the
