@@ -144,6 +144,13 @@ def env_database(name: str, default: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # Parameters sent apart from the SQL, and a statement run five times on
+        # one connection prepared by psycopg (Django turns that off by default,
+        # for connection poolers in transaction mode, which this deployment
+        # does not use): what every request repeats (its session and user, a
+        # live table's poll) skips PostgreSQL's planning, 0.05-0.15 ms each.
+        config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     return config
 
 

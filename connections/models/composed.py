@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import Model, QuerySet
+from django.db.models import CharField, Expression, Model, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -105,3 +105,24 @@ def composed(key: Hashable, queryset: Callable[[], QuerySet[Any]]) -> Statement:
             _kept.clear()
         statement = _kept[key] = compose(queryset())
     return statement
+
+
+class RowVersion(Expression):
+    """A token that moves with every write to a row, for a poll to tell a row
+    it already sent from a changed one without comparing what the row holds.
+
+    On PostgreSQL it is the row's `xmin`: the transaction that wrote the row's
+    current version. Every write makes a new version with its writer's id, two
+    transactions never share one, and VACUUM and freezing keep it (a write that
+    changes nothing still moves it, which costs a resend, never a stale row).
+    Elsewhere (SQLite) there is no such column: NULL, and the caller tells rows
+    apart by their values."""
+
+    output_field = CharField()
+
+    def as_sql(self, compiler, connection):
+        return "NULL", []
+
+    def as_postgresql(self, compiler, connection):
+        table = compiler.quote_name_unless_alias(compiler.query.base_table)
+        return f"{table}.xmin::text", []

@@ -20,7 +20,7 @@ from django.db import connections
 from django.db.models import DEFERRED, QuerySet
 
 from connections.models import ConsentLink, VinEntry
-from connections.models.composed import composed
+from connections.models.composed import RowVersion, composed
 
 # What `table.entry_key` reads of an entry (with `is_stale` and `age`, which
 # need `submitted_at`), and `attention`, which the rows-need-you note counts.
@@ -59,6 +59,8 @@ ENTRY_FIELDS = tuple(name for name in ALL_FIELDS if name in READ)
 # Where each column read goes in a full row, and where each key field was read.
 READ_AT = tuple(ALL_FIELDS.index(name) for name in ENTRY_FIELDS)
 KEY_AT = tuple(ENTRY_FIELDS.index("id" if name == "pk" else name) for name in KEY_FIELDS)
+# After the entry's columns: its `has_links` annotation and its version.
+HAS_LINKS_AT, VERSION_AT = len(ENTRY_FIELDS), len(ENTRY_FIELDS) + 1
 
 
 class KeyedRow(tuple):
@@ -71,8 +73,9 @@ class KeyedRow(tuple):
     is_stale = VinEntry.is_stale
     age = VinEntry.age
     in_progress_since = VinEntry.in_progress_since
-    # The row's last value: the `has_links` annotation.
-    has_links = property(itemgetter(-1))
+    has_links = property(itemgetter(HAS_LINKS_AT))
+    # The row's version on PostgreSQL (`RowVersion`), else None.
+    row_version = property(itemgetter(VERSION_AT))
     # Every key field at once, in `KEY_FIELDS` order.
     key_values = property(itemgetter(*KEY_AT))
 
@@ -95,7 +98,12 @@ def page_rows(
     statement once per `statement`: what its SQL depends on (upload,
     filters, page)."""
     query = composed(
-        ("upload-page", statement), lambda: page_entries().values_list(*ENTRY_FIELDS, "has_links")
+        ("upload-page", statement),
+        lambda: (
+            page_entries()
+            .annotate(row_version=RowVersion())
+            .values_list(*ENTRY_FIELDS, "has_links", "row_version")
+        ),
     )
     values = query.raw_rows()
     lazy = connections[query.db].vendor == "postgresql"

@@ -4,6 +4,8 @@ keys, and the rows themselves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest
 from django.template.backends.utils import csrf_input
 from django.template.loader import render_to_string
@@ -57,19 +59,38 @@ def badge(status: str) -> str:
     return STATUS_BADGES.get(status, "off")
 
 
-def entry_key(row, frame: tuple) -> tuple:
-    """Everything a live table row shows, as a tuple (the row's key is its
-    digest): the row's fields as read (`page_rows.KeyedRow.key_values`), its
-    consent link's state, the time-dependent stale badge, and `frame`, what
-    the whole table's rows depend on (submitted, managed, eligibility shown,
-    the filter query in the row forms)."""
-    link = row.row_links[0] if row.row_links else None
-    return (
-        frame,
-        row.key_values,
-        row.is_stale and row.age.days,
-        link and (link.pk, link.state, link.is_usable, link.expires_at),
-    )
+class RowKeys:
+    """The keys of one answer's rows (`page_rows` asks for each). A row's key
+    names everything the row shows: its fields as read, its consent link's
+    state, its stale badge (which moves with time), and `frame`, what all the
+    table's rows depend on (submitted, managed, eligibility shown, the filter
+    query in the row forms).
+
+    On PostgreSQL the row's version (`models.composed.RowVersion`) names its
+    fields, and the rest is a digest made once per answer for each (stale
+    badge, link) it meets: most rows share one. Elsewhere the key is a digest
+    of all of it, the fields' values as read (`page_rows.KeyedRow.key_values`)
+    included. Both are hexadecimal digits, a plain token. `digest` is the
+    live regions' (`web.live.row_key`), of fixed length."""
+
+    def __init__(self, frame: tuple, digest: Callable[..., str]) -> None:
+        self.frame = frame
+        self.digest = digest
+        self._around: dict[tuple, str] = {}
+
+    def __call__(self, row) -> str:
+        link = row.row_links[0] if row.row_links else None
+        around = (
+            row.is_stale and row.age.days,
+            link and (link.pk, link.state, link.is_usable, link.expires_at),
+        )
+        if row.row_version is None:
+            return self.digest(self.frame, row.key_values, *around)
+        rest = self._around.get(around)
+        if rest is None:
+            rest = self._around[around] = self.digest(self.frame, *around)
+        # The digest's length is fixed: the version is what comes before it.
+        return f"{row.row_version}{rest}"
 
 
 # A row the browser already shows at its key (connections/web/live.py).

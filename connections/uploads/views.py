@@ -44,7 +44,7 @@ from connections.uploads.page_rows import page_rows
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
-from connections.uploads.table import entry_key, needs_you_note, render_rows
+from connections.uploads.table import RowKeys, needs_you_note, render_rows
 from connections.uploads.table import summary as table_summary
 from connections.uploads.tasks import start_eligibility_check
 from connections.web.access import (
@@ -218,7 +218,7 @@ def _prepare_rows(
     start, length = (page.number - 1) * PAGE_SIZE, len(page.object_list)
     rows = page_rows(
         lambda: filtered()[start : start + length],
-        lambda row: row_key(*entry_key(row, frame)),
+        RowKeys(frame, row_key),
         lambda pk, key: live.kept(f"entry-{pk}", key),
         # What the page's SQL depends on: it is composed once for all of them.
         statement=(upload.pk, filters and tuple(sorted(filters.items())), start, length),

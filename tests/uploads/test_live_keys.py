@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from django.db import transaction
 from django.urls import reverse
 from django.utils import dateformat
 
-from connections.models import VinStatus
+from connections.models import VinEntry, VinStatus
 from connections.uploads.reading import read_upload
 from connections.uploads.row_html import changed_label, month_names
 from connections.uploads.submission import create_upload, submit
@@ -69,6 +70,33 @@ def test_a_poll_sends_whole_only_what_changed(client, manager, fleet):
 
     # A browser that lost its keys (a reload) gets everything again.
     assert rows | {"live-summary", "live-head"} <= whole(poll(client, upload, {}))
+
+
+def test_a_row_written_around_its_model_is_sent_anew(client, manager, fleet):
+    """A row's key moves with every write to the row, one that bypasses the
+    entry's methods too (a bulk UPDATE, as the bulk moves make), and with
+    nothing else: on PostgreSQL the key carries the row's version (its xmin,
+    `RowVersion`), elsewhere a digest of its values. In production each write
+    commits on its own; inside the test's transaction an atomic block is a
+    savepoint, which PostgreSQL gives a transaction id of its own."""
+    upload = create_upload(fleet, manager, read_upload("\n".join(make_vin(i) for i in (1, 2, 3))))
+    submit(upload, manager)
+    _, second, _ = upload.entries.order_by("line_number")
+    client.force_login(manager)
+    keys: dict[str, str] = {}
+    poll(client, upload, keys)
+
+    with transaction.atomic():
+        VinEntry.objects.filter(pk=second.pk).update(message="Moved by a bulk update.")
+        upload.bump()
+    body = poll(client, upload, keys)
+    assert whole(body) == {f"entry-{second.pk}", "live-poller"}
+    assert "Moved by a bulk update." in body.split(f'id="entry-{second.pk}"')[1]
+
+    # A new version with no row written: every row stays as the browser has it.
+    with transaction.atomic():
+        upload.bump()
+    assert whole(poll(client, upload, keys)) == {"live-poller"}
 
 
 def test_a_row_is_sent_anew_when_its_consent_link_changes(client, manager, fleet):
