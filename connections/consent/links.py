@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.consent.options import LinkOptions
-from connections.models import ConsentLink, Fleet, LinkStatus, Source, VinEntry, new_token
+from connections.models import ConsentLink, Fleet, LinkStatus, Source, Upload, VinEntry, new_token
 from connections.volteras import (
     AmbiguousWrite,
     AuthenticationError,
@@ -91,6 +91,7 @@ def create_link(
                 actor=user,
                 consent_link=link.pk,
             )
+            Upload.bump_entry_upload(vin_entry.pk)
     return link
 
 

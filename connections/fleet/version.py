@@ -4,8 +4,8 @@ list repeats.
 
 `Fleet.objects.visible_to` composed by the ORM, then the version's two
 aggregates, cost the ORM several times what they cost the database (about
-6 ms against 0.5 on the bench's machine). As with `Upload.version_seen_by`, a
-test holds this statement to `visible_to`'s answer for every role.
+6 ms against 0.5 on the bench's machine). A test holds this statement to
+`visible_to`'s answer for every role.
 """
 
 from __future__ import annotations

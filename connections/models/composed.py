@@ -71,15 +71,16 @@ class Statement:
     def rows(self) -> list[tuple]:
         return self.convert(self.raw_rows())
 
-    def objects(self) -> list[Model]:
-        """The model objects of a model queryset, with what it `select_related`."""
+    def objects(self, raw: list[tuple] | None = None) -> list[Model]:
+        """The model objects of a model queryset, with what it `select_related`:
+        of the rows `raw` (as `raw_rows` read them), else of a fresh run."""
         compiler = self.compiler
         klass_info = compiler.klass_info
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         names = [column[0].target.attname for column in compiler.select[start:end]]
         populators = get_related_populators(klass_info, compiler.select, self.db)
         built = []
-        for row in self.rows():
+        for row in self.rows() if raw is None else self.convert(raw):
             obj = klass_info["model"].from_db(self.db, names, row[start:end])
             for populator in populators:
                 populator.populate(row, obj)

@@ -26,6 +26,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from connections.models.uploads import Upload
 from connections.models.vehicles import Vehicle
 
 TOKEN_BYTES = 16  # 128 bits: not guessable, short enough for a printed link.
@@ -276,6 +277,8 @@ class ConsentLink(models.Model):
                 detail=detail,
                 actor=actor,
             )
+            if self.vin_entry_id:
+                Upload.bump_entry_upload(self.vin_entry_id)
         return True
 
     def note(self, detail: str, *, actor=None, **data: Any) -> ConsentLinkEvent:

@@ -15,8 +15,9 @@ from connections.roles import SUPPORT_GROUP
 
 class FleetQuerySet(models.QuerySet["Fleet"]):
     def visible_to(self, user) -> FleetQuerySet:
-        """The one place that decides which fleets a user may see (the live table's
-        poll repeats it in SQL, `Upload.version_seen_by`; a test keeps them equal)."""
+        """The one place that decides which fleets a user may see (the live
+        table's poll composes it into its statement once per user,
+        `uploads.polled`)."""
         if not user.is_authenticated or not user.is_active:
             return self.none()
         if user.is_superuser:

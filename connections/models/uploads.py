@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import F
 from django.urls import reverse
-
-from connections.roles import SUPPORT_GROUP
 
 
 class Upload(models.Model):
@@ -46,8 +42,16 @@ class Upload(models.Model):
 
     def bump(self) -> None:
         """Move the version on: called only by the transitions of the upload's
-        entries (`VinEntry.observe` and `VinEntryQuerySet`) and of the upload itself."""
+        entries (`VinEntry.observe` and `VinEntryQuerySet`), of the upload
+        itself, and of an entry's consent links (`bump_entry_upload`)."""
         Upload.objects.filter(pk=self.pk).update(version=F("version") + 1)
+
+    @staticmethod
+    def bump_entry_upload(entry_id: int) -> None:
+        """Move on the version of entry `entry_id`'s upload: its row shows the
+        entry's consent link (made, opened, completed...), and an open table
+        looks again only when the version moves."""
+        Upload.objects.filter(entries__pk=entry_id).update(version=F("version") + 1)
 
     def delete_draft(self) -> int | None:
         """Delete this upload and its rows if it is still a draft (never sent,
@@ -65,47 +69,3 @@ class Upload(models.Model):
             rows = locked.entries.count()
             locked.delete()
         return rows
-
-    @staticmethod
-    def version_seen_by(user, upload_id: int) -> int | None:
-        """The version of upload `upload_id` if it belongs to a fleet `user` may see,
-        else None: what every open live table asks every 2 s.
-
-        `Fleet.objects.visible_to` as hand-written statements, because composing
-        that queryset costs the ORM several times what the query costs the database
-        (about 0.8 ms against 0.1), on the request every watcher repeats. The
-        common watcher, a member of the fleet, costs one statement; support staff
-        a second. A test holds this to visible_to's answer for every role."""
-        if not user.is_authenticated or not user.is_active:
-            return None
-        if user.is_superuser:
-            return _first_value(VERSION_SQL, [upload_id])
-        version = _first_value(MEMBER_VERSION_SQL, [upload_id, user.pk])
-        if version is None:
-            version = _first_value(SUPPORT_VERSION_SQL, [upload_id, user.pk, SUPPORT_GROUP])
-        return version
-
-
-# `Upload.version_seen_by`: an upload's version, for anyone (superusers), for
-# a member of its fleet, or for a member of the Support group (`visible_to`).
-VERSION_SQL = "SELECT u.version FROM connections_upload u WHERE u.id = %s"
-
-
-MEMBER_VERSION_SQL = (
-    "SELECT u.version FROM connections_upload u JOIN connections_membership m"
-    " ON m.fleet_id = u.fleet_id WHERE u.id = %s AND m.user_id = %s"
-)
-
-
-SUPPORT_VERSION_SQL = (
-    "SELECT u.version FROM connections_upload u WHERE u.id = %s"
-    " AND EXISTS (SELECT 1 FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id"
-    " WHERE ug.user_id = %s AND g.name = %s)"
-)
-
-
-def _first_value(sql: str, params: list[Any]) -> Any:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return row[0] if row else None

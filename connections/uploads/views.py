@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -27,7 +26,6 @@ from connections.models import (
     Upload,
     VinEntry,
 )
-from connections.models.composed import composed
 from connections.models.summaries import entry_groups
 from connections.support.actions import retry
 from connections.uploads.eligibility import LABELS as ELIGIBILITY_LABELS
@@ -41,6 +39,7 @@ from connections.uploads.forms import (
     filter_form,
 )
 from connections.uploads.page_rows import page_rows
+from connections.uploads.polled import polled_upload
 from connections.uploads.reading import read_upload
 from connections.uploads.rows import ImportProblem
 from connections.uploads.submission import UploadNotStored, create_upload, submit
@@ -250,29 +249,17 @@ def upload_rows(request: HttpRequest, upload_id: int) -> HttpResponse:
     that a late change (a disconnect) still shows."""
     upload = None
     if request.htmx and "v" in request.GET:
-        # The common case, a poll that finds nothing new: one small query.
-        version = Upload.version_seen_by(request.user, upload_id)
-        if version is not None:
-            if is_current(request, version):
+        # The common case, a poll that finds nothing new: one small query,
+        # which also brings the upload when there is something new.
+        polled = polled_upload(request.user, upload_id)
+        if polled is not None:
+            if is_current(request, polled.version):
                 return no_change()
-            # Visible, as the version check just found: no need to ask again.
-            upload = _polled_upload(upload_id)
+            upload = polled.upload()
     if upload is None:
         upload = visible_upload(request, upload_id, "summary")
     context = _table_context(request, upload)
     return region_response(request, LIVE_TABLE, context, context["live"], using="jinja2")
-
-
-def _polled_upload(upload_id: int) -> Upload:
-    """The upload with its fleet and stored counts, by a statement composed once
-    per upload: every open table asks for it on each change."""
-    found = composed(
-        ("polled-upload", upload_id),
-        lambda: Upload.objects.select_related("fleet", "summary").filter(pk=upload_id),
-    ).objects()
-    if not found:
-        raise Http404("No upload here.")
-    return found[0]
 
 
 @post_only

@@ -510,3 +510,22 @@ class TestList:
         client.force_login(manager)
         page = client.get(fleet.get_absolute_url()).content.decode()
         assert reverse("consent_link_list", args=[fleet.slug]) in page
+
+
+def test_a_vins_link_made_or_moved_moves_its_uploads_version(manager, fleet, volteras_no_retries):
+    """An upload's table shows each VIN's link in the VIN's row: making the link,
+    and each move of it, moves the upload's version, so open tables look again."""
+    from connections.consent.vin_links import vin_link_options
+
+    upload = make_upload(fleet)
+    entry = add_entry(upload, VinStatus.CONNECTION_REQUIRED, vin="C0NSENT1000000006")
+    other = add_entry(make_upload(fleet), VinStatus.CONNECTION_REQUIRED, vin="C0NSENT1000000007")
+
+    def versions() -> tuple[int, int]:
+        return tuple(Upload.objects.get(pk=u).version for u in (upload.pk, other.upload_id))
+
+    before = versions()
+    link = create_link(fleet, vin_link_options(entry), user=manager, vin_entry=entry)
+    assert versions() == (before[0] + 1, before[1])
+    assert link.move(LinkStatus.REVOKED, "Revoked by the test.")
+    assert versions() == (before[0] + 2, before[1])

@@ -122,6 +122,28 @@ def test_a_row_is_sent_anew_when_its_consent_link_changes(client, manager, fleet
     assert url not in body
 
 
+def test_an_open_table_shows_a_vins_link_as_it_moves(client, manager, fleet):
+    """A VIN's consent link moving (here: the owner opens it) moves its upload's
+    version, so an open table looks again and sends that row anew."""
+    upload = create_upload(fleet, manager, read_upload("\n".join(make_vin(i) for i in (1, 2))))
+    submit(upload, manager)
+    _, second = upload.entries.order_by("line_number")
+    second.observe(VinStatus.CONNECTION_REQUIRED, "poll")
+    link = stored_link(fleet, vin_entry=second, vin=second.vin)
+    client.force_login(manager)
+    keys: dict[str, str] = {}
+    assert "Active" in poll(client, upload, keys).split(f'id="entry-{second.pk}"')[1]
+    upload.refresh_from_db()
+    seen = upload.version
+
+    link.count_open()
+    upload.refresh_from_db()
+    assert upload.version == seen + 1
+    body = poll(client, upload, keys)
+    assert whole(body) == {f"entry-{second.pk}", "live-poller"}
+    assert "Opened" in body.split(f'id="entry-{second.pk}"')[1]
+
+
 def test_a_filter_changes_the_head_and_every_row_key(client, manager, fleet):
     upload = create_upload(fleet, manager, read_upload("\n".join(make_vin(i) for i in (1, 2))))
     submit(upload, manager)

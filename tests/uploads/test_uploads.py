@@ -327,8 +327,11 @@ class TestLiveTable:
         assert response.status_code == 204
 
     def test_poll_version_check_sees_what_visible_to_sees(self, users, manager, fleet, other_fleet):
-        """`Upload.version_seen_by` is `Fleet.objects.visible_to` in hand-written SQL."""
+        """The poll's read of the upload (`polled_upload`, one statement composed
+        per upload and user) sees what `Fleet.objects.visible_to` sees."""
         from django.contrib.auth.models import AnonymousUser, Group, User
+
+        from connections.uploads.polled import polled_upload
 
         ours = create_upload(fleet, manager, read_upload(make_vin(1)))
         theirs = create_upload(other_fleet, manager, read_upload(make_vin(2)))
@@ -352,7 +355,10 @@ class TestLiveTable:
                     .values_list("version", flat=True)
                     .first()
                 )
-                assert Upload.version_seen_by(user, upload_id) == expected, (name, upload_id)
+                polled = polled_upload(user, upload_id)
+                assert (polled and polled.version) == expected, (name, upload_id)
+                if polled is not None:
+                    assert polled.upload().pk == upload_id
                 seen[name, upload_id] = expected
         # The roles do differ, so the comparison above means something.
         assert seen["manager", theirs.pk] is None and seen["admin", theirs.pk] == 5
