@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from html import escape
 from urllib.parse import quote
 
+from django.http import HttpRequest
+from django.template.backends.utils import csrf_input
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS_3
@@ -82,24 +84,30 @@ class Frame:
     show_eligibility: bool
     eligibility_labels: dict
     query: str
-    csrf_input: str
+    request: HttpRequest
     consent_links_url: str
     links: dict[str, tuple[str, str]]
     zone: tzinfo
     months: tuple[str, ...]
 
     @classmethod
-    def of(cls, context: dict, csrf_input: str, consent_links_url: str) -> Frame:
+    def of(cls, context: dict, request: HttpRequest, consent_links_url: str) -> Frame:
         names = ("submitted", "managed", "checking", "show_eligibility", "eligibility_labels")
         return cls(
             *(context[name] for name in names),
             query=context["query"],
-            csrf_input=str(csrf_input),
+            request=request,
             consent_links_url=consent_links_url,
             links=row_links(context["upload"].pk),
             zone=timezone.get_current_timezone(),
             months=month_names(),
         )
+
+    @cached_property
+    def csrf_input(self) -> str:
+        """The CSRF field of every form of the rows: made once (masking the
+        token costs), and only when a row sent has a form (most have none)."""
+        return str(csrf_input(self.request))
 
     def url(self, name: str, pk: int) -> str:
         before, after = self.links[name]

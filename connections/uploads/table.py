@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest
-from django.template.backends.utils import csrf_input
 from django.template.loader import render_to_string
 
 from connections.models import STATUS_BADGES, Attention, VinStatus
@@ -109,8 +108,7 @@ def render_rows(request: HttpRequest, rows: list, context: dict, consent_links_u
             html.append(PLACEHOLDER.format(entry.pk, entry.live_key))
             continue
         if frame is None:
-            # The CSRF field made once for every form of every row.
-            frame = Frame.of(context, csrf_input(request), consent_links_url)
+            frame = Frame.of(context, request, consent_links_url)
         if entry.row_links and entry.consent_link_helps:
             entry.link_cell = render_to_string(
                 "connections/consent/vin_link_cell.html", {"link": entry.row_links[0]}
