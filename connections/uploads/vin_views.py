@@ -10,6 +10,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 
 from connections.models import (
     VinEntry,
@@ -28,6 +29,7 @@ from connections.web.access import (
 )
 from connections.web.live import (
     Live,
+    browser_keys,
     is_current,
     no_change,
     region_response,
@@ -66,10 +68,18 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
         version,
         VIN_POLL_SECONDS.get(mode),
         stop=mode != "fast",
+        have=browser_keys(request) if region else {},
     )
     context = {**live_context(request, entry, events), "consent_links": links, "live": live}
     context["has_links"] = bool(links)
-    context["keys"] = _vin_keys(context)
+    context["keys"] = keys = _vin_keys(context)
+    # Volteras is asked on the page's load, and by a poll only when the VIN's
+    # record moved since the browser's answer (its key), never on every poll.
+    context["volteras_kept"] = live.kept("volteras-view", keys["volteras"])
+    if not context["volteras_kept"]:
+        vehicle, vehicle_problem = volteras_view(entry)
+        context |= {"vehicle": vehicle, "vehicle_problem": vehicle_problem}
+        context["vehicle_asked_at"] = timezone.now() if entry.vehicle_id else None
     if region:
         return region_response(request, VIN_LIVE, context, live)
     others = (
@@ -78,11 +88,8 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
         .select_related("upload")
         .order_by("-pk")[:20]
     )
-    vehicle, vehicle_problem = volteras_view(entry)
     context |= {
         "others": others,
-        "vehicle": vehicle,
-        "vehicle_problem": vehicle_problem,
         "deliveries": webhook_deliveries(entry, everywhere=user_is_support(request.user)),
     }
     if user_is_support(request.user):
@@ -119,4 +126,10 @@ def _vin_keys(context: dict) -> dict[str, str]:
         "links": row_key(
             [(link.pk, link.state, link.expires_at) for link in context["consent_links"]]
         ),
-    }
+        "vehicle": row_key(
+            entry.make, entry.make_inferred, entry.country_code, entry.registration_plate,
+            entry.model, entry.model_year, entry.vehicle_id, context["support_user"],
+            entry.batch and entry.batch.group_id,
+        ),
+        "volteras": row_key(entry.vehicle_id, entry.status, entry.status_changed_at, entry.message),
+    }  # fmt: skip

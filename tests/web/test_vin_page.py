@@ -124,3 +124,45 @@ def test_send_stays_available_while_eligibility_is_checked(client, fleet, manage
     assert upload.state == Upload.State.SUBMITTED
     body = client.get(upload.get_absolute_url()).content.decode()
     assert "Eligibility check" not in body
+
+
+def test_what_volteras_says_is_asked_again_only_when_the_vin_moved(
+    client, fleet, manager, monkeypatch
+):
+    """The page's Volteras section is in its live part: a poll asks Volteras
+    again when the VIN's record moved (here it got its vehicle id), and sends a
+    placeholder, asking nothing, while the browser's copy is current. The
+    Volteras client is replaced at the edge: the sandbox knows no such vehicle."""
+    from connections.uploads import vin_page
+    from connections.volteras import NotFound
+    from tests.live import keys_of
+
+    asked: list[str] = []
+
+    class Client:
+        def get_vehicle(self, vehicle_id: str):
+            asked.append(vehicle_id)
+            raise NotFound("no such vehicle", status=404)
+
+    monkeypatch.setattr(vin_page, "get_client", Client)
+    upload = add_entries(fleet, [("WVWZZZ1JZ3W000032", VinStatus.PROCESSING, "")])
+    entry = upload.entries.get()
+    url = reverse("entry_detail", args=[entry.pk])
+    client.force_login(manager)
+    page = client.get(url).content.decode()
+    assert "has not given this VIN a vehicle id yet" in page and asked == []
+    version, keys = client.get(url).context["live"].version, keys_of(page)
+
+    entry.observe(VinStatus.CONNECTED, Source.POLL, vehicle_id="veh_0042")
+    changed = poll(client, url, "vin-live", keys, v=version)
+    body = changed.content.decode()
+    assert asked == ["veh_0042"]
+    assert "Volteras does not know vehicle veh_0042" in body and "Asked at" in body
+    assert '<dd class="mono">veh_0042</dd>' in body  # the Vehicle card too
+
+    # A change that leaves the VIN's record as it was (a timeline note): no question.
+    version, keys = changed.context["live"].version, keys_of(body)
+    entry.record(Source.MANUAL, "A note.")
+    quiet = poll(client, url, "vin-live", keys, v=version).content.decode()
+    assert asked == ["veh_0042"]
+    assert '<section id="volteras-view" data-key=' in quiet and "data-live-keep" in quiet
