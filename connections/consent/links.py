@@ -91,7 +91,8 @@ def create_link(
                 actor=user,
                 consent_link=link.pk,
             )
-            Upload.bump_entry_upload(vin_entry.pk)
+            # Its upload's open tables look again: the row shows the link.
+            Upload(pk=vin_entry.upload_id).bump()
     return link
 
 

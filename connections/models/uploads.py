@@ -43,7 +43,8 @@ class Upload(models.Model):
     def bump(self) -> None:
         """Move the version on: called only by the transitions of the upload's
         entries (`VinEntry.observe` and `VinEntryQuerySet`), of the upload
-        itself, and of an entry's consent links (`bump_entry_upload`)."""
+        itself, and of an entry's consent links (`consent.links.create_link`,
+        `ConsentLink.move` through `bump_entry_upload`)."""
         Upload.objects.filter(pk=self.pk).update(version=F("version") + 1)
 
     @staticmethod

@@ -1,5 +1,5 @@
 """The live table's rows of one page, read as one tuple of plain values per
-row: its key (`table.entry_key`) is worked out from them, so that a poll can
+row: its key (`table.RowKeys`) is worked out from them, so that a poll can
 tell which rows the browser already shows without building a model object
 for each; only the rows sent whole become full entries (from the same values,
 no second query).
@@ -22,7 +22,7 @@ from django.db.models import DEFERRED, QuerySet
 from connections.models import ConsentLink, VinEntry
 from connections.models.composed import RowVersion, composed
 
-# What `table.entry_key` reads of an entry (with `is_stale` and `age`, which
+# What `table.RowKeys` reads of an entry (with `is_stale` and `age`, which
 # need `submitted_at`), and `attention`, which the rows-need-you note counts.
 KEY_FIELDS = (
     "pk",

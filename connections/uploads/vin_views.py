@@ -15,7 +15,6 @@ from django.utils import timezone
 from connections.models import (
     VinEntry,
     VinStatus,
-    user_is_support,
 )
 from connections.support.actions import ACTIONS, request_ids
 from connections.uploads.vin_page import (
@@ -90,9 +89,9 @@ def entry_detail(request: HttpRequest, entry_id: int) -> HttpResponse:
     )
     context |= {
         "others": others,
-        "deliveries": webhook_deliveries(entry, everywhere=user_is_support(request.user)),
+        "deliveries": webhook_deliveries(entry, everywhere=context["support_user"]),
     }
-    if user_is_support(request.user):
+    if context["support_user"]:
         context["support_actions"] = ACTIONS
         context["request_ids"] = request_ids([entry]).get(entry.pk, [])
     return render(request, "connections/uploads/entry_detail.html", context)
